@@ -1,0 +1,210 @@
+//! The command line, one field per flag. The doc comments are the `--help` text.
+
+use std::ffi::{OsStr, OsString};
+
+use clap::{ArgAction, Parser};
+
+/// Flags that take a value; every other flag is a boolean.
+const VALUE_FLAGS: &[&str] = &["port", "address", "closems", "maxforks", "passenv", "loglevel"];
+
+/// websocketd turns any program that reads STDIN and writes STDOUT into a WebSocket server.
+///
+/// Each WebSocket connection starts COMMAND with ARGS; each line it writes to STDOUT becomes a
+/// message to the client, and each message from the client becomes a line on its STDIN.
+/// Request details (address, headers, path, query) reach it as CGI-style environment variables.
+#[derive(Debug, Parser)]
+#[command(
+    name = "websocketd",
+    override_usage = "websocketd [options] COMMAND [command args]",
+    disable_version_flag = true,
+    disable_help_flag = true,
+    args_override_self = true,
+    max_term_width = 100
+)]
+pub struct Args {
+    /// HTTP port to listen on (0 picks a free one).
+    #[arg(
+        long,
+        value_name = "PORT",
+        default_value_t = 80,
+        allow_negative_numbers = true,
+        help_heading = "Network"
+    )]
+    pub port: i64,
+
+    /// Interface to bind to (e.g. 127.0.0.1 or [::1]); repeat for several. Default: all.
+    #[arg(long, value_name = "ADDRESS", action = ArgAction::Append, help_heading = "Network")]
+    pub address: Vec<String>,
+
+    /// Binary mode: each read from STDOUT is sent as one binary message.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = parse_bool, help_heading = "Process")]
+    pub binary: bool,
+
+    /// Extra milliseconds added to each wait of the termination ladder (stdin close, SIGINT,
+    /// SIGTERM, SIGKILL).
+    #[arg(long, value_name = "MS", default_value_t = 0, help_heading = "Process")]
+    pub closems: u64,
+
+    /// Most processes running at once; further upgrades get 429. 0 means no limit.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1024,
+        allow_negative_numbers = true,
+        help_heading = "Process"
+    )]
+    pub maxforks: i64,
+
+    /// Comma-separated names of variables passed from websocketd's environment to the process.
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "PATH,LD_LIBRARY_PATH",
+        help_heading = "Process"
+    )]
+    pub passenv: String,
+
+    /// Least severe level logged: debug, trace, access, info, warn, error, fatal or none.
+    #[arg(long, value_name = "LEVEL", default_value = "access", help_heading = "Logging")]
+    pub loglevel: String,
+
+    /// Print the version and exit.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = parse_bool)]
+    pub version: bool,
+
+    /// Print this help and exit.
+    #[arg(long, short = 'h', action = ArgAction::Help)]
+    pub help: Option<bool>,
+
+    /// The program to run for each connection, and its arguments.
+    #[arg(value_name = "COMMAND", trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub command: Vec<OsString>,
+}
+
+/// Go's `strconv.ParseBool`, which websocketd's boolean flags accept.
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err(format!("parse error: '{s}' is not a boolean")),
+    }
+}
+
+/// Rewrites a command line from websocketd's Go-flag style into one clap reads the same way:
+/// `-flag` becomes `--flag` (`-help` too), and parsing stops at `--` or at the first word that
+/// is not a flag, after which everything goes to COMMAND untouched.
+pub fn normalize<I>(argv: I) -> Vec<OsString>
+where
+    I: IntoIterator<Item = OsString>,
+{
+    let mut argv = argv.into_iter();
+    let mut out: Vec<OsString> = argv.next().into_iter().collect();
+    let mut expect_value = false;
+    for arg in argv.by_ref() {
+        if expect_value {
+            expect_value = false;
+            out.push(arg);
+            continue;
+        }
+        let Some(text) = arg.to_str() else {
+            out.push(OsString::from("--"));
+            out.push(arg);
+            break;
+        };
+        if text == "--" {
+            out.push(arg);
+            break;
+        }
+        let name = match text.strip_prefix("--").or_else(|| text.strip_prefix('-')) {
+            Some(name) if !name.is_empty() && !name.starts_with('-') => name,
+            // Not a flag: COMMAND starts here.
+            _ => {
+                out.push(OsString::from("--"));
+                out.push(arg);
+                break;
+            }
+        };
+        let (flag, has_value) = match name.split_once('=') {
+            Some((flag, _)) => (flag, true),
+            None => (name, false),
+        };
+        expect_value = !has_value && VALUE_FLAGS.contains(&flag);
+        if flag == "h" && !has_value {
+            out.push(OsString::from("-h"));
+        } else {
+            out.push(OsString::from(format!("--{name}")));
+        }
+    }
+    out.extend(argv);
+    out
+}
+
+impl Args {
+    /// Whether the command line had no arguments at all.
+    pub fn is_empty_command_line(argv: &[OsString]) -> bool {
+        argv.len() <= 1
+    }
+
+    /// COMMAND, if given.
+    pub fn program(&self) -> Option<&OsStr> {
+        self.command.first().map(OsString::as_os_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(args: &[&str]) -> Vec<String> {
+        let argv = std::iter::once("websocketd").chain(args.iter().copied()).map(OsString::from);
+        normalize(argv).into_iter().skip(1).map(|a| a.into_string().unwrap()).collect()
+    }
+
+    #[test]
+    fn single_dash_flags_become_double_dash() {
+        assert_eq!(norm(&["-port=80", "-binary", "cat"]), ["--port=80", "--binary", "--", "cat"]);
+        assert_eq!(norm(&["-port", "80", "cat"]), ["--port", "80", "--", "cat"]);
+        assert_eq!(norm(&["-help"]), ["--help"]);
+        assert_eq!(norm(&["-h"]), ["-h"]);
+    }
+
+    #[test]
+    fn parsing_stops_at_the_first_word_that_is_not_a_flag() {
+        assert_eq!(
+            norm(&["--port=1", "cat", "--port=2", "-x"]),
+            ["--port=1", "--", "cat", "--port=2", "-x"]
+        );
+        assert_eq!(norm(&["--binary", "true", "cat"]), ["--binary", "--", "true", "cat"]);
+        assert_eq!(norm(&["--", "-weird"]), ["--", "-weird"]);
+    }
+
+    #[test]
+    fn normalized_lines_parse_as_websocketd_would() {
+        let parse = |args: &[&str]| {
+            let argv =
+                std::iter::once("websocketd").chain(args.iter().copied()).map(OsString::from);
+            Args::try_parse_from(normalize(argv))
+        };
+        let a = parse(&[
+            "-port",
+            "8080",
+            "--binary=false",
+            "-address=127.0.0.1",
+            "--address",
+            "[::1]",
+            "cat",
+            "-n",
+        ])
+        .unwrap();
+        assert_eq!(a.port, 8080);
+        assert!(!a.binary);
+        assert_eq!(a.address, ["127.0.0.1", "[::1]"]);
+        assert_eq!(a.command, ["cat", "-n"]);
+        let b = parse(&["--binary", "true", "cat"]).unwrap();
+        assert!(b.binary);
+        assert_eq!(b.command, ["true", "cat"]);
+        assert!(parse(&["--port=1", "--port=2", "x"]).is_ok_and(|a| a.port == 2));
+        assert!(parse(&["--bogus", "cat"]).is_err());
+        assert!(parse(&["--binary=maybe", "cat"]).is_err());
+    }
+}

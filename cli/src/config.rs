@@ -1,0 +1,102 @@
+//! What the flags mean together: `TryFrom<Args> for Config`.
+
+use std::time::Duration;
+
+use websocketd_core::command;
+use websocketd_core::env::EnvSettings;
+use websocketd_core::log::LogLevel;
+use websocketd_core::session::SessionConfig;
+use websocketd_framing::Framing;
+
+use crate::args::Args;
+
+/// The largest message accepted from a client, and the largest piece of output sent at once.
+pub const MAX_MESSAGE: usize = 1024 * 1024;
+
+/// A validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// `--address` values, as given.
+    pub addresses: Vec<String>,
+    /// The port to listen on.
+    pub port: i64,
+    /// Most concurrent sessions (0: no limit).
+    pub maxforks: usize,
+    /// The log threshold.
+    pub loglevel: LogLevel,
+    /// What each session runs.
+    pub session: SessionConfig,
+}
+
+/// Why the flags do not make a configuration. Each is reported with exit code 1.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `--loglevel` is not a level.
+    #[error("Incorrect loglevel flag '{0}'. Use --help to see allowed values.")]
+    LogLevel(String),
+    /// No COMMAND.
+    #[error("Please specify COMMAND or provide --dir, --staticdir or --cgidir argument.")]
+    NoCommand,
+    /// COMMAND was not found.
+    #[error("Unable to locate specified COMMAND '{0}' in OS path.")]
+    CommandNotFound(String),
+}
+
+impl ConfigError {
+    /// Whether websocketd prints its short usage after this message.
+    pub fn wants_usage(&self) -> bool {
+        true
+    }
+
+    /// Whether the message goes to stdout (as websocketd does for a bad log level).
+    pub fn on_stdout(&self) -> bool {
+        matches!(self, ConfigError::LogLevel(_))
+    }
+}
+
+impl TryFrom<Args> for Config {
+    type Error = ConfigError;
+
+    fn try_from(args: Args) -> Result<Config, ConfigError> {
+        let loglevel: LogLevel =
+            args.loglevel.parse().map_err(|_| ConfigError::LogLevel(args.loglevel.clone()))?;
+        let mut words = args.command.into_iter();
+        let name = words.next().ok_or(ConfigError::NoCommand)?;
+        let name = name.to_string_lossy().into_owned();
+        let program = command::resolve(&name, std::env::var_os("PATH").as_deref())
+            .map_err(|_| ConfigError::CommandNotFound(name.clone()))?;
+        let passenv =
+            EnvSettings::capture_passenv(args.passenv.split(','), |k| std::env::var_os(k));
+        let framing = if args.binary { Framing::Chunks } else { Framing::Lines };
+        Ok(Config {
+            addresses: args.address,
+            port: args.port,
+            maxforks: usize::try_from(args.maxforks).unwrap_or(0),
+            loglevel,
+            session: SessionConfig {
+                program,
+                args: words.collect(),
+                framing,
+                max_message: MAX_MESSAGE,
+                closems: Duration::from_millis(args.closems),
+                env: EnvSettings {
+                    server_software: format!("websocketd/{}", version()),
+                    passenv,
+                    default_port: 80,
+                },
+            },
+        })
+    }
+}
+
+/// The version string: ours, and what it runs on.
+pub fn version() -> String {
+    format!(
+        "{} (rust {} {}-{})",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("CARGO_PKG_RUST_VERSION").unwrap_or(""),
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
+}

@@ -1,0 +1,9 @@
+//! The `websocketd` command: flags, their meaning, and the running server.
+//!
+//! - [`args`]: the flags as clap sees them, and websocketd's Go-style argv rules.
+//! - [`config`]: what the flags mean together, validated.
+//! - [`server`]: binding, start-up lines, serving, and stopping on a signal.
+
+pub mod args;
+pub mod config;
+pub mod server;

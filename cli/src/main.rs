@@ -1,0 +1,88 @@
+//! `websocketd`: parse, convert, run, and map the outcome to websocketd's exit codes
+//! (0 help/version, 1 invalid options, 2 flag syntax, 3 cannot listen).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use websocketd::args::{self, Args};
+use websocketd::config::{self, Config};
+use websocketd::server;
+
+const SHORT_USAGE: &str = "\
+Usage:
+
+  Export a single executable program a WebSocket server:
+    websocketd [options] COMMAND [command args]
+
+  Full documentation at README.md, or run: websocketd --help";
+
+fn main() -> ExitCode {
+    let argv: Vec<_> = std::env::args_os().collect();
+    let empty = Args::is_empty_command_line(&argv);
+    let args = match Args::try_parse_from(args::normalize(argv)) {
+        Ok(args) => args,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    if empty {
+        println!("Command line arguments are missing.");
+        eprintln!("\n{SHORT_USAGE}");
+        return ExitCode::from(1);
+    }
+    if args.version {
+        if let Err(e) = args.loglevel.parse::<websocketd_core::log::LogLevel>() {
+            println!("Incorrect loglevel flag '{}'. Use --help to see allowed values.", e.0);
+            eprintln!("\n{SHORT_USAGE}");
+            return ExitCode::from(1);
+        }
+        println!("websocketd {}", config::version());
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::try_from(args) {
+        Ok(config) => config,
+        Err(e) => {
+            if e.on_stdout() {
+                println!("{e}");
+            } else {
+                eprintln!("{e}");
+            }
+            if e.wants_usage() {
+                eprintln!("\n{SHORT_USAGE}");
+            }
+            return ExitCode::from(1);
+        }
+    };
+    websocketd_core::log::init(config.loglevel);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            websocketd_core::fatal!(target: "server", "Can't start server: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    runtime.block_on(async {
+        let listeners = match server::bind(&config).await {
+            Ok(listeners) => listeners,
+            Err(e) => {
+                websocketd_core::fatal!(target: "server", "Can't start server: {}", error_chain(&e));
+                return ExitCode::from(3);
+            }
+        };
+        server::serve(config, listeners).await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// An error and its causes on one line: `a: b: c`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,342 @@
+//! The child process: spawned in its own process group, its stderr drained, and a
+//! written-down death.
+//!
+//! The termination ladder is websocketd's: with stdin already closed, wait 100 ms, then
+//! SIGINT; wait 250 ms, then SIGTERM; wait 500 ms, then SIGKILL; each wait lengthened by
+//! `--closems`. Unlike websocketd every signal goes to the whole process group, so
+//! grandchildren die too, and the ladder goes on while any live member of the group remains.
+
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::io;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::net::unix::pipe;
+use tokio::time::Instant;
+use tokio_util::codec::Decoder;
+use websocketd_framing::{Frame, LineCodec};
+
+/// Longest stderr line logged as one; longer ones are logged in pieces.
+const STDERR_LINE_MAX: usize = 64 * 1024;
+/// How much one read from a child's pipe may bring.
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
+
+/// The ladder: how long to wait, then which signal to send.
+const LADDER: [(Duration, Signal); 3] = [
+    (Duration::from_millis(100), Signal::SIGINT),
+    (Duration::from_millis(250), Signal::SIGTERM),
+    (Duration::from_millis(500), Signal::SIGKILL),
+];
+/// How long to wait for the end after SIGKILL before giving up on the group.
+const AFTER_KILL: Duration = Duration::from_millis(1000);
+/// How often the group is checked once the direct child is gone.
+const GROUP_POLL: Duration = Duration::from_millis(10);
+
+/// Where a child is on its way down: the termination ladder's next step and its deadline.
+#[derive(Debug)]
+pub struct Ladder {
+    step: usize,
+    deadline: Instant,
+    closems: Duration,
+    ended_by: &'static str,
+}
+
+/// A running child and its process group.
+#[derive(Debug)]
+pub struct Child {
+    inner: tokio::process::Child,
+    pid: u32,
+    status: Option<ExitStatus>,
+}
+
+/// The child's three pipes, as non-blocking tokio pipes.
+#[derive(Debug)]
+pub struct Pipes {
+    /// The child's stdin.
+    pub stdin: pipe::Sender,
+    /// The child's stdout.
+    pub stdout: pipe::Receiver,
+    /// The child's stderr.
+    pub stderr: pipe::Receiver,
+}
+
+impl Child {
+    /// Starts `program` with `args` and exactly the environment `env`, in a new process group,
+    /// with all three standard streams piped.
+    pub fn spawn<I, K, V>(
+        program: &Path,
+        args: &[impl AsRef<OsStr>],
+        env: I,
+    ) -> io::Result<(Child, Pipes)>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args)
+            .env_clear()
+            .envs(env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut inner = cmd.spawn()?;
+        let pid =
+            inner.id().ok_or_else(|| io::Error::other("child exited before its pid was read"))?;
+        let pipes = (|| {
+            let missing = || io::Error::other("child pipe missing");
+            let stdin = inner.stdin.take().ok_or_else(missing)?.into_owned_fd()?;
+            let stdout = inner.stdout.take().ok_or_else(missing)?.into_owned_fd()?;
+            let stderr = inner.stderr.take().ok_or_else(missing)?.into_owned_fd()?;
+            io::Result::Ok(Pipes {
+                stdin: pipe::Sender::from_owned_fd(stdin)?,
+                stdout: pipe::Receiver::from_owned_fd(stdout)?,
+                stderr: pipe::Receiver::from_owned_fd(stderr)?,
+            })
+        })();
+        live().insert(pid);
+        let child = Child { inner, pid, status: None };
+        match pipes {
+            Ok(pipes) => Ok((child, pipes)),
+            Err(e) => {
+                child.kill_group(Signal::SIGKILL);
+                Err(e)
+            }
+        }
+    }
+
+    /// The child's pid, which is also its process group id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The exit status, once the child has been reaped.
+    pub fn status(&self) -> Option<ExitStatus> {
+        self.status
+    }
+
+    /// Waits for the child to exit and reaps it. Cancel-safe.
+    pub async fn wait(&mut self) -> io::Result<ExitStatus> {
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
+        let status = self.inner.wait().await?;
+        self.status = Some(status);
+        Ok(status)
+    }
+
+    /// Starts the termination ladder's clock; the caller has closed stdin already.
+    pub fn ladder(&self, closems: Duration) -> Ladder {
+        Ladder {
+            step: 0,
+            deadline: Instant::now() + LADDER[0].0 + closems,
+            closems,
+            ended_by: "stdin was closed",
+        }
+    }
+
+    /// Climbs `ladder` until the child itself is reaped, and returns its status (`None` if
+    /// even SIGKILL did not end it).
+    pub async fn reap(&mut self, ladder: &mut Ladder) -> Option<ExitStatus> {
+        if self.climb(ladder, false).await {
+            tracing::debug!(target: "process", "Process {} terminated after {}", self.pid, ladder.ended_by);
+        }
+        self.status
+    }
+
+    /// Climbs on until no live process of the child's group remains.
+    pub async fn finish(&mut self, ladder: &mut Ladder) {
+        self.climb(ladder, true).await;
+    }
+
+    /// The whole ladder: reaps the child and ends its group. Returns the child's status.
+    pub async fn terminate(&mut self, closems: Duration) -> Option<ExitStatus> {
+        let mut ladder = self.ladder(closems);
+        self.reap(&mut ladder).await;
+        self.finish(&mut ladder).await;
+        self.status
+    }
+
+    async fn climb(&mut self, ladder: &mut Ladder, group_too: bool) -> bool {
+        loop {
+            if self.wait_until(ladder.deadline, group_too).await {
+                return true;
+            }
+            let Some(&(_, signal)) = LADDER.get(ladder.step) else {
+                tracing::error!(target: "process", "SIGKILL did not terminate {}!", self.pid);
+                return false;
+            };
+            if !self.kill_group(signal) {
+                tracing::error!(target: "process", "{} unsuccessful to {}", signal.as_str(), self.pid);
+            }
+            ladder.ended_by = signal.as_str();
+            ladder.step += 1;
+            let wait =
+                LADDER.get(ladder.step).map_or(AFTER_KILL, |&(wait, _)| wait + ladder.closems);
+            ladder.deadline = Instant::now() + wait;
+        }
+    }
+
+    /// Sends `signal` to the child's whole group. False if that failed for any reason other
+    /// than the group being gone already.
+    fn kill_group(&self, signal: Signal) -> bool {
+        let Ok(pgid) = i32::try_from(self.pid) else { return false };
+        !matches!(killpg(Pid::from_raw(pgid), signal), Err(e) if e != nix::errno::Errno::ESRCH)
+    }
+
+    /// Waits until `deadline` for the child to be reaped and, if `group_too`, for no live
+    /// process of its group to remain. True if that happened.
+    async fn wait_until(&mut self, deadline: Instant, group_too: bool) -> bool {
+        if self.status.is_none() {
+            match tokio::time::timeout_at(deadline, self.inner.wait()).await {
+                Ok(Ok(status)) => self.status = Some(status),
+                // Not our child any more (cannot happen short of a bug): nothing left to reap.
+                Ok(Err(_)) => return true,
+                Err(_) => return false,
+            }
+        }
+        if !group_too {
+            return true;
+        }
+        loop {
+            if !group_has_live_members(self.pid) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(GROUP_POLL).await;
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // A session that ends early (its task cancelled) still takes its processes along.
+        if self.status.is_none() {
+            self.kill_group(Signal::SIGKILL);
+        }
+        live().remove(&self.pid);
+    }
+}
+
+/// The process groups of all children not yet dropped.
+fn live() -> std::sync::MutexGuard<'static, BTreeSet<u32>> {
+    static LIVE: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+    // The set stays consistent even if a holder panicked: each update is one call.
+    LIVE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Stops every child's group on the server's way out: SIGTERM, up to a second's grace,
+/// then SIGKILL for what is left.
+pub async fn stop_all() {
+    let groups: Vec<u32> = live().iter().copied().collect();
+    let signal_all = |signal: Signal| {
+        for &pgid in &groups {
+            if let Ok(raw) = i32::try_from(pgid) {
+                let _ = killpg(Pid::from_raw(raw), signal);
+            }
+        }
+    };
+    signal_all(Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < deadline && groups.iter().any(|&g| group_has_live_members(g)) {
+        tokio::time::sleep(GROUP_POLL).await;
+    }
+    signal_all(Signal::SIGKILL);
+}
+
+/// Whether any process other than a zombie is in group `pgid`. Zombies are not counted:
+/// they are dead, and whoever adopted them reaps them.
+fn group_has_live_members(pgid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pgid) else { return false };
+    // Cheap first: no member at all.
+    if killpg(Pid::from_raw(raw), None::<Signal>).is_err() {
+        return false;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else { return true };
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        if !name.as_encoded_bytes().iter().all(u8::is_ascii_digit) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
+        let mut fields = after.split_ascii_whitespace();
+        let (Some(state), Some(_ppid), Some(pgrp)) = (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        if pgrp == pgid.to_string() && state != "Z" && state != "X" {
+            return true;
+        }
+    }
+    false
+}
+
+/// Logs each line of the child's stderr at ERROR in category `stderr`, until it closes.
+/// Lines of any length are logged (in pieces), so the child never stalls on stderr.
+pub async fn drain_stderr(stderr: pipe::Receiver) {
+    let mut codec = LineCodec::new(STDERR_LINE_MAX);
+    let mut buf = BytesMut::new();
+    loop {
+        while let Ok(Some(Frame::Text(line) | Frame::Binary(line))) = codec.decode(&mut buf) {
+            tracing::error!(target: "stderr", "{}", String::from_utf8_lossy(&line));
+        }
+        match read_some(&stderr, &mut buf).await {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(target: "process", "Unexpected error while reading STDERR from process: {e}");
+                break;
+            }
+        }
+    }
+    while let Ok(Some(Frame::Text(line) | Frame::Binary(line))) = codec.decode_eof(&mut buf) {
+        tracing::error!(target: "stderr", "{}", String::from_utf8_lossy(&line));
+    }
+    tracing::debug!(target: "process", "Process STDERR closed");
+}
+
+/// Reads what the pipe has into `buf` without waiting: `Ok(Some(0))` at end of file,
+/// `Ok(None)` when nothing is there yet (wait with `readable()` and call again).
+///
+/// The buffer grows only when a read is about to happen, and an empty one is let go when
+/// the pipe runs dry, so an idle pipe holds no memory.
+pub(crate) fn try_fill(rx: &pipe::Receiver, buf: &mut BytesMut) -> io::Result<Option<usize>> {
+    loop {
+        if buf.capacity() - buf.len() < READ_CHUNK {
+            buf.reserve(READ_CHUNK);
+        }
+        match rx.try_read_buf(buf) {
+            Ok(n) => return Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if buf.is_empty() {
+                    *buf = BytesMut::new();
+                }
+                return Ok(None);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Reads into `buf`, waiting until there is something. Returns 0 at end of file.
+pub(crate) async fn read_some(rx: &pipe::Receiver, buf: &mut BytesMut) -> io::Result<usize> {
+    loop {
+        if let Some(n) = try_fill(rx, buf)? {
+            return Ok(n);
+        }
+        rx.readable().await?;
+    }
+}

@@ -1,0 +1,384 @@
+//! The bridge between one WebSocket and one child process.
+//!
+//! Two pumps run side by side in the session's task and never wait on each other:
+//! - out: stdout is read in large chunks, cut into frames in place, and every frame that is
+//!   ready is queued on the socket before one flush, so many frames share a system call. When
+//!   the client reads slowly the flush waits, stdout is no longer read, and the child blocks
+//!   on its pipe: memory stays bounded.
+//! - in: client messages are encoded into a bounded backlog that is written to stdin as the
+//!   child takes it. While the backlog is full no more messages are read; while the child is
+//!   not reading, the session still ends as soon as the client leaves.
+//!
+//! Whoever ends first decides the rest. If stdout closes, everything already read is sent,
+//! the child is reaped (through the termination ladder if it lingers) and a Close frame
+//! carries its exit status: 1000 for status 0, else 1011 with `exit status N` or
+//! `killed by signal S`. If the client leaves, the socket is closed at once and the child
+//! goes through the ladder while its remaining output is discarded.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::pin::pin;
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::pipe;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_util::codec::{Decoder, Encoder};
+use tracing::Instrument;
+use websocketd_framing::{Frame, FrameCodec, Framing};
+
+use crate::child::{self, Child, Pipes};
+use crate::env::{EnvSettings, RequestInfo};
+
+/// Most bytes of client messages held for a child that is not reading its stdin (one more
+/// message may come on top).
+const STDIN_BACKLOG: usize = 1024 * 1024;
+/// A backlog buffer bigger than this is let go once it is empty.
+const BACKLOG_KEEP: usize = 64 * 1024;
+/// How long a close handshake may take before the connection is just dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What every session of one endpoint shares.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// The program to run (already resolved).
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+    /// How its stdio is cut into messages.
+    pub framing: Framing,
+    /// The largest message in either direction; longer output is sent in pieces.
+    pub max_message: usize,
+    /// Added to every wait of the termination ladder (`--closems`).
+    pub closems: Duration,
+    /// Server-wide environment inputs.
+    pub env: EnvSettings,
+}
+
+/// Runs one session to its end: spawns the child, relays, and sees the child dead and
+/// reaped. `slot` (a `--maxforks` permit) is released only after that.
+pub async fn run<S>(
+    ws: S,
+    req: RequestInfo,
+    config: Arc<SessionConfig>,
+    slot: Option<OwnedSemaphorePermit>,
+) where
+    S: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
+{
+    let span = tracing::info_span!(
+        target: "session",
+        "session",
+        url = %req.url(),
+        id = req.id,
+        remote = %req.remote_name(),
+        command = %config.program.display(),
+        origin = %req.origin(),
+        pid = tracing::field::Empty,
+    );
+    async move {
+        crate::access!(target: "session", "CONNECT");
+        session(ws, &req, &config).await;
+        crate::access!(target: "session", "DISCONNECT");
+        drop(slot);
+    }
+    .instrument(span)
+    .await;
+}
+
+/// How the relay ended.
+enum End {
+    /// The child closed stdout; everything was sent.
+    StdoutClosed,
+    /// The child's output broke its framing.
+    BadOutput(websocketd_framing::Error),
+    /// The client left, in this way.
+    ClientLeft(Gone),
+}
+
+/// How the client left.
+enum Gone {
+    /// A Close frame (already answered by the protocol layer).
+    Closed,
+    /// The connection ended or failed.
+    Error(WsError),
+}
+
+async fn session<S>(ws: S, req: &RequestInfo, config: &SessionConfig)
+where
+    S: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
+{
+    let (mut tx, mut rx) = ws.split();
+    let env = req.cgi_env(&config.env);
+    let (mut child, pipes) = match Child::spawn(&config.program, &config.args, env) {
+        Ok(spawned) => spawned,
+        Err(e) => {
+            tracing::error!(target: "process", "Could not launch process {} ({e})", command_line(config));
+            let frame = close_frame(CloseCode::Error, "could not launch process");
+            close_after(&mut tx, &mut rx, Some(frame)).await;
+            return;
+        }
+    };
+    tracing::Span::current().record("pid", child.pid());
+    let Pipes { stdin, stdout, stderr } = pipes;
+    tokio::spawn(child::drain_stderr(stderr).instrument(tracing::Span::current()));
+
+    let codec = config.framing.codec(config.max_message);
+    let end = {
+        let mut out = pin!(pump_out(&stdout, codec.clone(), &mut tx));
+        let mut inp = pin!(pump_in(&mut rx, stdin, codec));
+        let mut reaping = true;
+        loop {
+            tokio::select! {
+                end = &mut out => break end,
+                gone = &mut inp => break End::ClientLeft(gone),
+                // Reap a child that exits while something else still holds its stdout.
+                _ = child.wait(), if reaping => reaping = false,
+            }
+        }
+        // Leaving this block drops the pumps, and with them the child's stdin.
+    };
+
+    let mut ladder = child.ladder(config.closems);
+    match end {
+        End::StdoutClosed | End::BadOutput(_) => {
+            tracing::debug!(target: "process", "Process STDOUT closed");
+            let status = child.reap(&mut ladder).await;
+            let frame = match end {
+                End::BadOutput(e) => {
+                    tracing::error!(target: "process", "Unusable output from process: {e}");
+                    close_frame(CloseCode::Error, "invalid output from process")
+                }
+                _ => close_for_status(status),
+            };
+            close_after(&mut tx, &mut rx, Some(frame)).await;
+            drop((tx, rx));
+            child.finish(&mut ladder).await;
+        }
+        End::ClientLeft(gone) => {
+            let reply = match gone {
+                Gone::Closed => None,
+                Gone::Error(e) => {
+                    tracing::debug!(target: "websocket", "Cannot receive: {e}");
+                    close_for_error(&e)
+                }
+            };
+            close_now(&mut tx, reply).await;
+            drop((tx, rx));
+            // Keep draining stdout so a child blocked on it can see stdin's end and exit.
+            let mut ladder_done = pin!(async {
+                child.reap(&mut ladder).await;
+                child.finish(&mut ladder).await;
+            });
+            let mut drain = pin!(discard(&stdout));
+            let mut draining = true;
+            loop {
+                tokio::select! {
+                    () = &mut ladder_done => break,
+                    () = &mut drain, if draining => draining = false,
+                }
+            }
+        }
+    }
+}
+
+/// stdout → socket. Returns when stdout closes (everything sent and flushed), the output
+/// breaks the framing, or the client cannot be written to.
+async fn pump_out<W>(stdout: &pipe::Receiver, mut codec: FrameCodec, tx: &mut W) -> End
+where
+    W: Sink<Message, Error = WsError> + Unpin,
+{
+    let mut buf = BytesMut::new();
+    let result: Result<(), End> = async {
+        loop {
+            while let Some(frame) = codec.decode(&mut buf).map_err(End::BadOutput)? {
+                tx.feed(message(frame)).await.map_err(client_error)?;
+            }
+            match child::try_fill(stdout, &mut buf) {
+                Ok(Some(0)) => break,
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    // Nothing more to read now: send what is queued, then wait.
+                    tx.flush().await.map_err(client_error)?;
+                    if let Err(e) = stdout.readable().await {
+                        tracing::error!(target: "process", "Unexpected error while reading STDOUT from process: {e}");
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(target: "process", "Unexpected error while reading STDOUT from process: {e}");
+                    break;
+                }
+            }
+        }
+        while let Some(frame) = codec.decode_eof(&mut buf).map_err(End::BadOutput)? {
+            tx.feed(message(frame)).await.map_err(client_error)?;
+        }
+        tx.flush().await.map_err(client_error)
+    }
+    .await;
+    match result {
+        Ok(()) => End::StdoutClosed,
+        Err(end) => end,
+    }
+}
+
+/// Socket → stdin. Returns when the client leaves. If the child stops taking stdin, later
+/// messages are dropped while the session goes on.
+async fn pump_in<R>(rx: &mut R, stdin: pipe::Sender, mut codec: FrameCodec) -> Gone
+where
+    R: Stream<Item = Result<Message, WsError>> + Unpin,
+{
+    let mut stdin = Some(stdin);
+    let mut backlog = BytesMut::new();
+    loop {
+        let writing = stdin.is_some() && !backlog.is_empty();
+        tokio::select! {
+            written = write_some(stdin.as_mut(), &backlog), if writing => match written {
+                Ok(n) => {
+                    backlog.advance(n);
+                    if backlog.is_empty() && backlog.capacity() > BACKLOG_KEEP {
+                        backlog = BytesMut::new();
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(target: "process", "Cannot write to STDIN: {e}; dropping input");
+                    stdin = None;
+                    backlog = BytesMut::new();
+                }
+            },
+            msg = rx.next(), if backlog.len() < STDIN_BACKLOG => {
+                let frame = match msg {
+                    None => return Gone::Error(WsError::ConnectionClosed),
+                    Some(Err(e)) => return Gone::Error(e),
+                    Some(Ok(Message::Close(_))) => return Gone::Closed,
+                    Some(Ok(Message::Text(text))) => Frame::Text(text.into()),
+                    Some(Ok(Message::Binary(data))) => Frame::Binary(data),
+                    Some(Ok(_)) => continue,
+                };
+                if stdin.is_some() {
+                    // The line and chunk encoders cannot fail.
+                    let _ = codec.encode(frame, &mut backlog);
+                }
+            }
+        }
+    }
+}
+
+async fn write_some(stdin: Option<&mut pipe::Sender>, data: &[u8]) -> std::io::Result<usize> {
+    match stdin {
+        Some(stdin) => stdin.write(data).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads stdout to its end and throws it away.
+async fn discard(stdout: &pipe::Receiver) {
+    let mut buf = BytesMut::new();
+    while let Ok(n) = child::read_some(stdout, &mut buf).await {
+        if n == 0 {
+            break;
+        }
+        buf.clear();
+    }
+}
+
+/// A frame from the child as a WebSocket message; text is made valid UTF-8.
+fn message(frame: Frame) -> Message {
+    match frame {
+        Frame::Binary(data) => Message::Binary(data),
+        Frame::Text(data) => Message::Text(utf8(data)),
+    }
+}
+
+/// The bytes as UTF-8, without a copy when they are valid; invalid sequences become U+FFFD.
+fn utf8(data: Bytes) -> Utf8Bytes {
+    match Utf8Bytes::try_from(data.clone()) {
+        Ok(text) => text,
+        Err(_) => String::from_utf8_lossy(&data).into_owned().into(),
+    }
+}
+
+fn client_error(e: WsError) -> End {
+    End::ClientLeft(Gone::Error(e))
+}
+
+fn close_frame(code: CloseCode, reason: &str) -> CloseFrame {
+    CloseFrame { code, reason: reason.to_owned().into() }
+}
+
+/// The Close frame that reports how the child ended.
+fn close_for_status(status: Option<ExitStatus>) -> CloseFrame {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Some(s) if s.success() => close_frame(CloseCode::Normal, ""),
+        Some(s) => match (s.code(), s.signal()) {
+            (Some(code), _) => close_frame(CloseCode::Error, &format!("exit status {code}")),
+            (None, Some(sig)) => close_frame(CloseCode::Error, &format!("killed by signal {sig}")),
+            _ => close_frame(CloseCode::Error, "process ended"),
+        },
+        None => close_frame(CloseCode::Error, "process did not exit"),
+    }
+}
+
+/// The Close frame that answers a failed read, if the client can still be told.
+fn close_for_error(e: &WsError) -> Option<CloseFrame> {
+    use tokio_tungstenite::tungstenite::error::CapacityError;
+    match e {
+        WsError::Utf8(_) => Some(close_frame(CloseCode::Invalid, "invalid UTF-8 in text message")),
+        WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
+            Some(close_frame(CloseCode::Size, "message too big"))
+        }
+        WsError::Capacity(_) => Some(close_frame(CloseCode::Size, "frame too big")),
+        WsError::Protocol(p) => Some(close_frame(CloseCode::Protocol, &p.to_string())),
+        _ => None,
+    }
+}
+
+/// Sends `frame` (if any) and finishes the close without waiting for the client's answer.
+async fn close_now<W>(tx: &mut W, frame: Option<CloseFrame>)
+where
+    W: Sink<Message, Error = WsError> + Unpin,
+{
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        if let Some(frame) = frame {
+            tx.send(Message::Close(Some(frame))).await?;
+        }
+        tx.close().await
+    })
+    .await;
+}
+
+/// Sends `frame` and waits (bounded) for the client's Close in reply, dropping anything
+/// else it still sends.
+async fn close_after<W, R>(tx: &mut W, rx: &mut R, frame: Option<CloseFrame>)
+where
+    W: Sink<Message, Error = WsError> + Unpin,
+    R: Stream<Item = Result<Message, WsError>> + Unpin,
+{
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        tx.send(Message::Close(frame)).await?;
+        while let Some(msg) = rx.next().await {
+            if matches!(msg, Err(_) | Ok(Message::Close(_))) {
+                break;
+            }
+        }
+        tx.close().await
+    })
+    .await;
+}
+
+fn command_line(config: &SessionConfig) -> String {
+    let mut line = config.program.display().to_string();
+    for arg in &config.args {
+        line.push(' ');
+        line.push_str(&arg.to_string_lossy());
+    }
+    line
+}

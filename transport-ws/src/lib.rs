@@ -1,0 +1,27 @@
+//! websocketd's network side: listeners, HTTP/1.1 through hyper, and the WebSocket upgrade.
+//!
+//! - [`listener`]: binding the addresses and the accept loop.
+//! - [`router`]: what each request gets: the upgrade to a session, or a plain HTTP answer.
+//! - [`upgrade`]: the RFC 6455 handshake checks and the 101 response.
+
+pub mod listener;
+pub mod router;
+pub mod upgrade;
+
+pub use listener::{Listener, bind};
+pub use router::App;
+
+/// What can go wrong on the network side.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An address could not be bound.
+    #[error("listen tcp {addr}")]
+    Bind {
+        /// The address as given.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,136 @@
+//! What each request gets. An upgrade takes a `--maxforks` slot (429 when none is left), is
+//! checked, answered with 101 and handed to a session once hyper lets go of the connection.
+//! Every other request is a 404, as websocketd answers with nothing else configured.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tracing::Instrument;
+use websocketd_core::env::{RequestInfo, next_id};
+use websocketd_core::{SessionConfig, session};
+
+use crate::upgrade;
+
+/// The body of every plain response.
+pub type Body = Full<Bytes>;
+
+/// Everything a request handler needs; shared by all listeners.
+#[derive(Debug)]
+pub struct App {
+    session: Arc<SessionConfig>,
+    forks: Option<Arc<Semaphore>>,
+    ws_config: WebSocketConfig,
+}
+
+impl App {
+    /// An app running `session` for every WebSocket, at most `maxforks` at once (0: no limit).
+    pub fn new(session: SessionConfig, maxforks: usize) -> App {
+        let max = session.max_message;
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(16 * 1024)
+            .write_buffer_size(64 * 1024)
+            .max_write_buffer_size(max.saturating_mul(2).max(1 << 20) + (64 << 10))
+            .max_message_size(Some(max))
+            .max_frame_size(Some(max));
+        let forks = (maxforks > 0).then(|| Arc::new(Semaphore::new(maxforks)));
+        App { session: Arc::new(session), forks, ws_config }
+    }
+
+    /// Answers one request from `peer`.
+    pub fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        if !upgrade::is_upgrade(&req) {
+            let span = tracing::info_span!(target: "http", "http", url = %url(&req), remote = %peer.ip().to_canonical());
+            span.in_scope(|| websocketd_core::access!(target: "http", "NOT FOUND"));
+            return plain(StatusCode::NOT_FOUND, "404 page not found\n");
+        }
+        let slot = match &self.forks {
+            None => None,
+            Some(forks) => match Arc::clone(forks).try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    tracing::error!(target: "http", "Max of possible forks already active, upgrade rejected");
+                    return plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n");
+                }
+            },
+        };
+        let accept = match upgrade::check(&req) {
+            Ok(key) => derive_accept_key(key),
+            Err(refusal) => {
+                let span = tracing::info_span!(target: "session", "session", url = %url(&req), remote = %peer.ip().to_canonical());
+                span.in_scope(|| {
+                    websocketd_core::access!(target: "session", "Unable to Upgrade: {}", refusal.reason());
+                });
+                let mut resp = plain(refusal.status(), &format!("{}\n", refusal.reason()));
+                resp.headers_mut()
+                    .insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+                return resp;
+            }
+        };
+        let path = req.uri().path();
+        let info = RequestInfo {
+            id: next_id(),
+            remote_addr: Some(peer),
+            remote_host: None,
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            version: req.version(),
+            headers: req.headers().clone(),
+            tls: false,
+            script_name: "/".to_owned(),
+            path_info: percent_encoding::percent_decode_str(path).decode_utf8_lossy().into_owned(),
+        };
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let session_config = Arc::clone(&self.session);
+        let ws_config = self.ws_config;
+        tokio::spawn(
+            async move {
+                match on_upgrade.await {
+                    Ok(upgraded) => {
+                        let io = TokioIo::new(upgraded);
+                        let ws =
+                            WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config))
+                                .await;
+                        session::run(ws, info, session_config, slot).await;
+                    }
+                    Err(e) => tracing::debug!(target: "http", "Upgrade failed: {e}"),
+                }
+            }
+            .in_current_span(),
+        );
+        let mut resp = Response::new(Body::default());
+        *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let h = resp.headers_mut();
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        if let Ok(v) = HeaderValue::from_str(&accept) {
+            h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+        }
+        resp
+    }
+}
+
+/// `http://<Host><request URI>` for logs.
+fn url<B>(req: &Request<B>) -> String {
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    format!("http://{host}{target}")
+}
+
+/// A short text/plain response, as Go's `http.Error` writes it.
+fn plain(status: StatusCode, body: &str) -> Response<Body> {
+    let mut resp = Response::new(Body::new(Bytes::copy_from_slice(body.as_bytes())));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    resp
+}
