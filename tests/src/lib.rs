@@ -1,1 +1,449 @@
-//! harness
+//! The harness for the black-box suites: the real `websocketd` binary started on
+//! 127.0.0.1 with `--port=0` (the port read back from its start-up line, so no sleeping for
+//! readiness), real WebSocket clients, fixtures that are real programs, and checks on the
+//! processes the server leaves behind.
+//!
+//! The binary is the one `cargo test --workspace` builds next to the test executables
+//! (`target/<profile>/websocketd`); `WEBSOCKETD_BIN` points elsewhere.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// A client connection as the suites use it.
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The default bound on any single awaited step.
+pub const STEP: Duration = Duration::from_secs(20);
+
+/// Fails the test if `fut` takes longer than `limit`.
+pub async fn within<T>(limit: Duration, fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {limit:?}"),
+    }
+}
+
+/// The websocketd binary under test.
+pub fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("WEBSOCKETD_BIN") {
+        return PathBuf::from(path);
+    }
+    // target/<profile>/deps/<test-exe> → target/<profile>/websocketd
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join("websocketd");
+    assert!(bin.exists(), "{} is missing: run `cargo test --workspace` (or build -p websocketd)", bin.display());
+    bin
+}
+
+/// The absolute path of a fixture program in `tests/fixtures`.
+pub fn fixture(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
+    assert!(path.exists(), "no fixture {}", path.display());
+    path.to_string_lossy().into_owned()
+}
+
+/// A fresh temporary directory, removed on drop.
+#[derive(Debug)]
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// Makes one.
+    pub fn new() -> TempDir {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("wsd-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+
+    /// A path inside it.
+    pub fn path(&self, name: &str) -> String {
+        self.0.join(name).to_string_lossy().into_owned()
+    }
+}
+
+impl Default for TempDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running websocketd.
+#[derive(Debug)]
+pub struct Server {
+    child: tokio::process::Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    log: Arc<(Mutex<Vec<String>>, Notify)>,
+}
+
+impl Server {
+    /// Starts websocketd on 127.0.0.1, port 0, with `args` (flags then COMMAND).
+    pub async fn start(args: &[&str]) -> Server {
+        Server::start_with(&["--address=127.0.0.1", "--port=0"], args, &[]).await
+    }
+
+    /// Starts websocketd with `listen` flags, then `args`, with extra environment `env`.
+    pub async fn start_with(listen: &[&str], args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut cmd = tokio::process::Command::new(binary());
+        cmd.args(listen)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("start websocketd");
+        let stdout = child.stdout.take().expect("stdout");
+        let log = Arc::new((Mutex::new(Vec::<String>::new()), Notify::new()));
+        let sink = Arc::clone(&log);
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                sink.0.lock().unwrap().push(line);
+                sink.1.notify_waiters();
+            }
+        });
+        let mut server = Server { child, addr: "127.0.0.1:0".parse().unwrap(), log };
+        let line = server.wait_log(|l| l.contains("Starting WebSocket server")).await;
+        let port: u16 = line
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        let host = line.split("ws://").nth(1).and_then(|r| r.rsplit_once(':')).map(|(h, _)| h);
+        let ip = match host {
+            Some("[::1]") => "::1".to_owned(),
+            _ => "127.0.0.1".to_owned(),
+        };
+        server.addr = SocketAddr::new(ip.parse().unwrap(), port);
+        server
+    }
+
+    /// The server's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("server running")
+    }
+
+    /// `ws://host:port` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    /// Every log line so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.log.0.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) for a log line matching `pred` and returns it.
+    pub async fn wait_log(&self, pred: impl Fn(&str) -> bool) -> String {
+        within(STEP, async {
+            loop {
+                let notified = self.log.1.notified();
+                if let Some(l) = self.log.0.lock().unwrap().iter().find(|l| pred(l)) {
+                    return l.clone();
+                }
+                notified.await;
+            }
+        })
+        .await
+    }
+
+    /// Waits (bounded) until `n` log lines match `pred`.
+    pub async fn wait_log_count(&self, n: usize, pred: impl Fn(&str) -> bool) {
+        within(STEP, async {
+            loop {
+                let notified = self.log.1.notified();
+                if self.log.0.lock().unwrap().iter().filter(|l| pred(l)).count() >= n {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await;
+    }
+
+    /// Opens a WebSocket to `path`.
+    pub async fn connect(&self, path: &str) -> Ws {
+        connect(&self.url(path)).await
+    }
+
+    /// The server's direct children that are alive (not zombies).
+    pub fn live_children(&self) -> Vec<u32> {
+        processes().into_iter().filter(|p| p.ppid == self.pid() && p.state != 'Z').map(|p| p.pid).collect()
+    }
+
+    /// Waits (bounded) until the server has no live child left.
+    pub async fn wait_no_children(&self) {
+        within(STEP, async {
+            while !self.live_children().is_empty() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+    }
+
+    /// Stops the server with SIGTERM and waits for it.
+    pub async fn stop(mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.pid() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        within(STEP, self.child.wait()).await.expect("wait for websocketd")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SIGTERM lets the server take its children down with it.
+        if let Some(pid) = self.child.id() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+        }
+    }
+}
+
+/// Connects a WebSocket client that accepts large messages.
+pub async fn connect(url: &str) -> Ws {
+    let config = WebSocketConfig::default().max_message_size(Some(64 << 20)).max_frame_size(Some(64 << 20));
+    let (ws, _) = within(STEP, tokio_tungstenite::connect_async_with_config(url, Some(config), true))
+        .await
+        .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+    ws
+}
+
+/// The next data message (text or binary), skipping pings; panics on close or error.
+pub async fn recv(ws: &mut Ws) -> Message {
+    within(STEP, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(m)) => return m,
+                other => panic!("expected a message, got {other:?}"),
+            }
+        }
+    })
+    .await
+}
+
+/// The next message as text; panics if it is not text.
+pub async fn recv_text(ws: &mut Ws) -> String {
+    match recv(ws).await {
+        Message::Text(t) => t.to_string(),
+        other => panic!("expected text, got {other:?}"),
+    }
+}
+
+/// Reads until the server's Close and returns its code and reason (1006 if the connection
+/// ended without one). Data messages before it are returned too.
+pub async fn recv_close(ws: &mut Ws) -> (u16, String, Vec<Message>) {
+    within(STEP, async {
+        let mut data = Vec::new();
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(Some(f)))) => return (u16::from(f.code), f.reason.to_string(), data),
+                Some(Ok(Message::Close(None))) => return (1005, String::new(), data),
+                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => data.push(m),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return (1006, String::new(), data),
+            }
+        }
+    })
+    .await
+}
+
+/// Sends a text message.
+pub async fn send_text(ws: &mut Ws, text: &str) {
+    within(STEP, ws.send(Message::text(text))).await.expect("send");
+}
+
+/// One process as /proc shows it.
+#[derive(Debug, Clone)]
+pub struct Proc {
+    /// Its pid.
+    pub pid: u32,
+    /// Its parent.
+    pub ppid: u32,
+    /// Its process group.
+    pub pgrp: u32,
+    /// R, S, Z, …
+    pub state: char,
+}
+
+/// All processes on the machine.
+pub fn processes() -> Vec<Proc> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    for entry in dir.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if let Some(p) = proc_stat(pid) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// One process's state, if it exists.
+pub fn proc_stat(pid: u32) -> Option<Proc> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    let mut f = after.split_ascii_whitespace();
+    let state = f.next()?.chars().next()?;
+    let ppid = f.next()?.parse().ok()?;
+    let pgrp = f.next()?.parse().ok()?;
+    Some(Proc { pid, ppid, pgrp, state })
+}
+
+/// Whether `pid` is a live (non-zombie) process.
+pub fn is_alive(pid: u32) -> bool {
+    proc_stat(pid).is_some_and(|p| p.state != 'Z' && p.state != 'X')
+}
+
+/// Waits (bounded) until `pid` is no longer a live process.
+pub async fn wait_dead(pid: u32) {
+    within(STEP, async {
+        while is_alive(pid) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+/// Waits (bounded) until `path` exists with content containing `needle`, and returns it.
+pub async fn wait_file(path: &str, needle: &str) -> String {
+    within(STEP, async {
+        loop {
+            if let Ok(s) = std::fs::read_to_string(path) {
+                if s.contains(needle) {
+                    return s;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+}
+
+/// A raw HTTP exchange: sends `request` as is and returns everything read until the server
+/// closes or `limit` passes.
+pub async fn raw_http(addr: SocketAddr, request: &str) -> String {
+    let mut stream = within(STEP, TcpStream::connect(addr)).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A WebSocket spoken by hand, for frames a well-behaved client will not send.
+#[derive(Debug)]
+pub struct RawWs {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawWs {
+    /// Performs the opening handshake on `path`.
+    pub async fn connect(addr: SocketAddr, path: &str) -> RawWs {
+        let mut stream = within(STEP, TcpStream::connect(addr)).await.expect("connect");
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(req.as_bytes()).await.expect("write");
+        let mut buf = Vec::new();
+        within(STEP, async {
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                let mut chunk = [0u8; 1024];
+                let n = stream.read(&mut chunk).await.expect("read");
+                assert!(n > 0, "closed during handshake");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+        })
+        .await;
+        let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        RawWs { stream, buf: buf[end..].to_vec() }
+    }
+
+    /// Sends one masked frame.
+    pub async fn send_frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
+        let mut frame = vec![(u8::from(fin) << 7) | opcode];
+        let len = payload.len();
+        if len < 126 {
+            frame.push(0x80 | len as u8);
+        } else if len < 65536 {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(len as u16).to_be_bytes());
+        } else {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+        let mask = [0x12u8, 0x34, 0x56, 0x78];
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        let _ = self.stream.write_all(&frame).await;
+    }
+
+    /// Reads one frame: (opcode, payload). `None` when the connection ends.
+    pub async fn read_frame(&mut self) -> Option<(u8, Vec<u8>)> {
+        within(STEP, async {
+            loop {
+                if let Some((frame, used)) = parse_frame(&self.buf) {
+                    self.buf.drain(..used);
+                    return Some(frame);
+                }
+                let mut chunk = [0u8; 65536];
+                match self.stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Reads frames until a Close and returns its code (None if the connection just ended).
+    pub async fn read_close(&mut self) -> Option<u16> {
+        while let Some((op, payload)) = self.read_frame().await {
+            if op == 8 {
+                return Some(if payload.len() >= 2 { u16::from_be_bytes([payload[0], payload[1]]) } else { 1005 });
+            }
+        }
+        None
+    }
+}
+
+fn parse_frame(buf: &[u8]) -> Option<((u8, Vec<u8>), usize)> {
+    if buf.len() < 2 {
+        return None;
+    }
+    let opcode = buf[0] & 0x0f;
+    let (len, mut at) = match buf[1] & 0x7f {
+        126 => (u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?]) as usize, 4),
+        127 => (u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?) as usize, 10),
+        n => (n as usize, 2),
+    };
+    if buf[1] & 0x80 != 0 {
+        at += 4; // servers do not mask, but be liberal
+    }
+    let payload = buf.get(at..at + len)?.to_vec();
+    Some(((opcode, payload), at + len))
+}
