@@ -16,6 +16,7 @@
 //! goes through the ladder while its remaining output is discarded.
 
 use std::ffi::OsString;
+use std::future::Future;
 use std::path::PathBuf;
 use std::pin::pin;
 use std::process::ExitStatus;
@@ -24,9 +25,10 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::sync::OwnedSemaphorePermit;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
@@ -62,16 +64,37 @@ pub struct SessionConfig {
     pub env: EnvSettings,
 }
 
+/// The client side of a session: a stream and sink of WebSocket messages.
+pub trait Socket:
+    Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin + Send
+{
+    /// Called after a Close that answers a broken message (too big, bad UTF-8, protocol
+    /// error): ends our side and throws away what the client still sends, for a bounded time
+    /// and in constant memory, so that dropping the connection does not reset it before the
+    /// client has read the Close.
+    fn linger(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Socket for WebSocketStream<T> {
+    async fn linger(&mut self) {
+        let io = self.get_mut();
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            let _ = io.shutdown().await;
+            let mut scratch = [0u8; 4096];
+            while let Ok(1..) = io.read(&mut scratch).await {}
+        })
+        .await;
+    }
+}
+
 /// Runs one session to its end: spawns the child, relays, and sees the child dead and
 /// reaped. `slot` (a `--maxforks` permit) is released only after that.
-pub async fn run<S>(
+pub async fn run<S: Socket>(
     ws: S,
     req: RequestInfo,
     config: Arc<SessionConfig>,
     slot: Option<OwnedSemaphorePermit>,
-) where
-    S: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
-{
+) {
     let span = tracing::info_span!(
         target: "session",
         "session",
@@ -110,10 +133,7 @@ enum Gone {
     Error(WsError),
 }
 
-async fn session<S>(ws: S, req: &RequestInfo, config: &SessionConfig)
-where
-    S: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
-{
+async fn session<S: Socket>(ws: S, req: &RequestInfo, config: &SessionConfig) {
     let (mut tx, mut rx) = ws.split();
     let env = req.cgi_env(&config.env);
     let (mut child, pipes) = match Child::spawn(&config.program, &config.args, env) {
@@ -169,8 +189,15 @@ where
                     close_for_error(&e)
                 }
             };
+            let broken = reply.is_some();
             close_now(&mut tx, reply).await;
-            drop((tx, rx));
+            if broken {
+                if let Ok(mut ws) = tx.reunite(rx) {
+                    ws.linger().await;
+                }
+            } else {
+                drop((tx, rx));
+            }
             // Keep draining stdout so a child blocked on it can see stdin's end and exit.
             let mut ladder_done = pin!(async {
                 child.reap(&mut ladder).await;

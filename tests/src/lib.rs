@@ -341,13 +341,33 @@ pub async fn wait_file(path: &str, needle: &str) -> String {
     .await
 }
 
-/// A raw HTTP exchange: sends `request` as is and returns everything read until the server
-/// closes or `limit` passes.
+/// A raw HTTP exchange: sends `request` as is and returns one whole response (its head, and
+/// the body its Content-Length announces), or what came before the server closed.
 pub async fn raw_http(addr: SocketAddr, request: &str) -> String {
     let mut stream = within(STEP, TcpStream::connect(addr)).await.expect("connect");
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut out)).await;
+    within(STEP, async {
+        loop {
+            if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&out[..end]).to_ascii_lowercase();
+                let body_len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if out.len() >= end + 4 + body_len {
+                    return;
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => out.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
     String::from_utf8_lossy(&out).into_owned()
 }
 

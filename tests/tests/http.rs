@@ -1,0 +1,94 @@
+//! The HTTP side: listening, 404 for plain requests, the upgrade checks, --maxforks.
+
+use websocketd_tests::*;
+
+#[tokio::test]
+async fn plain_http_requests_get_404() {
+    let server = Server::start(&["cat"]).await;
+    let resp = raw_http(server.addr, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    assert!(resp.starts_with("HTTP/1.1 404 Not Found\r\n"), "{resp}");
+    assert!(resp.ends_with("\r\n\r\n404 page not found\n"), "{resp}");
+    assert!(resp.to_ascii_lowercase().contains("content-type: text/plain; charset=utf-8"));
+    assert!(server.live_children().is_empty());
+}
+
+#[tokio::test]
+async fn an_upgrade_header_with_more_than_websocket_is_not_an_upgrade() {
+    let server = Server::start(&["cat"]).await;
+    let resp = raw_http(
+        server.addr,
+        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket, h2c\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");
+}
+
+#[tokio::test]
+async fn the_startup_log_names_the_real_bound_address() {
+    let server = Server::start(&["cat"]).await;
+    let line = server.wait_log(|l| l.contains("Starting WebSocket server")).await;
+    assert!(line.contains(&format!("| INFO   | server     |  | Starting WebSocket server   : ws://127.0.0.1:{}/", server.addr.port())), "{line}");
+    assert_ne!(server.addr.port(), 0);
+    let mut ws = server.connect("/").await;
+    send_text(&mut ws, "up").await;
+    assert_eq!(recv_text(&mut ws).await, "up");
+}
+
+#[tokio::test]
+async fn every_address_gets_its_own_listener() {
+    let server =
+        Server::start_with(&["--address=127.0.0.1", "--address=127.0.0.2", "--port=0"], &["cat"], &[])
+            .await;
+    server.wait_log_count(2, |l| l.contains("Starting WebSocket server")).await;
+    for host in ["127.0.0.1", "127.0.0.2"] {
+        let line = server.wait_log(|l| l.contains(&format!("ws://{host}:"))).await;
+        let port = line.rsplit(':').next().unwrap().trim_end_matches('/');
+        let mut ws = connect(&format!("ws://{host}:{port}/")).await;
+        send_text(&mut ws, host).await;
+        assert_eq!(recv_text(&mut ws).await, host);
+    }
+}
+
+const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+async fn upgrade_with(server: &Server, method: &str, version: &str, key: &str) -> String {
+    let req = format!(
+        "{method} / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: {version}\r\nContent-Length: 0\r\n\r\n"
+    );
+    raw_http(server.addr, &req).await
+}
+
+#[tokio::test]
+async fn bad_upgrades_are_refused_before_any_process_starts() {
+    let server = Server::start(&["cat"]).await;
+    let resp = upgrade_with(&server, "GET", "8", KEY).await;
+    assert!(resp.starts_with("HTTP/1.1 426"), "{resp}");
+    assert!(resp.to_ascii_lowercase().contains("sec-websocket-version: 13"), "{resp}");
+    let resp = upgrade_with(&server, "GET", "13", "not-a-key").await;
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
+    let resp = upgrade_with(&server, "POST", "13", KEY).await;
+    assert!(resp.starts_with("HTTP/1.1 405"), "{resp}");
+    let resp = upgrade_with(&server, "GET", "13", KEY).await;
+    assert!(resp.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{resp}");
+    assert!(resp.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{resp}");
+    server.wait_log(|l| l.ends_with("| CONNECT")).await;
+    let connects = server.logs().iter().filter(|l| l.ends_with("| CONNECT")).count();
+    assert_eq!(connects, 1);
+}
+
+#[tokio::test]
+async fn a_full_server_answers_429_until_a_slot_frees() {
+    let server = Server::start(&["--maxforks=1", "cat"]).await;
+    let mut first = server.connect("/").await;
+    let resp = upgrade_with(&server, "GET", "13", KEY).await;
+    assert!(resp.starts_with("HTTP/1.1 429"), "{resp}");
+    assert!(resp.ends_with("429 Too Many Requests\n"), "{resp}");
+    server.wait_log(|l| l.contains("Max of possible forks already active")).await;
+    within(STEP, first.close(None)).await.unwrap();
+    server.wait_log(|l| l.ends_with("| DISCONNECT")).await;
+    let mut again = server.connect("/").await;
+    send_text(&mut again, "room again").await;
+    assert_eq!(recv_text(&mut again).await, "room again");
+}
