@@ -320,15 +320,15 @@ async fn discard(stdout: &pipe::Receiver) {
 fn message(frame: Frame) -> Message {
     match frame {
         Frame::Binary(data) => Message::Binary(data),
-        Frame::Text(data) => Message::Text(utf8(data)),
+        Frame::Text(data) => Message::Text(utf8(&data)),
     }
 }
 
 /// The bytes as UTF-8, without a copy when they are valid; invalid sequences become U+FFFD.
-fn utf8(data: Bytes) -> Utf8Bytes {
+fn utf8(data: &Bytes) -> Utf8Bytes {
     match Utf8Bytes::try_from(data.clone()) {
         Ok(text) => text,
-        Err(_) => String::from_utf8_lossy(&data).into_owned().into(),
+        Err(_) => String::from_utf8_lossy(data).into_owned().into(),
     }
 }
 
