@@ -44,7 +44,11 @@ pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let bin = dir.join("websocketd");
-    assert!(bin.exists(), "{} is missing: run `cargo test --workspace` (or build -p websocketd)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo test --workspace` (or build -p websocketd)",
+        bin.display()
+    );
     bin
 }
 
@@ -190,7 +194,11 @@ impl Server {
 
     /// The server's direct children that are alive (not zombies).
     pub fn live_children(&self) -> Vec<u32> {
-        processes().into_iter().filter(|p| p.ppid == self.pid() && p.state != 'Z').map(|p| p.pid).collect()
+        processes()
+            .into_iter()
+            .filter(|p| p.ppid == self.pid() && p.state != 'Z')
+            .map(|p| p.pid)
+            .collect()
     }
 
     /// Waits (bounded) until the server has no live child left.
@@ -213,19 +221,29 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        // SIGTERM lets the server take its children down with it.
-        if let Some(pid) = self.child.id() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+        // SIGTERM lets the server take its children down with it; give it a bounded moment
+        // before kill_on_drop's SIGKILL.
+        let Some(pid) = self.child.id() else { return };
+        let pid = nix::unistd::Pid::from_raw(pid as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
 
 /// Connects a WebSocket client that accepts large messages.
 pub async fn connect(url: &str) -> Ws {
-    let config = WebSocketConfig::default().max_message_size(Some(64 << 20)).max_frame_size(Some(64 << 20));
-    let (ws, _) = within(STEP, tokio_tungstenite::connect_async_with_config(url, Some(config), true))
-        .await
-        .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+    let config =
+        WebSocketConfig::default().max_message_size(Some(64 << 20)).max_frame_size(Some(64 << 20));
+    let (ws, _) =
+        within(STEP, tokio_tungstenite::connect_async_with_config(url, Some(config), true))
+            .await
+            .unwrap_or_else(|e| panic!("connect {url}: {e}"));
     ws
 }
 
@@ -258,7 +276,9 @@ pub async fn recv_close(ws: &mut Ws) -> (u16, String, Vec<Message>) {
         let mut data = Vec::new();
         loop {
             match ws.next().await {
-                Some(Ok(Message::Close(Some(f)))) => return (u16::from(f.code), f.reason.to_string(), data),
+                Some(Ok(Message::Close(Some(f)))) => {
+                    return (u16::from(f.code), f.reason.to_string(), data);
+                }
                 Some(Ok(Message::Close(None))) => return (1005, String::new(), data),
                 Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => data.push(m),
                 Some(Ok(_)) => {}
@@ -444,7 +464,11 @@ impl RawWs {
     pub async fn read_close(&mut self) -> Option<u16> {
         while let Some((op, payload)) = self.read_frame().await {
             if op == 8 {
-                return Some(if payload.len() >= 2 { u16::from_be_bytes([payload[0], payload[1]]) } else { 1005 });
+                return Some(if payload.len() >= 2 {
+                    u16::from_be_bytes([payload[0], payload[1]])
+                } else {
+                    1005
+                });
             }
         }
         None
