@@ -1,0 +1,238 @@
+//! The executable's exit codes and messages (websocketd's: 0 help/version, 1 invalid options,
+//! 2 flag syntax, 3 cannot listen), through the real binary.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long any one run may take.
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// What one run of websocketd left behind.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn websocketd() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_websocketd"));
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd
+}
+
+/// Reads a pipe to its end on a thread, so a chatty child never blocks on a full pipe.
+fn collect(pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = BufReader::new(pipe).read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    })
+}
+
+/// Waits for `child` until `LIMIT`; kills it and fails the test if it takes longer.
+fn wait_bounded(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("websocketd did not exit within {LIMIT:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Runs websocketd with `args` to its exit (bounded).
+fn run(args: &[&str]) -> Run {
+    let mut child = websocketd().args(args).spawn().expect("start websocketd");
+    let out = collect(child.stdout.take().expect("stdout"));
+    let err = collect(child.stderr.take().expect("stderr"));
+    let status = wait_bounded(&mut child);
+    Run {
+        code: status.code(),
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
+}
+
+/// A temporary directory of our own, removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("wsd-cli-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn no_arguments_exits_1_saying_arguments_are_missing() {
+    let r = run(&[]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stdout.contains("Command line arguments are missing."), "{r:?}");
+    assert!(r.stderr.contains("Usage:"), "short usage on stderr: {r:?}");
+}
+
+#[test]
+fn an_unknown_loglevel_exits_1_with_websocketds_message_on_stdout() {
+    let r = run(&["--loglevel=bogus", "cat"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert_eq!(
+        r.stdout.lines().next(),
+        Some("Incorrect loglevel flag 'bogus'. Use --help to see allowed values."),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn an_unknown_loglevel_fails_even_with_version() {
+    let r = run(&["--version", "--loglevel=bogus"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stdout.contains("Incorrect loglevel flag 'bogus'."), "{r:?}");
+}
+
+#[test]
+fn version_exits_0_and_prints_the_name_and_version() {
+    let r = run(&["--version"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stdout.starts_with("websocketd "), "{r:?}");
+    assert!(r.stdout.len() > "websocketd ".len() + 1, "a version follows the name: {r:?}");
+}
+
+#[test]
+fn every_spelling_of_help_exits_0() {
+    for flag in ["--help", "-help", "-h"] {
+        let r = run(&[flag]);
+        assert_eq!(r.code, Some(0), "{flag}: {r:?}");
+        let text = format!("{}{}", r.stdout, r.stderr);
+        assert!(text.contains("COMMAND"), "{flag} prints help: {r:?}");
+    }
+}
+
+// Product bug: clap's `allow_hyphen_values` on the trailing COMMAND swallows `--bogus`, so the
+// run reports "Unable to locate specified COMMAND '--bogus' in OS path." and exits 1.
+#[test]
+#[ignore = "product bug: an unknown flag is taken as COMMAND (exit 1 instead of 2)"]
+fn an_unknown_flag_exits_2() {
+    let r = run(&["--bogus", "cat"]);
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.contains("bogus"), "the error names the flag: {r:?}");
+}
+
+#[test]
+fn a_port_that_is_not_a_number_exits_2() {
+    let r = run(&["--port=abc", "cat"]);
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.contains("abc"), "the error names the value: {r:?}");
+}
+
+#[test]
+fn a_command_not_in_path_exits_1_with_websocketds_message_on_stderr() {
+    let r = run(&["no-such-program-xyz"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr.contains("Unable to locate specified COMMAND 'no-such-program-xyz' in OS path."),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_command_file_that_is_not_executable_exits_1() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("noexec");
+    let script = dir.0.join("script.sh");
+    std::fs::write(&script, "#!/bin/sh\necho hi\n").expect("write script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let path = script.to_string_lossy().into_owned();
+    let r = run(&[&path]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr.contains(&format!("Unable to locate specified COMMAND '{path}' in OS path.")),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_port_out_of_range_exits_3_with_a_fatal_log_line() {
+    let r = run(&["--address=127.0.0.1", "--port=70000", "cat"]);
+    assert_eq!(r.code, Some(3), "{r:?}");
+    let fatal = r.stdout.lines().find(|l| l.contains("| FATAL  | server     |  | "));
+    let fatal = fatal.unwrap_or_else(|| panic!("no FATAL line: {r:?}"));
+    assert!(fatal.contains("Can't start server: "), "{fatal}");
+    assert!(fatal.contains("70000"), "{fatal}");
+}
+
+#[test]
+fn a_port_already_in_use_exits_3_with_a_fatal_log_line() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port().to_string();
+    let r = run(&["--address=127.0.0.1", &format!("--port={port}"), "cat"]);
+    assert_eq!(r.code, Some(3), "{r:?}");
+    let fatal = r.stdout.lines().find(|l| l.contains("| FATAL  | server     |  | "));
+    let fatal = fatal.unwrap_or_else(|| panic!("no FATAL line: {r:?}"));
+    assert!(fatal.contains("Can't start server: "), "{fatal}");
+    drop(taken);
+}
+
+#[test]
+fn a_bracketed_ipv6_loopback_address_is_served() {
+    if TcpListener::bind("[::1]:0").is_err() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "IPv6 loopback is unavailable on CI");
+        eprintln!("note: skipping, no IPv6 loopback here");
+        return;
+    }
+    let mut child = websocketd()
+        .args(["--address=[::1]", "--port=0", "cat"])
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start websocketd");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + LIMIT;
+    let prefix = "Starting WebSocket server   : ws://[::1]:";
+    let port = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(rest) = line.split_once(prefix).map(|(_, r)| r) {
+                    break rest.trim_end_matches('/').parse::<u16>().expect("port");
+                }
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no IPv6 start-up line: {e}");
+            }
+        }
+    };
+    let reached =
+        TcpStream::connect_timeout(&SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], port)), LIMIT);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_ne!(port, 0);
+    reached.unwrap_or_else(|e| panic!("[::1]:{port} does not accept: {e}"));
+}

@@ -1,0 +1,392 @@
+//! The log on the server's stdout: websocketd's exact line format, the child's stderr as
+//! ERROR lines (long lines in pieces, never stalling the child), and `--loglevel`.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use websocketd_tests::*;
+
+const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+const MONTHS: [&str; 12] =
+    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/// Takes `n` ASCII digits off the front of `s`.
+fn digits(s: &str, n: usize) -> Result<&str, String> {
+    match s.get(..n) {
+        Some(d) if d.bytes().all(|b| b.is_ascii_digit()) => Ok(&s[n..]),
+        _ => Err(format!("expected {n} digits at {s:?}")),
+    }
+}
+
+/// Takes `lit` off the front of `s`.
+fn lit<'a>(s: &'a str, lit: &str) -> Result<&'a str, String> {
+    s.strip_prefix(lit).ok_or_else(|| format!("expected {lit:?} at {s:?}"))
+}
+
+/// Takes `key:'value'` off the front of `s` and returns the value and the rest.
+fn field<'a>(s: &'a str, key: &str) -> Result<(&'a str, &'a str), String> {
+    let rest = lit(s, &format!("{key}:'"))?;
+    let end = rest.find('\'').ok_or_else(|| format!("unterminated {key} at {s:?}"))?;
+    Ok((&rest[..end], &rest[end + 1..]))
+}
+
+/// Checks `Mon, 02 Jan 2006 15:04:05 -0700 | ` and returns the rest.
+fn timestamp(line: &str) -> Result<&str, String> {
+    let day = line.get(..3).ok_or("line too short")?;
+    if !DAYS.contains(&day) {
+        return Err(format!("bad day in {line:?}"));
+    }
+    let s = lit(&line[3..], ", ")?;
+    let s = lit(digits(s, 2)?, " ")?;
+    let month = s.get(..3).ok_or("line too short")?;
+    if !MONTHS.contains(&month) {
+        return Err(format!("bad month in {line:?}"));
+    }
+    let s = lit(&s[3..], " ")?;
+    let s = lit(digits(s, 4)?, " ")?;
+    let s = lit(digits(s, 2)?, ":")?;
+    let s = lit(digits(s, 2)?, ":")?;
+    let s = lit(digits(s, 2)?, " ")?;
+    let s = s.strip_prefix(['+', '-']).ok_or_else(|| format!("no zone sign at {s:?}"))?;
+    lit(digits(s, 4)?, " | ")
+}
+
+/// A session line's association, as parsed.
+#[derive(Debug)]
+struct Session<'a> {
+    url: &'a str,
+    id: &'a str,
+    remote: &'a str,
+    command: &'a str,
+    origin: &'a str,
+    pid: Option<&'a str>,
+    message: &'a str,
+}
+
+/// Parses `<time> | <level> | <category> | url:'…' id:'…' remote:'…' command:'…'
+/// origin:'…'[ pid:'…'] | <message>`, where `head` is `<level> | <category> | ` padded.
+fn session_line<'a>(line: &'a str, head: &str) -> Result<Session<'a>, String> {
+    let s = lit(timestamp(line)?, head)?;
+    let (url, s) = field(s, "url")?;
+    let (id, s) = field(lit(s, " ")?, "id")?;
+    let (remote, s) = field(lit(s, " ")?, "remote")?;
+    let (command, s) = field(lit(s, " ")?, "command")?;
+    let (origin, s) = field(lit(s, " ")?, "origin")?;
+    let (pid, s) = match s.strip_prefix(" pid:'") {
+        Some(_) => {
+            let (pid, s) = field(&s[1..], "pid")?;
+            (Some(pid), s)
+        }
+        None => (None, s),
+    };
+    let message = lit(s, " | ")?;
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("id is not a number in {line:?}"));
+    }
+    if let Some(pid) = pid {
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("pid is not a number in {line:?}"));
+        }
+    }
+    Ok(Session { url, id, remote, command, origin, pid, message })
+}
+
+const ACCESS_SESSION: &str = "ACCESS | session    | ";
+const ERROR_STDERR: &str = "ERROR  | stderr     | ";
+
+fn is_stderr_line(l: &str) -> bool {
+    l.contains(" | ERROR  | stderr     | ")
+}
+
+/// The message of a stderr line if it is a non-empty run of `e`.
+fn e_piece(l: &str) -> Option<usize> {
+    let msg = l.rsplit_once(" | ")?.1;
+    (is_stderr_line(l) && !msg.is_empty() && msg.bytes().all(|b| b == b'e')).then_some(msg.len())
+}
+
+#[tokio::test]
+async fn connect_and_disconnect_lines_have_websocketds_exact_format() {
+    let server = Server::start(&["cat"]).await;
+    let mut ws = server.connect("/some/path?q=1").await;
+    send_text(&mut ws, "hello").await;
+    assert_eq!(recv_text(&mut ws).await, "hello");
+    let connect = server.wait_log(|l| l.ends_with("| CONNECT")).await;
+    within(STEP, ws.close(None)).await.expect("close");
+    let disconnect = server.wait_log(|l| l.ends_with("| DISCONNECT")).await;
+
+    let c = session_line(&connect, ACCESS_SESSION).unwrap_or_else(|e| panic!("{e}\n{connect}"));
+    let d =
+        session_line(&disconnect, ACCESS_SESSION).unwrap_or_else(|e| panic!("{e}\n{disconnect}"));
+    let url = format!("http://127.0.0.1:{}/some/path?q=1", server.addr.port());
+    for s in [&c, &d] {
+        assert_eq!(s.url, url);
+        assert_eq!(s.remote, "127.0.0.1");
+        assert_eq!(s.origin, "file:");
+        assert!(s.command.starts_with('/') && s.command.ends_with("/cat"), "{}", s.command);
+        assert!(std::path::Path::new(s.command).is_file(), "{} is the resolved program", s.command);
+    }
+    assert_eq!(c.message, "CONNECT");
+    assert_eq!(c.pid, None, "CONNECT comes before the process exists");
+    assert_eq!(d.message, "DISCONNECT");
+    assert_eq!(d.id, c.id, "both lines belong to the same connection");
+    let pid = d.pid.expect("DISCONNECT names the pid");
+    assert_ne!(pid, "0");
+}
+
+#[tokio::test]
+async fn a_stderr_line_is_logged_as_error_with_the_session_association() {
+    let stderr_sh = fixture("stderr.sh");
+    let server = Server::start(&[&stderr_sh, "10"]).await;
+    let mut ws = server.connect("/err").await;
+    assert_eq!(recv_text(&mut ws).await, "after");
+    let line = server.wait_log(|l| is_stderr_line(l) && l.ends_with("| to-stderr line1")).await;
+    let s = session_line(&line, ERROR_STDERR).unwrap_or_else(|e| panic!("{e}\n{line}"));
+    assert_eq!(s.url, format!("http://127.0.0.1:{}/err", server.addr.port()));
+    assert_eq!(s.remote, "127.0.0.1");
+    assert_eq!(s.command, stderr_sh);
+    assert_eq!(s.origin, "file:");
+    assert!(s.pid.is_some(), "a stderr line names the pid: {line}");
+    assert_eq!(s.message, "to-stderr line1");
+    let ten = server.wait_log(|l| e_piece(l).is_some()).await;
+    assert_eq!(e_piece(&ten), Some(10), "{ten}");
+}
+
+#[tokio::test]
+async fn a_megabyte_stderr_line_is_logged_in_pieces_without_stalling_the_child() {
+    const N: usize = 1_000_000;
+    let stderr_sh = fixture("stderr.sh");
+    let server = Server::start(&[&stderr_sh, &N.to_string()]).await;
+    let mut ws = server.connect("/").await;
+    // If stderr were not drained past a full pipe, `after` would never come.
+    assert_eq!(recv_text(&mut ws).await, "after");
+    // Wait, one new log line at a time, until every byte of the line has been logged.
+    let total = |server: &Server| -> (usize, usize) {
+        let pieces: Vec<usize> = server.logs().iter().filter_map(|l| e_piece(l)).collect();
+        (pieces.len(), pieces.iter().sum())
+    };
+    loop {
+        let (count, sum) = total(&server);
+        if sum >= N {
+            break;
+        }
+        server.wait_log_count(count + 1, |l| e_piece(l).is_some()).await;
+    }
+    let (count, sum) = total(&server);
+    assert_eq!(sum, N, "every byte of the long line is logged exactly once");
+    assert!(count >= 2, "a 1 MB line is logged in several pieces, got {count}");
+    assert!(server.logs().iter().any(|l| l.ends_with("| to-stderr line1")));
+    within(STEP, ws.close(None)).await.expect("close");
+    server.wait_log(|l| l.ends_with("| DISCONNECT")).await;
+}
+
+#[tokio::test]
+async fn loglevel_debug_shows_process_debug_lines() {
+    let server = Server::start(&["--loglevel=debug", "echo", "hi"]).await;
+    let mut ws = server.connect("/").await;
+    let (code, _, data) = recv_close(&mut ws).await;
+    assert_eq!(code, 1000);
+    assert_eq!(data, [Message::text("hi")]);
+    let line = server
+        .wait_log(|l| l.contains(" | DEBUG  | process    | ") && l.contains("terminated after"))
+        .await;
+    let s = session_line(&line, "DEBUG  | process    | ").unwrap_or_else(|e| panic!("{e}\n{line}"));
+    let pid = s.pid.expect("pid");
+    assert!(s.message.starts_with(&format!("Process {pid} terminated after")), "{line}");
+}
+
+#[tokio::test]
+async fn default_loglevel_hides_debug_lines() {
+    let server = Server::start(&["echo", "hi"]).await;
+    let mut ws = server.connect("/").await;
+    assert_eq!(recv_close(&mut ws).await.0, 1000);
+    server.wait_log(|l| l.ends_with("| DISCONNECT")).await;
+    let logs = server.logs();
+    assert!(
+        logs.iter().all(|l| !l.contains("| DEBUG  |") && !l.contains("| TRACE  |")),
+        "{logs:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_that_is_not_an_upgrade_logs_not_found_in_category_http() {
+    let server = Server::start(&["cat"]).await;
+    let port = server.addr.port();
+    let reply = raw_http(
+        server.addr,
+        &format!("GET /nothing HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");
+    let line = server.wait_log(|l| l.contains(" | ACCESS | http       | ")).await;
+    let rest = timestamp(&line).unwrap_or_else(|e| panic!("{e}\n{line}"));
+    let rest = lit(rest, "ACCESS | http       | ").unwrap_or_else(|e| panic!("{e}"));
+    let (url, _) = field(rest, "url").unwrap_or_else(|e| panic!("{e}\n{line}"));
+    assert_eq!(url, format!("http://127.0.0.1:{port}/nothing"));
+    assert!(line.contains(" remote:'127.0.0.1'"), "{line}");
+    assert!(line.ends_with(" | NOT FOUND"), "{line}");
+}
+
+/// A websocketd started by hand, for log levels that hide the start-up line the harness
+/// waits for.
+struct Manual {
+    child: tokio::process::Child,
+    port: u16,
+    lines: mpsc::UnboundedReceiver<String>,
+}
+
+impl Manual {
+    fn start(args: &[&str]) -> Manual {
+        // The port is chosen by binding and releasing it: the start-up line that would tell us
+        // is hidden at these levels.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut child = tokio::process::Command::new(binary())
+            .arg("--address=127.0.0.1")
+            .arg(format!("--port={port}"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start websocketd");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Manual { child, port, lines }
+    }
+
+    /// Connects, retrying while the port refuses. This is the one readiness poll in the
+    /// suites: at these log levels the server announces nothing we could wait for.
+    async fn connect(&mut self, path: &str) -> Ws {
+        let url = format!("ws://127.0.0.1:{}{path}", self.port);
+        within(STEP, async {
+            loop {
+                match tokio_tungstenite::connect_async(url.as_str()).await {
+                    Ok((ws, _)) => return ws,
+                    Err(tokio_tungstenite::tungstenite::Error::Io(e))
+                        if e.kind() == std::io::ErrorKind::ConnectionRefused =>
+                    {
+                        assert!(
+                            self.child.try_wait().expect("try_wait").is_none(),
+                            "websocketd exited"
+                        );
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Err(e) => panic!("connect {url}: {e}"),
+                }
+            }
+        })
+        .await
+    }
+
+    /// The next log line (bounded).
+    async fn next_line(&mut self) -> Option<String> {
+        within(STEP, self.lines.recv()).await
+    }
+
+    /// Waits until the server has no live child process.
+    async fn wait_no_children(&self) {
+        let pid = self.child.id().expect("running");
+        within(STEP, async {
+            while processes().iter().any(|p| p.ppid == pid && p.state != 'Z') {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+    }
+
+    /// Stops the server with SIGTERM and returns every log line it still had to give.
+    async fn stop(mut self) -> Vec<String> {
+        let pid = nix::unistd::Pid::from_raw(self.child.id().expect("running") as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        within(STEP, self.child.wait()).await.expect("wait for websocketd");
+        let mut rest = Vec::new();
+        while let Some(line) = self.next_line().await {
+            rest.push(line);
+        }
+        rest
+    }
+}
+
+/// One session with stderr.sh: `after` arrives, the client leaves, the child is gone.
+async fn stderr_session(server: &mut Manual) {
+    let mut ws = server.connect("/").await;
+    assert_eq!(recv_text(&mut ws).await, "after");
+    within(STEP, ws.close(None)).await.expect("close");
+    let _ = recv_close(&mut ws).await;
+    server.wait_no_children().await;
+}
+
+#[tokio::test]
+async fn loglevel_error_hides_access_and_info_but_keeps_stderr_lines() {
+    let stderr_sh = fixture("stderr.sh");
+    let mut server = Manual::start(&["--loglevel=error", &stderr_sh, "10"]);
+    stderr_session(&mut server).await;
+    let mut seen = Vec::new();
+    // The stderr line must come; everything before it is checked too.
+    loop {
+        let line = server.next_line().await.expect("the stderr line before the log ended");
+        let done =
+            line.contains(" | ERROR  | stderr     | ") && line.ends_with("| to-stderr line1");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    seen.extend(server.stop().await);
+    for line in &seen {
+        assert!(
+            !line.contains("| ACCESS |") && !line.contains("| INFO   |"),
+            "shown at --loglevel=error: {line}"
+        );
+        assert!(line.contains("| ERROR  |") || line.contains("| FATAL  |"), "{line}");
+    }
+}
+
+#[tokio::test]
+async fn loglevel_none_prints_nothing_at_all() {
+    let stderr_sh = fixture("stderr.sh");
+    let mut server = Manual::start(&["--loglevel=none", &stderr_sh, "10"]);
+    stderr_session(&mut server).await;
+    let all = server.stop().await;
+    assert!(all.is_empty(), "printed at --loglevel=none: {all:#?}");
+}
+
+#[test]
+fn the_line_checker_rejects_near_misses() {
+    let good = "Tue, 24 Nov 2026 15:11:04 +0000 | ACCESS | session    | url:'http://h/' id:'1' \
+                remote:'127.0.0.1' command:'/bin/cat' origin:'file:' pid:'7' | DISCONNECT";
+    let s = session_line(good, ACCESS_SESSION).expect("the good line parses");
+    assert_eq!((s.pid, s.message), (Some("7"), "DISCONNECT"));
+    for bad in [
+        good.replace("Tue,", "Tue"),
+        good.replace("Nov", "nov"),
+        good.replace(" +0000", " 0000"),
+        good.replace("15:11:04", "15:11"),
+        good.replace("session    |", "session   |"),
+        good.replace("ACCESS |", "ACCESS  |"),
+        good.replace(" id:'1'", ""),
+        good.replace("id:'1'", "id:'x'"),
+        good.replace("pid:'7'", "pid:''"),
+        good.replace(
+            " remote:'127.0.0.1' command:'/bin/cat'",
+            " command:'/bin/cat' remote:'127.0.0.1'",
+        ),
+        good.replace(" | DISCONNECT", " DISCONNECT"),
+    ] {
+        assert!(session_line(&bad, ACCESS_SESSION).is_err(), "accepted {bad:?}");
+    }
+}
