@@ -77,7 +77,7 @@ pub struct Args {
     pub help: Option<bool>,
 
     /// The program to run for each connection, and its arguments.
-    #[arg(value_name = "COMMAND", trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    #[arg(value_name = "COMMAND", trailing_var_arg = true, num_args = 0..)]
     pub command: Vec<OsString>,
 }
 

@@ -125,10 +125,8 @@ fn every_spelling_of_help_exits_0() {
     }
 }
 
-// Product bug: clap's `allow_hyphen_values` on the trailing COMMAND swallows `--bogus`, so the
-// run reports "Unable to locate specified COMMAND '--bogus' in OS path." and exits 1.
+// An unknown flag is a flag syntax error, not COMMAND (as Go's flag package has it).
 #[test]
-#[ignore = "product bug: an unknown flag is taken as COMMAND (exit 1 instead of 2)"]
 fn an_unknown_flag_exits_2() {
     let r = run(&["--bogus", "cat"]);
     assert_eq!(r.code, Some(2), "{r:?}");

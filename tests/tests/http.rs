@@ -5,7 +5,8 @@ use websocketd_tests::*;
 #[tokio::test]
 async fn plain_http_requests_get_404() {
     let server = Server::start(&["cat"]).await;
-    let resp = raw_http(server.addr, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    let resp =
+        raw_http(server.addr, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
     assert!(resp.starts_with("HTTP/1.1 404 Not Found\r\n"), "{resp}");
     assert!(resp.ends_with("\r\n\r\n404 page not found\n"), "{resp}");
     assert!(resp.to_ascii_lowercase().contains("content-type: text/plain; charset=utf-8"));
@@ -28,7 +29,13 @@ async fn an_upgrade_header_with_more_than_websocket_is_not_an_upgrade() {
 async fn the_startup_log_names_the_real_bound_address() {
     let server = Server::start(&["cat"]).await;
     let line = server.wait_log(|l| l.contains("Starting WebSocket server")).await;
-    assert!(line.contains(&format!("| INFO   | server     |  | Starting WebSocket server   : ws://127.0.0.1:{}/", server.addr.port())), "{line}");
+    assert!(
+        line.contains(&format!(
+            "| INFO   | server     |  | Starting WebSocket server   : ws://127.0.0.1:{}/",
+            server.addr.port()
+        )),
+        "{line}"
+    );
     assert_ne!(server.addr.port(), 0);
     let mut ws = server.connect("/").await;
     send_text(&mut ws, "up").await;
@@ -37,9 +44,12 @@ async fn the_startup_log_names_the_real_bound_address() {
 
 #[tokio::test]
 async fn every_address_gets_its_own_listener() {
-    let server =
-        Server::start_with(&["--address=127.0.0.1", "--address=127.0.0.2", "--port=0"], &["cat"], &[])
-            .await;
+    let server = Server::start_with(
+        &["--address=127.0.0.1", "--address=127.0.0.2", "--port=0"],
+        &["cat"],
+        &[],
+    )
+    .await;
     server.wait_log_count(2, |l| l.contains("Starting WebSocket server")).await;
     for host in ["127.0.0.1", "127.0.0.2"] {
         let line = server.wait_log(|l| l.contains(&format!("ws://{host}:"))).await;

@@ -39,7 +39,8 @@ async fn a_child_killed_by_a_signal_closes_with_1011_and_the_signal() {
 #[tokio::test]
 async fn a_child_that_closes_stdout_but_lingers_is_stopped_and_reported() {
     // sh ignores SIGINT (and so does the sleep it becomes); SIGTERM ends it.
-    let server = Server::start(&["sh", "-c", "echo hi; exec >&-; trap '' INT; exec sleep 1000"]).await;
+    let server =
+        Server::start(&["sh", "-c", "echo hi; exec >&-; trap '' INT; exec sleep 1000"]).await;
     let mut ws = server.connect("/").await;
     let (code, reason, data) = recv_close(&mut ws).await;
     assert_eq!(data, [Message::text("hi")]);
@@ -75,7 +76,11 @@ fn events(log: &str) -> Vec<(String, u64)> {
 }
 
 fn at(events: &[(String, u64)], name: &str) -> u64 {
-    events.iter().find(|(e, _)| e == name).map(|e| e.1).unwrap_or_else(|| panic!("no {name} in {events:?}"))
+    events
+        .iter()
+        .find(|(e, _)| e == name)
+        .map(|e| e.1)
+        .unwrap_or_else(|| panic!("no {name} in {events:?}"))
 }
 
 async fn ladder_gaps(closems: u64) -> (u64, u64) {
@@ -190,7 +195,9 @@ async fn a_program_that_cannot_start_closes_with_1011() {
     let mut ws = server.connect("/").await;
     let (code, reason, _) = recv_close(&mut ws).await;
     assert_eq!((code, reason.as_str()), (1011, "could not launch process"));
-    server.wait_log(|l| l.contains("| ERROR  | process") && l.contains("Could not launch process")).await;
+    server
+        .wait_log(|l| l.contains("| ERROR  | process") && l.contains("Could not launch process"))
+        .await;
 }
 
 fn set_mode(path: &str, mode: u32) {
