@@ -189,28 +189,32 @@ async fn session<S: Socket>(ws: S, req: &RequestInfo, config: &SessionConfig) {
                     close_for_error(&e)
                 }
             };
+            // Tell the client (bounded) while the child is already on its way down.
             let broken = reply.is_some();
-            close_now(&mut tx, reply).await;
-            if broken {
-                if let Ok(mut ws) = tx.reunite(rx) {
-                    ws.linger().await;
+            let goodbye = async move {
+                close_now(&mut tx, reply).await;
+                if broken {
+                    if let Ok(mut ws) = tx.reunite(rx) {
+                        ws.linger().await;
+                    }
                 }
-            } else {
-                drop((tx, rx));
-            }
+            };
             // Keep draining stdout so a child blocked on it can see stdin's end and exit.
-            let mut ladder_done = pin!(async {
-                child.reap(&mut ladder).await;
-                child.finish(&mut ladder).await;
-            });
-            let mut drain = pin!(discard(&stdout));
-            let mut draining = true;
-            loop {
-                tokio::select! {
-                    () = &mut ladder_done => break,
-                    () = &mut drain, if draining => draining = false,
+            let stop = async {
+                let mut ladder_done = pin!(async {
+                    child.reap(&mut ladder).await;
+                    child.finish(&mut ladder).await;
+                });
+                let mut drain = pin!(discard(&stdout));
+                let mut draining = true;
+                loop {
+                    tokio::select! {
+                        () = &mut ladder_done => break,
+                        () = &mut drain, if draining => draining = false,
+                    }
                 }
-            }
+            };
+            tokio::join!(goodbye, stop);
         }
     }
 }

@@ -49,7 +49,48 @@ pub fn binary() -> PathBuf {
         "{} is missing: run `cargo test --workspace` (or build -p websocketd)",
         bin.display()
     );
+    // `cargo test -p websocketd-tests` alone does not rebuild the binary: refuse a stale one
+    // rather than test old code.
+    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).expect("binary mtime");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let newest = ["framing", "core", "transport-ws", "cli"]
+        .iter()
+        .filter_map(|krate| newest_source(&root.join(krate)))
+        .max();
+    if let Some((changed, path)) = newest {
+        assert!(
+            changed <= built,
+            "{} is older than {}: run `cargo build -p websocketd` or `cargo test --workspace`",
+            bin.display(),
+            path.display()
+        );
+    }
     bin
+}
+
+/// The most recently modified `.rs` or `Cargo.toml` under `dir`, its own tests left out.
+fn newest_source(dir: &std::path::Path) -> Option<(std::time::SystemTime, PathBuf)> {
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let found = if path.is_dir() {
+            if name == "tests" {
+                continue;
+            }
+            newest_source(&path)
+        } else if path.extension().is_some_and(|e| e == "rs") || name == "Cargo.toml" {
+            entry.metadata().and_then(|m| m.modified()).ok().map(|t| (t, path))
+        } else {
+            None
+        };
+        if let Some(found) = found {
+            if newest.as_ref().is_none_or(|n| found.0 > n.0) {
+                newest = Some(found);
+            }
+        }
+    }
+    newest
 }
 
 /// The absolute path of a fixture program in `tests/fixtures`.

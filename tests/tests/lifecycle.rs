@@ -216,3 +216,20 @@ async fn stopping_the_server_stops_every_child() {
     wait_dead(child).await;
     let _ = ws.send(Message::text("gone")).await;
 }
+
+#[tokio::test]
+async fn a_client_slow_to_take_its_close_does_not_delay_the_ladder() {
+    let dir = TempDir::new();
+    let log = dir.path("events");
+    let server = Server::start(&[&fixture("ignore_signals.py"), &log]).await;
+    let mut raw = RawWs::connect(server.addr, "/").await;
+    assert_eq!(raw.read_frame().await, Some((1, b"ready".to_vec())));
+    // Too big: the server answers 1009 and waits up to a second for this client to go,
+    // which it does not. The child's ladder must run meanwhile.
+    raw.send_frame(true, 2, &vec![0u8; (1 << 20) + 1]).await;
+    let text = wait_file(&log, "SIGINT").await;
+    let ev = events(&text);
+    let to_int = at(&ev, "SIGINT") - at(&ev, "EOF");
+    assert!(to_int < 700, "SIGINT came {to_int} ms after stdin closed");
+    drop(raw);
+}
