@@ -413,3 +413,118 @@ fn command_line(config: &SessionConfig) -> String {
     }
     line
 }
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    /// A socket made of two channels: what the test sends comes out of the stream, what the
+    /// session sends goes into `sent`.
+    struct ChannelSocket {
+        incoming: mpsc::UnboundedReceiver<Result<Message, WsError>>,
+        sent: mpsc::UnboundedSender<Message>,
+    }
+
+    impl Stream for ChannelSocket {
+        type Item = Result<Message, WsError>;
+
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            self.incoming.poll_recv(cx)
+        }
+    }
+
+    impl Sink<Message> for ChannelSocket {
+        type Error = WsError;
+
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), WsError> {
+            self.sent.send(item).map_err(|_| WsError::ConnectionClosed)
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl Socket for ChannelSocket {
+        async fn linger(&mut self) {}
+    }
+
+    type Client =
+        (mpsc::UnboundedSender<Result<Message, WsError>>, mpsc::UnboundedReceiver<Message>);
+
+    fn start(program: &str, args: &[&str]) -> (Client, tokio::task::JoinHandle<()>) {
+        let (to_session, incoming) = mpsc::unbounded_channel();
+        let (sent, from_session) = mpsc::unbounded_channel();
+        let socket = ChannelSocket { incoming, sent };
+        let config = SessionConfig {
+            program: program.into(),
+            args: args.iter().map(OsString::from).collect(),
+            framing: Framing::Lines,
+            max_message: 1 << 20,
+            closems: Duration::ZERO,
+            env: EnvSettings::default(),
+        };
+        let req = RequestInfo {
+            id: 1,
+            remote_addr: None,
+            remote_host: None,
+            method: http::Method::GET,
+            uri: http::Uri::from_static("/"),
+            version: http::Version::HTTP_11,
+            headers: http::HeaderMap::new(),
+            tls: false,
+            script_name: "/".into(),
+            path_info: "/".into(),
+        };
+        let task = tokio::spawn(run(socket, req, Arc::new(config), None));
+        ((to_session, from_session), task)
+    }
+
+    async fn next(rx: &mut mpsc::UnboundedReceiver<Message>) -> Message {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap()
+    }
+
+    #[tokio::test]
+    async fn lines_go_both_ways_over_any_socket() {
+        let ((tx, mut rx), task) = start("/bin/cat", &[]);
+        tx.send(Ok(Message::text("one\ntwo"))).unwrap();
+        assert_eq!(next(&mut rx).await, Message::text("one"));
+        assert_eq!(next(&mut rx).await, Message::text("two"));
+        tx.send(Ok(Message::Close(None))).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_exit_status_is_the_close_code() {
+        let ((tx, mut rx), task) = start("/bin/sh", &["-c", "echo out; exit 7"]);
+        assert_eq!(next(&mut rx).await, Message::text("out"));
+        let Message::Close(Some(frame)) = next(&mut rx).await else { panic!("expected a Close") };
+        assert_eq!((frame.code, frame.reason.as_str()), (CloseCode::Error, "exit status 7"));
+        drop(tx);
+        tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_oversized_message_error_is_answered_with_1009() {
+        use tokio_tungstenite::tungstenite::error::CapacityError;
+        let ((tx, mut rx), task) = start("/bin/cat", &[]);
+        let too_long = CapacityError::MessageTooLong { size: 2 << 20, max_size: 1 << 20 };
+        tx.send(Err(WsError::Capacity(too_long))).unwrap();
+        let Message::Close(Some(frame)) = next(&mut rx).await else { panic!("expected a Close") };
+        assert_eq!(frame.code, CloseCode::Size);
+        tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+    }
+}
