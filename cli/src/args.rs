@@ -1,6 +1,6 @@
 //! The command line, one field per flag. The doc comments are the `--help` text.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 
 use clap::{ArgAction, Parser};
 
@@ -143,11 +143,6 @@ impl Args {
     /// Whether the command line had no arguments at all.
     pub fn is_empty_command_line(argv: &[OsString]) -> bool {
         argv.len() <= 1
-    }
-
-    /// COMMAND, if given.
-    pub fn program(&self) -> Option<&OsStr> {
-        self.command.first().map(OsString::as_os_str)
     }
 }
 

@@ -29,12 +29,7 @@ pub async fn bind(config: &Config) -> Result<Vec<Listener>, ServeError> {
 /// every child before returning.
 pub async fn serve(config: Config, listeners: Vec<Listener>) {
     let session = config.session;
-    let mut command = session.program.display().to_string();
-    for arg in &session.args {
-        command.push(' ');
-        command.push_str(&arg.to_string_lossy());
-    }
-    tracing::info!(target: "server", "Serving using application   : {command}");
+    tracing::info!(target: "server", "Serving using application   : {}", session.command_line());
     let app = Arc::new(App::new(session, config.maxforks));
     for listener in listeners {
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();

@@ -75,7 +75,7 @@ impl EnvSettings {
 impl RequestInfo {
     /// The client's IP as websocketd prints it: no brackets, IPv4-mapped addresses as IPv4.
     pub fn remote_ip(&self) -> String {
-        self.remote_addr.map(|a| a.ip().to_canonical().to_string()).unwrap_or_default()
+        self.remote_addr.map(|a| ip_string(a.ip())).unwrap_or_default()
     }
 
     /// The name the logs and `REMOTE_HOST` use for the client.

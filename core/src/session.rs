@@ -87,6 +87,18 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Socket for WebSocketStream<T> {
     }
 }
 
+impl SessionConfig {
+    /// The program and its arguments, space-separated, as the logs show them.
+    pub fn command_line(&self) -> String {
+        let mut line = self.program.display().to_string();
+        for arg in &self.args {
+            line.push(' ');
+            line.push_str(&arg.to_string_lossy());
+        }
+        line
+    }
+}
+
 /// Runs one session to its end: spawns the child, relays, and sees the child dead and
 /// reaped. `slot` (a `--maxforks` permit) is released only after that.
 pub async fn run<S: Socket>(
@@ -139,7 +151,7 @@ async fn session<S: Socket>(ws: S, req: &RequestInfo, config: &SessionConfig) {
     let (mut child, pipes) = match Child::spawn(&config.program, &config.args, env) {
         Ok(spawned) => spawned,
         Err(e) => {
-            tracing::error!(target: "process", "Could not launch process {} ({e})", command_line(config));
+            tracing::error!(target: "process", "Could not launch process {} ({e})", config.command_line());
             let frame = close_frame(CloseCode::Error, "could not launch process");
             close_after(&mut tx, &mut rx, Some(frame)).await;
             return;
@@ -403,15 +415,6 @@ where
         tx.close().await
     })
     .await;
-}
-
-fn command_line(config: &SessionConfig) -> String {
-    let mut line = config.program.display().to_string();
-    for arg in &config.args {
-        line.push(' ');
-        line.push_str(&arg.to_string_lossy());
-    }
-    line
 }
 
 #[cfg(test)]

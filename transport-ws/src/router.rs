@@ -15,7 +15,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tracing::Instrument;
-use websocketd_core::env::{RequestInfo, next_id};
+use websocketd_core::env::{RequestInfo, ip_string, next_id};
 use websocketd_core::{SessionConfig, session};
 
 use crate::upgrade;
@@ -48,7 +48,7 @@ impl App {
     /// Answers one request from `peer`.
     pub fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         if !upgrade::is_upgrade(&req) {
-            let span = tracing::info_span!(target: "http", "http", url = %url(&req), remote = %peer.ip().to_canonical());
+            let span = tracing::info_span!(target: "http", "http", url = %url(&req), remote = %ip_string(peer.ip()));
             span.in_scope(|| websocketd_core::access!(target: "http", "NOT FOUND"));
             return plain(StatusCode::NOT_FOUND, "404 page not found\n");
         }
@@ -65,7 +65,7 @@ impl App {
         let accept = match upgrade::check(&req) {
             Ok(key) => derive_accept_key(key),
             Err(refusal) => {
-                let span = tracing::info_span!(target: "session", "session", url = %url(&req), remote = %peer.ip().to_canonical());
+                let span = tracing::info_span!(target: "session", "session", url = %url(&req), remote = %ip_string(peer.ip()));
                 span.in_scope(|| {
                     websocketd_core::access!(target: "session", "Unable to Upgrade: {}", refusal.reason());
                 });
