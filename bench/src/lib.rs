@@ -1,0 +1,13 @@
+//! websocketd-bench: the load generator and what it measures.
+//!
+//! - [`load`]: WebSocket clients that drive one scenario each.
+//! - [`scenario`]: the scenarios, their server commands and their target ratios.
+//! - [`target`]: starting, measuring and stopping a server under test.
+//! - [`ceiling`]: a trivial in-process server, to show the load generator's own limits.
+//! - [`stats`]: medians and percentiles.
+
+pub mod ceiling;
+pub mod load;
+pub mod scenario;
+pub mod stats;
+pub mod target;

@@ -1,0 +1,252 @@
+//! The load generator: WebSocket clients (tokio-tungstenite) that drive one scenario each
+//! and report what they measured. Writes are batched (many frames per flush) and reads run
+//! in their own task, so the client is never the bottleneck (see `ceiling` in the report).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{WebSocketStream, client_async_with_config};
+
+/// A client connection.
+pub type Ws = WebSocketStream<TcpStream>;
+
+/// Opens a WebSocket to `path`.
+pub async fn connect(addr: SocketAddr, path: &str) -> Result<Ws> {
+    let stream = TcpStream::connect(addr).await.with_context(|| format!("connect {addr}"))?;
+    stream.set_nodelay(true)?;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(64 << 20))
+        .max_frame_size(Some(64 << 20))
+        .read_buffer_size(128 << 10)
+        .write_buffer_size(128 << 10);
+    let (ws, _) = client_async_with_config(format!("ws://{addr}{path}"), stream, Some(config))
+        .await
+        .with_context(|| format!("handshake with {addr}{path}"))?;
+    Ok(ws)
+}
+
+/// A 64-byte text message.
+pub fn line64() -> Message {
+    Message::text("x".repeat(64))
+}
+
+/// Connections per second with `clients` clients for `time`: each connection upgrades,
+/// sends one message, waits for its echo and closes. Also returns, per connection, the time
+/// from connecting to the echo (time to first message).
+pub async fn connection_rate(
+    addr: SocketAddr,
+    clients: usize,
+    time: Duration,
+) -> Result<(f64, Vec<Duration>)> {
+    let start = Instant::now();
+    let deadline = start + time;
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        tasks.push(tokio::spawn(async move {
+            let mut firsts = Vec::new();
+            while Instant::now() < deadline {
+                let t0 = Instant::now();
+                let mut ws = connect(addr, "/").await?;
+                ws.send(Message::text("hello")).await?;
+                match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+                    Ok(Some(Ok(Message::Text(t)))) if t == "hello" => firsts.push(t0.elapsed()),
+                    other => bail!("no echo: {other:?}"),
+                }
+                let _ = ws.close(None).await;
+                let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                    while let Some(Ok(_)) = ws.next().await {}
+                })
+                .await;
+            }
+            anyhow::Ok(firsts)
+        }));
+    }
+    let mut firsts = Vec::new();
+    for task in tasks {
+        firsts.extend(task.await??);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    Ok((firsts.len() as f64 / elapsed, firsts))
+}
+
+/// Messages per second echoed on one connection with at most `window` messages in flight.
+pub async fn echo_pipelined(ws: Ws, msg: Message, window: usize, time: Duration) -> Result<f64> {
+    let (mut tx, mut rx) = ws.split();
+    let credit = Arc::new(Semaphore::new(window));
+    let received = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = start + time;
+    let reader = {
+        let credit = Arc::clone(&credit);
+        let received = Arc::clone(&received);
+        tokio::spawn(async move {
+            while let Some(Ok(m)) = rx.next().await {
+                if m.is_text() || m.is_binary() {
+                    received.fetch_add(1, Ordering::Relaxed);
+                    credit.add_permits(1);
+                }
+            }
+        })
+    };
+    while Instant::now() < deadline {
+        match credit.try_acquire() {
+            Ok(permit) => permit.forget(),
+            Err(_) => {
+                tx.flush().await?;
+                match tokio::time::timeout(Duration::from_secs(10), credit.acquire()).await {
+                    Ok(Ok(permit)) => permit.forget(),
+                    _ => bail!("echo stalled with {window} messages in flight"),
+                }
+            }
+        }
+        tx.feed(msg.clone()).await?;
+    }
+    tx.flush().await?;
+    let count = received.load(Ordering::Relaxed);
+    let elapsed = start.elapsed().as_secs_f64();
+    reader.abort();
+    Ok(count as f64 / elapsed)
+}
+
+/// Bytes per second echoed on one connection: binary messages of `chunk` bytes with at most
+/// `window` bytes in flight (the echo may come back cut differently).
+pub async fn echo_bytes(ws: Ws, chunk: usize, window: usize, time: Duration) -> Result<f64> {
+    let (mut tx, mut rx) = ws.split();
+    let credit = Arc::new(Semaphore::new(window));
+    let received = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = start + time;
+    let reader = {
+        let credit = Arc::clone(&credit);
+        let received = Arc::clone(&received);
+        tokio::spawn(async move {
+            while let Some(Ok(m)) = rx.next().await {
+                received.fetch_add(m.len() as u64, Ordering::Relaxed);
+                credit.add_permits(m.len());
+            }
+        })
+    };
+    let payload = Bytes::from(vec![b'b'; chunk]);
+    let need = u32::try_from(chunk)?;
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(10), credit.acquire_many(need)).await {
+            Ok(Ok(permit)) => permit.forget(),
+            _ => bail!("binary echo stalled with {window} bytes in flight"),
+        }
+        tx.send(Message::Binary(payload.clone())).await?;
+    }
+    let count = received.load(Ordering::Relaxed);
+    let elapsed = start.elapsed().as_secs_f64();
+    reader.abort();
+    Ok(count as f64 / elapsed)
+}
+
+/// Bytes per second sent in binary messages of `chunk` bytes to a child that discards them.
+pub async fn upload(mut ws: Ws, chunk: usize, time: Duration) -> Result<f64> {
+    let payload = Bytes::from(vec![b'u'; chunk]);
+    let start = Instant::now();
+    let deadline = start + time;
+    let mut sent = 0u64;
+    while Instant::now() < deadline {
+        for _ in 0..16 {
+            ws.feed(Message::Binary(payload.clone())).await?;
+            sent += chunk as u64;
+        }
+    }
+    ws.flush().await?;
+    Ok(sent as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Messages and bytes per second read from a child that writes as fast as it can.
+pub async fn download(mut ws: Ws, time: Duration) -> Result<(f64, f64)> {
+    let start = Instant::now();
+    let deadline = start + time;
+    let (mut messages, mut bytes) = (0u64, 0u64);
+    while Instant::now() < deadline {
+        // Check the clock every so often, not for every message.
+        for _ in 0..256 {
+            match ws.next().await {
+                Some(Ok(m)) => {
+                    messages += 1;
+                    bytes += m.len() as u64;
+                }
+                other => bail!("stream ended: {other:?}"),
+            }
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    Ok((messages as f64 / elapsed, bytes as f64 / elapsed))
+}
+
+/// Sends `count` 64-byte messages without waiting and reads them all back. Returns the time
+/// taken, or an error if they do not all come back within `limit`.
+pub async fn deep_pipeline(ws: Ws, count: usize, limit: Duration) -> Result<Duration> {
+    let (mut tx, mut rx) = ws.split();
+    let start = Instant::now();
+    let reader = tokio::spawn(async move {
+        let mut got = 0usize;
+        while got < count {
+            match rx.next().await {
+                Some(Ok(m)) if m.is_text() => got += 1,
+                Some(Ok(_)) => {}
+                _ => break,
+            }
+        }
+        got
+    });
+    let writer = async move {
+        for _ in 0..count {
+            tx.feed(line64()).await?;
+        }
+        tx.flush().await?;
+        anyhow::Ok(tx)
+    };
+    let outcome = tokio::time::timeout(limit, async {
+        let tx = writer.await?;
+        let got = reader.await?;
+        anyhow::Ok((tx, got))
+    })
+    .await;
+    match outcome {
+        Ok(Ok((_tx, got))) if got == count => Ok(start.elapsed()),
+        Ok(Ok((_, got))) => bail!("connection ended after {got} of {count} echoes"),
+        Ok(Err(e)) => Err(e),
+        Err(_) => bail!("hung: not all {count} echoes back within {limit:?}"),
+    }
+}
+
+/// Round-trip times of single echoes on `probe` for `time`.
+pub async fn round_trips(mut probe: Ws, time: Duration) -> Result<Vec<Duration>> {
+    let deadline = Instant::now() + time;
+    let mut rtts = Vec::new();
+    let msg = line64();
+    while Instant::now() < deadline {
+        let t0 = Instant::now();
+        probe.send(msg.clone()).await?;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), probe.next()).await {
+                Ok(Some(Ok(m))) if m.is_text() => break,
+                Ok(Some(Ok(_))) => {}
+                other => bail!("probe lost: {other:?}"),
+            }
+        }
+        rtts.push(t0.elapsed());
+    }
+    Ok(rtts)
+}
+
+/// Reads and counts whatever a streaming connection brings until it is aborted.
+pub async fn drain(mut ws: Ws, counter: Arc<AtomicU64>) {
+    while let Some(Ok(m)) = ws.next().await {
+        counter.fetch_add(m.len() as u64, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,359 @@
+//! `websocketd-bench`: runs every scenario against our release binary and, when installed,
+//! the reference websocketd, alternating A B A B over several rounds; prints medians, the
+//! ratio of medians with the spread of per-round ratios, and writes everything as JSON.
+//! It also measures the load generator's own ceiling against a trivial in-process server.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use serde_json::{Value, json};
+
+use websocketd_bench::scenario::{Better, Goal, Metric, Scenario};
+use websocketd_bench::stats::median;
+use websocketd_bench::target::Target;
+use websocketd_bench::{ceiling, load};
+
+/// Benchmarks websocketd for Rust against the reference websocketd.
+#[derive(Debug, Parser)]
+#[command(name = "websocketd-bench")]
+struct Args {
+    /// Short run: 2 rounds of 0.6 s per figure (under 2 minutes).
+    #[arg(long)]
+    quick: bool,
+    /// Rounds per scenario (default 3, or 2 with --quick).
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Seconds each figure is measured for (default 2.5, or 0.6 with --quick).
+    #[arg(long)]
+    time: Option<f64>,
+    /// Only scenarios whose name contains this.
+    #[arg(long)]
+    only: Option<String>,
+    /// Our binary (default: websocketd next to this executable).
+    #[arg(long)]
+    ours: Option<PathBuf>,
+    /// The reference websocketd (default: /usr/bin/websocketd when present).
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// Where to write the JSON results.
+    #[arg(long, default_value = "target/bench-results.json")]
+    json: PathBuf,
+    /// Skip the load generator's ceiling.
+    #[arg(long)]
+    no_ceiling: bool,
+}
+
+/// One figure across rounds, per server.
+#[derive(Debug, Default)]
+struct Series {
+    unit: &'static str,
+    better: Option<Better>,
+    goal: Option<Goal>,
+    values: BTreeMap<&'static str, Vec<f64>>,
+    errors: Vec<String>,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    raise_fd_limit();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<()> {
+    let started = Instant::now();
+    let rounds = args.rounds.unwrap_or(if args.quick { 2 } else { 3 });
+    let time = Duration::from_secs_f64(args.time.unwrap_or(if args.quick { 0.6 } else { 2.5 }));
+    let ours = match args.ours {
+        Some(path) => path,
+        None => std::env::current_exe()?.with_file_name("websocketd"),
+    };
+    anyhow::ensure!(
+        ours.exists(),
+        "{} not found: run `cargo build --release` first",
+        ours.display()
+    );
+    let mut targets = vec![Target { name: "ours", binary: ours }];
+    let reference = args.reference.or_else(|| {
+        let default = PathBuf::from("/usr/bin/websocketd");
+        default.exists().then_some(default)
+    });
+    match reference {
+        Some(binary) => targets.push(Target { name: "websocketd", binary }),
+        None => eprintln!(
+            "note: no reference websocketd (apt-get install websocketd): measuring ours only"
+        ),
+    }
+    let machine = machine(&targets);
+    println!("{}", machine_line(&machine));
+    println!("rounds: {rounds}, {:.1} s per figure\n", time.as_secs_f64());
+
+    let scenarios: Vec<Scenario> = Scenario::all()
+        .into_iter()
+        .filter(|s| args.only.as_ref().is_none_or(|o| s.name.contains(o.as_str())))
+        .collect();
+    // (scenario, metric) → series, in report order.
+    let mut results: Vec<((String, &'static str, &'static str), Series)> = Vec::new();
+    for scenario in &scenarios {
+        for round in 0..rounds {
+            for target in &targets {
+                let outcome = run_once(scenario, target, time).await;
+                eprintln!(
+                    "  {} / round {} / {}: {}",
+                    scenario.name,
+                    round + 1,
+                    target.name,
+                    summary(&outcome)
+                );
+                record(&mut results, scenario, target.name, outcome);
+            }
+        }
+    }
+
+    let ceiling = if args.no_ceiling || args.only.is_some() {
+        Vec::new()
+    } else {
+        measure_ceiling(time).await?
+    };
+    print_report(&results, &targets);
+    print_ceiling(&ceiling, &results);
+    let elapsed = started.elapsed().as_secs_f64();
+    println!("\ntotal time: {elapsed:.0} s");
+
+    let doc = json!({
+        "machine": machine,
+        "rounds": rounds,
+        "seconds_per_figure": time.as_secs_f64(),
+        "results": results.iter().map(|((scenario, metric, unit), s)| series_json(scenario, metric, unit, s)).collect::<Vec<_>>(),
+        "ceiling": ceiling.iter().map(|(name, unit, v)| json!({"figure": name, "unit": unit, "value": v})).collect::<Vec<_>>(),
+        "total_seconds": elapsed,
+    });
+    if let Some(dir) = args.json.parent() {
+        std::fs::create_dir_all(dir).ok();
+    }
+    std::fs::write(&args.json, serde_json::to_string_pretty(&doc)?)
+        .with_context(|| format!("write {}", args.json.display()))?;
+    println!("results: {}", args.json.display());
+    Ok(())
+}
+
+async fn run_once(scenario: &Scenario, target: &Target, time: Duration) -> Result<Vec<Metric>> {
+    let args = scenario.server_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = target.start(&args).await?;
+    let outcome =
+        tokio::time::timeout(time * 4 + Duration::from_secs(40), scenario.run(&server, time)).await;
+    let survivors = server.stop().await;
+    if survivors > 0 {
+        eprintln!("  warning: {survivors} children of {} outlived it", target.name);
+    }
+    outcome.unwrap_or_else(|_| anyhow::bail!("scenario timed out"))
+}
+
+fn summary(outcome: &Result<Vec<Metric>>) -> String {
+    match outcome {
+        Ok(metrics) => metrics
+            .iter()
+            .map(|m| format!("{} {:.1} {}", m.name, m.value, m.unit))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Err(e) => format!("error: {e:#}"),
+    }
+}
+
+fn record(
+    results: &mut Vec<((String, &'static str, &'static str), Series)>,
+    scenario: &Scenario,
+    target: &'static str,
+    outcome: Result<Vec<Metric>>,
+) {
+    match outcome {
+        Ok(metrics) => {
+            for m in metrics {
+                let key = (scenario.name.clone(), m.name, m.unit);
+                let series = match results.iter().position(|(k, _)| *k == key) {
+                    Some(i) => &mut results[i].1,
+                    None => {
+                        results.push((key, Series::default()));
+                        &mut results.last_mut().expect("just pushed").1
+                    }
+                };
+                series.unit = m.unit;
+                series.better = Some(m.better);
+                series.goal = m.goal;
+                series.values.entry(target).or_default().push(m.value);
+            }
+        }
+        Err(e) => {
+            // Keep the failure on every figure of the scenario (or on a placeholder row).
+            let msg = format!("{target}: {e:#}");
+            let mut any = false;
+            for ((name, _, _), series) in results.iter_mut() {
+                if *name == scenario.name {
+                    series.errors.push(msg.clone());
+                    any = true;
+                }
+            }
+            if !any {
+                let mut series = Series { unit: "", ..Series::default() };
+                series.errors.push(msg);
+                results.push(((scenario.name.clone(), "(failed)", ""), series));
+            }
+        }
+    }
+}
+
+/// Ratio of medians, and the smallest and largest per-round ratio.
+fn ratios(s: &Series) -> Option<(f64, f64, f64)> {
+    let ours = s.values.get("ours")?;
+    let theirs = s.values.get("websocketd")?;
+    let per_round: Vec<f64> = ours.iter().zip(theirs).map(|(a, b)| a / b).collect();
+    let min = per_round.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = per_round.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Some((median(ours) / median(theirs), min, max))
+}
+
+fn print_report(results: &[((String, &'static str, &'static str), Series)], targets: &[Target]) {
+    println!(
+        "{:<30} {:<28} {:>12} {:>12} {:>8} {:>17} {:>10}",
+        "scenario", "figure", "ours", "websocketd", "ratio", "per-round", "target"
+    );
+    for ((scenario, metric, unit), s) in results {
+        let med = |name: &str| s.values.get(name).map(|v| median(v));
+        let fmt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
+        let (ratio, spread) = match ratios(s) {
+            Some((r, lo, hi)) => (format!("{r:.2}x"), format!("[{lo:.2}-{hi:.2}]")),
+            None => ("-".to_owned(), String::new()),
+        };
+        let goal = match (s.goal, ratios(s)) {
+            (Some(g), Some((r, _, _))) => {
+                format!("{} {}", g.label(), if g.met(r) { "ok" } else { "MISS" })
+            }
+            (Some(g), None) => g.label(),
+            _ => String::new(),
+        };
+        let figure = format!("{metric} ({unit})");
+        println!(
+            "{:<30} {:<28} {:>12} {:>12} {:>8} {:>17} {:>10}",
+            scenario,
+            figure,
+            fmt(med("ours")),
+            if targets.len() > 1 { fmt(med("websocketd")) } else { "-".to_owned() },
+            ratio,
+            spread,
+            goal
+        );
+        for e in &s.errors {
+            println!("    ! {e}");
+        }
+    }
+}
+
+/// The load generator against the trivial in-process server.
+async fn measure_ceiling(time: Duration) -> Result<Vec<(&'static str, &'static str, f64)>> {
+    let addr = ceiling::start().await?;
+    let mut out = Vec::new();
+    let (rate, _) = load::connection_rate(addr, 32, time).await?;
+    out.push(("connections, 32 clients", "conn/s", rate));
+    let echo =
+        load::echo_pipelined(load::connect(addr, "/").await?, load::line64(), 1000, time).await?;
+    out.push(("echo 64 B lines, pipelined", "msg/s", echo));
+    let (push, _) = load::download(load::connect(addr, "/push").await?, time).await?;
+    out.push(("server push 64 B lines", "msg/s", push));
+    let bin = load::echo_bytes(load::connect(addr, "/").await?, 65536, 128 << 10, time).await?;
+    out.push(("binary echo 64 KiB", "MB/s", bin / 1e6));
+    let (_, down) = load::download(load::connect(addr, "/download64k").await?, time).await?;
+    out.push(("binary download 64 KiB", "MB/s", down / 1e6));
+    let up = load::upload(load::connect(addr, "/sink").await?, 65536, time).await?;
+    out.push(("binary upload 64 KiB", "MB/s", up / 1e6));
+    Ok(out)
+}
+
+fn print_ceiling(
+    ceiling: &[(&'static str, &'static str, f64)],
+    results: &[((String, &'static str, &'static str), Series)],
+) {
+    if ceiling.is_empty() {
+        return;
+    }
+    println!("\nload generator ceiling (trivial in-process server, no child processes):");
+    for (name, unit, value) in ceiling {
+        let theirs = results
+            .iter()
+            .find(|((s, _, u), _)| s == name && u == unit)
+            .and_then(|(_, s)| s.values.get("websocketd"))
+            .map(|v| median(v));
+        let times = theirs.map_or(String::new(), |t| format!("  = {:.1}x websocketd", value / t));
+        println!("  {name:<30} {value:>12.1} {unit}{times}");
+    }
+}
+
+fn series_json(scenario: &str, metric: &str, unit: &str, s: &Series) -> Value {
+    let ratio = ratios(s);
+    json!({
+        "scenario": scenario,
+        "figure": metric,
+        "unit": unit,
+        "higher_is_better": s.better.map(|b| b == Better::Higher),
+        "ours": s.values.get("ours"),
+        "websocketd": s.values.get("websocketd"),
+        "ours_median": s.values.get("ours").map(|v| median(v)),
+        "websocketd_median": s.values.get("websocketd").map(|v| median(v)),
+        "ratio": ratio.map(|r| r.0),
+        "ratio_min": ratio.map(|r| r.1),
+        "ratio_max": ratio.map(|r| r.2),
+        "target": s.goal.map(Goal::label),
+        "target_met": s.goal.zip(ratio).map(|(g, r)| g.met(r.0)),
+        "errors": s.errors,
+    })
+}
+
+fn machine(targets: &[Target]) -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_default();
+    let kernel =
+        std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned();
+    let versions: Vec<Value> = targets
+        .iter()
+        .map(|t| {
+            let out = std::process::Command::new(&t.binary).arg("--version").output();
+            let version = out
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                .unwrap_or_default();
+            json!({"name": t.name, "binary": t.binary, "version": version})
+        })
+        .collect();
+    json!({
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpu": cpu,
+        "kernel": kernel,
+        "servers": versions,
+    })
+}
+
+fn machine_line(m: &Value) -> String {
+    format!(
+        "machine: {} cpus, {}, linux {}",
+        m["cpus"],
+        m["cpu"].as_str().unwrap_or("?"),
+        m["kernel"].as_str().unwrap_or("?")
+    )
+}
+
+/// Thousands of connections need thousands of descriptors, here and in the servers.
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}

@@ -1,0 +1,305 @@
+//! The scenarios: what each starts the server with, what it drives, what it measures, and
+//! the target ratio against websocketd where the benchmark issue sets one.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::load;
+use crate::stats::{millis, percentile};
+use crate::target::Running;
+
+/// Which way is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Better {
+    /// More is better (rates).
+    Higher,
+    /// Less is better (latency, memory).
+    Lower,
+}
+
+/// A ratio (ours / websocketd) the issue asks for.
+#[derive(Debug, Clone, Copy)]
+pub enum Goal {
+    /// At least this ratio.
+    AtLeast(f64),
+    /// At most this ratio.
+    AtMost(f64),
+}
+
+impl Goal {
+    /// Whether `ratio` meets it.
+    pub fn met(self, ratio: f64) -> bool {
+        match self {
+            Goal::AtLeast(g) => ratio >= g,
+            Goal::AtMost(g) => ratio <= g,
+        }
+    }
+
+    /// As the table shows it.
+    pub fn label(self) -> String {
+        match self {
+            Goal::AtLeast(g) => format!(">= {g}x"),
+            Goal::AtMost(g) => format!("<= {g}x"),
+        }
+    }
+}
+
+/// One figure a scenario produced.
+#[derive(Debug, Clone)]
+pub struct Metric {
+    /// Its name.
+    pub name: &'static str,
+    /// Its unit.
+    pub unit: &'static str,
+    /// The value.
+    pub value: f64,
+    /// Which way is better.
+    pub better: Better,
+    /// The target ratio, if any.
+    pub goal: Option<Goal>,
+}
+
+fn metric(
+    name: &'static str,
+    unit: &'static str,
+    value: f64,
+    better: Better,
+    goal: Option<Goal>,
+) -> Metric {
+    Metric { name, unit, value, better, goal }
+}
+
+/// What a scenario does.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// Connection rate with this many concurrent clients.
+    Connections(usize),
+    /// Pipelined echo of 64-byte lines on one connection.
+    Echo64,
+    /// Server push of 64-byte lines.
+    Push,
+    /// Binary echo with chunks of this size.
+    BinaryEcho(usize),
+    /// Binary upload with chunks of this size.
+    Upload(usize),
+    /// Binary download with the child writing chunks of this size.
+    Download(usize),
+    /// This many idle connections.
+    Idle(usize),
+    /// Echo round trips on one connection while 100 others stream.
+    RoundTripUnderLoad,
+    /// Thousands of messages in flight at once.
+    DeepPipeline,
+}
+
+/// A named scenario and how the server is started for it.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Its name in the report.
+    pub name: String,
+    /// What it does.
+    pub kind: Kind,
+}
+
+/// A 64-byte line for `yes`: 63 characters and its newline.
+fn yes_line() -> String {
+    "y".repeat(63)
+}
+
+impl Scenario {
+    /// Every scenario, in report order.
+    pub fn all() -> Vec<Scenario> {
+        use Kind::*;
+        let kinds = [
+            ("connections, 1 client", Connections(1)),
+            ("connections, 32 clients", Connections(32)),
+            ("echo 64 B lines, pipelined", Echo64),
+            ("server push 64 B lines", Push),
+            ("binary echo 4 KiB", BinaryEcho(4096)),
+            ("binary echo 64 KiB", BinaryEcho(65536)),
+            ("binary upload 4 KiB", Upload(4096)),
+            ("binary upload 64 KiB", Upload(65536)),
+            ("binary download 4 KiB", Download(4096)),
+            ("binary download 64 KiB", Download(65536)),
+            ("1000 idle connections", Idle(1000)),
+            ("4000 idle connections", Idle(4000)),
+            ("echo latency, 100 streaming", RoundTripUnderLoad),
+            ("deep pipelining", DeepPipeline),
+        ];
+        kinds.into_iter().map(|(name, kind)| Scenario { name: name.to_owned(), kind }).collect()
+    }
+
+    /// The server's flags and command.
+    pub fn server_args(&self) -> Vec<String> {
+        let s = |v: &[&str]| v.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+        match self.kind {
+            Kind::Connections(_) | Kind::Echo64 | Kind::Idle(_) | Kind::DeepPipeline => s(&["cat"]),
+            Kind::Push => vec!["yes".to_owned(), yes_line()],
+            Kind::BinaryEcho(_) => s(&["--binary", "cat"]),
+            Kind::Upload(_) => s(&["--binary", "dd", "of=/dev/null", "bs=65536", "status=none"]),
+            Kind::Download(n) => {
+                vec![
+                    "--binary".into(),
+                    "dd".into(),
+                    "if=/dev/zero".into(),
+                    format!("bs={n}"),
+                    "status=none".into(),
+                ]
+            }
+            Kind::RoundTripUnderLoad => vec![
+                "sh".into(),
+                "-c".into(),
+                format!(
+                    "if [ \"$QUERY_STRING\" = stream ]; then exec yes {}; else exec cat; fi",
+                    yes_line()
+                ),
+            ],
+        }
+    }
+
+    /// Runs the scenario against `server` for about `time`.
+    pub async fn run(&self, server: &Running, time: Duration) -> Result<Vec<Metric>> {
+        use Better::*;
+        let addr = server.addr;
+        Ok(match self.kind {
+            Kind::Connections(clients) => {
+                let (rate, firsts) = load::connection_rate(addr, clients, time).await?;
+                let ms = millis(&firsts);
+                let rate_goal = (clients == 32).then_some(Goal::AtLeast(1.3));
+                vec![
+                    metric("connections", "conn/s", rate, Higher, rate_goal),
+                    metric(
+                        "first message p50",
+                        "ms",
+                        percentile(&ms, 50.0),
+                        Lower,
+                        Some(Goal::AtMost(0.8)),
+                    ),
+                    metric("first message p99", "ms", percentile(&ms, 99.0), Lower, None),
+                ]
+            }
+            Kind::Echo64 => {
+                let ws = load::connect(addr, "/").await?;
+                // 1000 lines in flight stays under the ~150 KiB at which websocketd 0.4.1 hangs.
+                let rate = load::echo_pipelined(ws, load::line64(), 1000, time).await?;
+                vec![metric("echo", "msg/s", rate, Higher, Some(Goal::AtLeast(4.0)))]
+            }
+            Kind::Push => {
+                let ws = load::connect(addr, "/").await?;
+                let (msgs, bytes) = load::download(ws, time).await?;
+                vec![
+                    metric("push", "msg/s", msgs, Higher, Some(Goal::AtLeast(8.0))),
+                    metric("push", "MB/s", bytes / 1e6, Higher, None),
+                ]
+            }
+            Kind::BinaryEcho(chunk) => {
+                let ws = load::connect(addr, "/").await?;
+                // Two chunks (or 64 KiB) in flight: under websocketd 0.4.1's deadlock point.
+                let window = (2 * chunk).max(64 << 10);
+                let rate = load::echo_bytes(ws, chunk, window, time).await?;
+                let goal = (chunk == 65536).then_some(Goal::AtLeast(2.0));
+                vec![metric("binary echo", "MB/s", rate / 1e6, Higher, goal)]
+            }
+            Kind::Upload(chunk) => {
+                let ws = load::connect(addr, "/").await?;
+                let rate = load::upload(ws, chunk, time).await?;
+                vec![metric("upload", "MB/s", rate / 1e6, Higher, None)]
+            }
+            Kind::Download(chunk) => {
+                let ws = load::connect(addr, "/").await?;
+                let (_, bytes) = load::download(ws, time).await?;
+                let goal = (chunk == 65536).then_some(Goal::AtLeast(1.5));
+                vec![metric("download", "MB/s", bytes / 1e6, Higher, goal)]
+            }
+            Kind::Idle(n) => idle(server, n).await?,
+            Kind::RoundTripUnderLoad => {
+                let bytes = Arc::new(AtomicU64::new(0));
+                let mut streams = Vec::new();
+                for _ in 0..100 {
+                    let ws = load::connect(addr, "/?stream").await?;
+                    streams.push(tokio::spawn(load::drain(ws, Arc::clone(&bytes))));
+                }
+                let probe = load::connect(addr, "/").await?;
+                let rtts = load::round_trips(probe, time).await;
+                for s in &streams {
+                    s.abort();
+                }
+                let ms = millis(&rtts?);
+                vec![
+                    metric("echo round trip p50", "ms", percentile(&ms, 50.0), Lower, None),
+                    metric(
+                        "echo round trip p99",
+                        "ms",
+                        percentile(&ms, 99.0),
+                        Lower,
+                        Some(Goal::AtMost(0.7)),
+                    ),
+                ]
+            }
+            Kind::DeepPipeline => {
+                let ws = load::connect(addr, "/").await?;
+                let limit = time.max(Duration::from_secs(3));
+                let took = load::deep_pipeline(ws, 20_000, limit).await?;
+                vec![metric(
+                    "20,000 in flight, all back",
+                    "ms",
+                    took.as_secs_f64() * 1000.0,
+                    Lower,
+                    None,
+                )]
+            }
+        })
+    }
+}
+
+/// Opens `n` connections, echoes once on each, and measures what they cost the server.
+async fn idle(server: &Running, n: usize) -> Result<Vec<Metric>> {
+    use Better::*;
+    let (rss0, fds0) = (server.rss_kib(), server.fds());
+    let start = Instant::now();
+    let mut conns = Vec::with_capacity(n);
+    // 64 at a time, as a burst of users would arrive.
+    for batch in (0..n).collect::<Vec<_>>().chunks(64) {
+        let opened =
+            futures_util::future::join_all(batch.iter().map(|_| load::connect(server.addr, "/")))
+                .await;
+        for ws in opened {
+            conns.push(ws?);
+        }
+    }
+    let open_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let echo_start = Instant::now();
+    let echoed = futures_util::future::join_all(conns.iter_mut().map(|ws| async move {
+        ws.send(Message::text("ping")).await?;
+        match tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) if t == "ping" => anyhow::Ok(()),
+            other => bail!("no echo: {other:?}"),
+        }
+    }))
+    .await;
+    let echo_ms = echo_start.elapsed().as_secs_f64() * 1000.0;
+    let failed = echoed.iter().filter(|r| r.is_err()).count();
+    if failed > 0 {
+        bail!("{failed} of {n} connections did not echo");
+    }
+    let (rss, fds) = (server.rss_kib(), server.fds());
+    drop(conns);
+    let per = |now: f64, before: f64| (now - before) / n as f64;
+    Ok(vec![
+        metric(
+            "server RSS per connection",
+            "KiB",
+            per(rss as f64, rss0 as f64),
+            Lower,
+            Some(Goal::AtMost(0.4)),
+        ),
+        metric("fds per connection", "fds", per(fds as f64, fds0 as f64), Lower, None),
+        metric("time to open all", "ms", open_ms, Lower, None),
+        metric("echo on every one", "ms", echo_ms, Lower, None),
+    ])
+}

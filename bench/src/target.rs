@@ -1,0 +1,134 @@
+//! A server under test: one websocketd binary started on a loopback port with a command,
+//! measured (RSS, descriptors) and stopped with everything it started.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+/// A websocketd implementation to measure.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Short name for the report.
+    pub name: &'static str,
+    /// Its executable.
+    pub binary: PathBuf,
+}
+
+/// A started server.
+#[derive(Debug)]
+pub struct Running {
+    child: tokio::process::Child,
+    pid: u32,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl Target {
+    /// Starts the server on a free loopback port with `args` (flags, then the command).
+    pub async fn start(&self, args: &[&str]) -> Result<Running> {
+        // Both implementations are started the same way. websocketd 0.4.1 does not report the
+        // port it got for --port=0, so a free one is picked here and the server polled until
+        // it accepts (a benchmark, not a test: the poll is bounded and only costs start-up).
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let child = tokio::process::Command::new(&self.binary)
+            .arg("--address=127.0.0.1")
+            .arg(format!("--port={port}"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("start {}", self.binary.display()))?;
+        let pid = child.id().context("server pid")?;
+        let mut running = Running { child, pid, addr };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return Ok(running);
+            }
+            if let Ok(Some(status)) = running.child.try_wait() {
+                bail!("{} exited at start-up: {status}", self.name);
+            }
+            if Instant::now() > deadline {
+                bail!("{} did not start listening", self.name);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+impl Running {
+    /// The server's resident memory in KiB (its children not counted).
+    pub fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// How many descriptors the server has open.
+    pub fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid)).map(|d| d.count()).unwrap_or(0)
+    }
+
+    /// Stops the server and every process it started: SIGTERM to its group (websocketd
+    /// 0.4.1's children are in it; ours stop their own), then SIGKILL to what is left.
+    /// Returns how many of its children outlived it.
+    pub async fn stop(mut self) -> usize {
+        let children = children_of(self.pid);
+        let group = Pid::from_raw(self.pid as i32);
+        let _ = killpg(group, Signal::SIGTERM);
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_err() {
+            let _ = killpg(group, Signal::SIGKILL);
+            let _ = self.child.wait().await;
+        }
+        let _ = killpg(group, Signal::SIGKILL);
+        let mut survivors = 0;
+        for pid in children {
+            if is_live(pid) {
+                survivors += 1;
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+        survivors
+    }
+}
+
+/// The live processes whose parent is `parent`.
+fn children_of(parent: u32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let parent = parent.to_string();
+    let mut out = Vec::new();
+    for entry in dir.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Some((state, ppid)) = stat(pid) else { continue };
+        if ppid == parent && state != "Z" {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn is_live(pid: i32) -> bool {
+    stat(pid).is_some_and(|(state, _)| state != "Z")
+}
+
+/// A process's state and parent, from /proc.
+fn stat(pid: i32) -> Option<(String, String)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    let mut f = after.split_ascii_whitespace();
+    Some((f.next()?.to_owned(), f.next()?.to_owned()))
+}
