@@ -138,7 +138,9 @@ impl Scenario {
     pub fn server_args(&self) -> Vec<String> {
         let s = |v: &[&str]| v.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
         match self.kind {
-            Kind::Connections(_) | Kind::Echo64 | Kind::Idle(_) | Kind::DeepPipeline => s(&["cat"]),
+            Kind::Connections(_) | Kind::Echo64 | Kind::DeepPipeline => s(&["cat"]),
+            // Ours limits processes to 1024 by default; websocketd 0.4.1 does not limit them.
+            Kind::Idle(_) => s(&["--maxforks=0", "cat"]),
             Kind::Push => vec!["yes".to_owned(), yes_line()],
             Kind::BinaryEcho(_) => s(&["--binary", "cat"]),
             Kind::Upload(_) => s(&["--binary", "dd", "of=/dev/null", "bs=65536", "status=none"]),
@@ -283,9 +285,9 @@ async fn idle(server: &Running, n: usize) -> Result<Vec<Metric>> {
     }))
     .await;
     let echo_ms = echo_start.elapsed().as_secs_f64() * 1000.0;
-    let failed = echoed.iter().filter(|r| r.is_err()).count();
-    if failed > 0 {
-        bail!("{failed} of {n} connections did not echo");
+    let failed: Vec<&anyhow::Error> = echoed.iter().filter_map(|r| r.as_ref().err()).collect();
+    if let Some(first) = failed.first() {
+        bail!("{} of {n} connections did not echo; the first: {first:#}", failed.len());
     }
     let (rss, fds) = (server.rss_kib(), server.fds());
     drop(conns);

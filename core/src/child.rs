@@ -9,6 +9,8 @@
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Mutex;
@@ -18,6 +20,7 @@ use bytes::BytesMut;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::net::unix::pipe;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 use websocketd_framing::{Frame, LineCodec};
@@ -50,8 +53,9 @@ pub struct Ladder {
 /// A running child and its process group.
 #[derive(Debug)]
 pub struct Child {
-    inner: tokio::process::Child,
     pid: u32,
+    /// Where the reaper sends the exit status.
+    exit: oneshot::Receiver<ExitStatus>,
     status: Option<ExitStatus>,
 }
 
@@ -79,38 +83,31 @@ impl Child {
         K: AsRef<OsStr>,
         V: AsRef<OsStr>,
     {
-        let mut cmd = tokio::process::Command::new(program);
+        let mut cmd = std::process::Command::new(program);
         cmd.args(args)
             .env_clear()
             .envs(env)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut inner = cmd.spawn()?;
-        let pid =
-            inner.id().ok_or_else(|| io::Error::other("child exited before its pid was read"))?;
+            .process_group(0);
+        let (mut std_child, exit) = crate::reaper::spawn(&mut cmd)?;
+        let pid = std_child.id();
+        live().insert(pid);
+        let child = Child { pid, exit, status: None };
         let pipes = (|| {
             let missing = || io::Error::other("child pipe missing");
-            let stdin = inner.stdin.take().ok_or_else(missing)?.into_owned_fd()?;
-            let stdout = inner.stdout.take().ok_or_else(missing)?.into_owned_fd()?;
-            let stderr = inner.stderr.take().ok_or_else(missing)?.into_owned_fd()?;
+            let stdin = OwnedFd::from(std_child.stdin.take().ok_or_else(missing)?);
+            let stdout = OwnedFd::from(std_child.stdout.take().ok_or_else(missing)?);
+            let stderr = OwnedFd::from(std_child.stderr.take().ok_or_else(missing)?);
             io::Result::Ok(Pipes {
                 stdin: pipe::Sender::from_owned_fd(stdin)?,
                 stdout: pipe::Receiver::from_owned_fd(stdout)?,
                 stderr: pipe::Receiver::from_owned_fd(stderr)?,
             })
         })();
-        live().insert(pid);
-        let child = Child { inner, pid, status: None };
-        match pipes {
-            Ok(pipes) => Ok((child, pipes)),
-            Err(e) => {
-                child.kill_group(Signal::SIGKILL);
-                Err(e)
-            }
-        }
+        // On error `child` is dropped here, which kills its group; the reaper reaps it.
+        Ok((child, pipes?))
     }
 
     /// The child's pid, which is also its process group id.
@@ -128,7 +125,8 @@ impl Child {
         if let Some(status) = self.status {
             return Ok(status);
         }
-        let status = self.inner.wait().await?;
+        let status =
+            (&mut self.exit).await.map_err(|_| io::Error::other("child lost by the reaper"))?;
         self.status = Some(status);
         Ok(status)
     }
@@ -196,7 +194,7 @@ impl Child {
     /// process of its group to remain. True if that happened.
     async fn wait_until(&mut self, deadline: Instant, group_too: bool) -> bool {
         if self.status.is_none() {
-            match tokio::time::timeout_at(deadline, self.inner.wait()).await {
+            match tokio::time::timeout_at(deadline, &mut self.exit).await {
                 Ok(Ok(status)) => self.status = Some(status),
                 // Not our child any more (cannot happen short of a bug): nothing left to reap.
                 Ok(Err(_)) => return true,

@@ -14,6 +14,7 @@ pub mod child;
 pub mod command;
 pub mod env;
 pub mod log;
+mod reaper;
 pub mod session;
 
 pub use child::Child;
