@@ -143,7 +143,9 @@ impl Scenario {
             Kind::Idle(_) => s(&["--maxforks=0", "cat"]),
             Kind::Push => vec!["yes".to_owned(), yes_line()],
             Kind::BinaryEcho(_) => s(&["--binary", "cat"]),
-            Kind::Upload(_) => s(&["--binary", "dd", "of=/dev/null", "bs=65536", "status=none"]),
+            // The shell keeps stdout open while cat discards stdin (`dd of=/dev/null` would
+            // reopen stdout on /dev/null, which ends the session).
+            Kind::Upload(_) => s(&["--binary", "sh", "-c", "cat >/dev/null; echo done"]),
             Kind::Download(n) => {
                 vec![
                     "--binary".into(),

@@ -36,13 +36,16 @@ impl Target {
         // it accepts (a benchmark, not a test: the poll is bounded and only costs start-up).
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        // Its log is kept (the last run of each server) for when a figure needs explaining.
+        std::fs::create_dir_all("target/bench-logs")?;
+        let log = std::fs::File::create(format!("target/bench-logs/{}.log", self.name))?;
         let child = tokio::process::Command::new(&self.binary)
             .arg("--address=127.0.0.1")
             .arg(format!("--port={port}"))
             .args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
             .process_group(0)
             .kill_on_drop(true)
             .spawn()

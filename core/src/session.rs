@@ -241,6 +241,10 @@ where
     let result: Result<(), End> = async {
         loop {
             while let Some(frame) = codec.decode(&mut buf).map_err(End::BadOutput)? {
+                // Writes are buffered and reads do not wait, so a busy child could keep this
+                // task running indefinitely: each frame costs a unit of the task's budget, and
+                // other sessions get their turn when it runs out.
+                tokio::task::consume_budget().await;
                 tx.feed(message(frame)).await.map_err(client_error)?;
             }
             match child::try_fill(stdout, &mut buf) {
@@ -296,7 +300,7 @@ where
                     backlog = BytesMut::new();
                 }
             },
-            msg = rx.next(), if backlog.len() < STDIN_BACKLOG => {
+            msg = async { tokio::task::consume_budget().await; rx.next().await }, if backlog.len() < STDIN_BACKLOG => {
                 let frame = match msg {
                     None => return Gone::Error(WsError::ConnectionClosed),
                     Some(Err(e)) => return Gone::Error(e),
