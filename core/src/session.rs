@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::unix::pipe;
@@ -80,7 +81,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Socket for WebSocketStream<T> {
         let io = self.get_mut();
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
             let _ = io.shutdown().await;
-            let mut scratch = [0u8; 4096];
+            // On the heap: an array here would sit in every session's future.
+            let mut scratch = vec![0u8; 4096];
             while let Ok(1..) = io.read(&mut scratch).await {}
         })
         .await;
@@ -101,12 +103,12 @@ impl SessionConfig {
 
 /// Runs one session to its end: spawns the child, relays, and sees the child dead and
 /// reaped. `slot` (a `--maxforks` permit) is released only after that.
-pub async fn run<S: Socket>(
+pub fn run<S: Socket + 'static>(
     ws: S,
-    req: RequestInfo,
+    req: &RequestInfo,
     config: Arc<SessionConfig>,
     slot: Option<OwnedSemaphorePermit>,
-) {
+) -> impl Future<Output = ()> + Send + use<S> {
     let span = tracing::info_span!(
         target: "session",
         "session",
@@ -117,14 +119,25 @@ pub async fn run<S: Socket>(
         origin = %req.origin(),
         pid = tracing::field::Empty,
     );
-    async move {
-        crate::access!(target: "session", "CONNECT");
-        session(ws, &req, &config).await;
-        crate::access!(target: "session", "DISCONNECT");
-        drop(slot);
-    }
-    .instrument(span)
-    .await;
+    // What can be done now is done now: an async fn keeps its arguments for its whole life,
+    // so the request (needed only for the environment) and the unsplit socket stay out of
+    // every idle session's future.
+    let env = req.cgi_env(&config.env);
+    let (tx, rx) = ws.split();
+    lifetime(tx, rx, env, config, slot).instrument(span)
+}
+
+async fn lifetime<S: Socket>(
+    tx: SplitSink<S, Message>,
+    rx: SplitStream<S>,
+    env: Vec<(String, String)>,
+    config: Arc<SessionConfig>,
+    slot: Option<OwnedSemaphorePermit>,
+) {
+    crate::access!(target: "session", "CONNECT");
+    session(tx, rx, env, &config).await;
+    crate::access!(target: "session", "DISCONNECT");
+    drop(slot);
 }
 
 /// How the relay ended.
@@ -145,9 +158,12 @@ enum Gone {
     Error(WsError),
 }
 
-async fn session<S: Socket>(ws: S, req: &RequestInfo, config: &SessionConfig) {
-    let (mut tx, mut rx) = ws.split();
-    let env = req.cgi_env(&config.env);
+async fn session<S: Socket>(
+    mut tx: SplitSink<S, Message>,
+    mut rx: SplitStream<S>,
+    env: Vec<(String, String)>,
+    config: &SessionConfig,
+) {
     let (mut child, pipes) = match Child::spawn(&config.program, &config.args, env) {
         Ok(spawned) => spawned,
         Err(e) => {
@@ -177,6 +193,20 @@ async fn session<S: Socket>(ws: S, req: &RequestInfo, config: &SessionConfig) {
         // Leaving this block drops the pumps, and with them the child's stdin.
     };
 
+    // The ending is boxed: it runs once, and keeping it out of the relay's state keeps every
+    // idle session's future small.
+    Box::pin(ending(end, child, stdout, tx, rx, config)).await;
+}
+
+/// After the relay: report or stop the child, close the connection, end the group.
+async fn ending<S: Socket>(
+    end: End,
+    mut child: Child,
+    stdout: pipe::Receiver,
+    mut tx: SplitSink<S, Message>,
+    mut rx: SplitStream<S>,
+    config: &SessionConfig,
+) {
     let mut ladder = child.ladder(config.closems);
     match end {
         End::StdoutClosed | End::BadOutput(_) => {
@@ -484,7 +514,12 @@ mod tests {
             closems: Duration::ZERO,
             env: EnvSettings::default(),
         };
-        let req = RequestInfo {
+        let task = tokio::spawn(run(socket, &request(), Arc::new(config), None));
+        ((to_session, from_session), task)
+    }
+
+    fn request() -> RequestInfo {
+        RequestInfo {
             id: 1,
             remote_addr: None,
             remote_host: None,
@@ -495,9 +530,7 @@ mod tests {
             tls: false,
             script_name: "/".into(),
             path_info: "/".into(),
-        };
-        let task = tokio::spawn(run(socket, req, Arc::new(config), None));
-        ((to_session, from_session), task)
+        }
     }
 
     async fn next(rx: &mut mpsc::UnboundedReceiver<Message>) -> Message {
@@ -533,5 +566,25 @@ mod tests {
         let Message::Close(Some(frame)) = next(&mut rx).await else { panic!("expected a Close") };
         assert_eq!(frame.code, CloseCode::Size);
         tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_idle_session_costs_little_memory() {
+        // Every connection holds its session's future: it must stay small (it was 8 KiB
+        // before the ending was boxed and the arguments were trimmed).
+        let (a, _b) = tokio::io::duplex(64);
+        let role = tokio_tungstenite::tungstenite::protocol::Role::Server;
+        let ws = WebSocketStream::from_raw_socket(a, role, None).await;
+        let config = SessionConfig {
+            program: "/bin/cat".into(),
+            args: vec![],
+            framing: Framing::Lines,
+            max_message: 1 << 20,
+            closems: Duration::ZERO,
+            env: EnvSettings::default(),
+        };
+        let fut = run(ws, &request(), Arc::new(config), None);
+        let size = std::mem::size_of_val(&fut);
+        assert!(size <= 2048, "a session's future takes {size} bytes");
     }
 }

@@ -36,7 +36,7 @@ impl App {
     pub fn new(session: SessionConfig, maxforks: usize) -> App {
         let max = session.max_message;
         let ws_config = WebSocketConfig::default()
-            .read_buffer_size(16 * 1024)
+            .read_buffer_size(4 * 1024)
             .write_buffer_size(64 * 1024)
             .max_write_buffer_size(max.saturating_mul(2).max(1 << 20) + (64 << 10))
             .max_message_size(Some(max))
@@ -99,7 +99,9 @@ impl App {
                         let ws =
                             WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config))
                                 .await;
-                        session::run(ws, info, session_config, slot).await;
+                        // A task of its own, so that what this one holds (the request, the
+                        // upgrade) is freed rather than kept for the whole session.
+                        tokio::spawn(session::run(ws, &info, session_config, slot));
                     }
                     Err(e) => tracing::debug!(target: "http", "Upgrade failed: {e}"),
                 }
