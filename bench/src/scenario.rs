@@ -172,7 +172,9 @@ impl Scenario {
         let addr = server.addr;
         Ok(match self.kind {
             Kind::Connections(clients) => {
+                let cpu0 = server.cpu_seconds();
                 let (rate, firsts) = load::connection_rate(addr, clients, time).await?;
+                let cpu_ms = (server.cpu_seconds() - cpu0) * 1000.0 / firsts.len().max(1) as f64;
                 let ms = millis(&firsts);
                 let rate_goal = (clients == 32).then_some(Goal::AtLeast(1.3));
                 vec![
@@ -185,6 +187,7 @@ impl Scenario {
                         Some(Goal::AtMost(0.8)),
                     ),
                     metric("first message p99", "ms", percentile(&ms, 99.0), Lower, None),
+                    metric("server CPU per connection", "ms", cpu_ms, Lower, None),
                 ]
             }
             Kind::Echo64 => {

@@ -81,6 +81,19 @@ impl Running {
             .unwrap_or(0)
     }
 
+    /// CPU time the server itself has used so far (user and system, children excluded).
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else { return 0.0 };
+        // Fields after the name: state is 3rd overall; utime and stime are the 14th and 15th.
+        let fields: Vec<&str> = after.split_ascii_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        let hz =
+            nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100)
+                as f64;
+        (ticks(11) + ticks(12)) / hz
+    }
+
     /// How many descriptors the server has open.
     pub fn fds(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid)).map(|d| d.count()).unwrap_or(0)

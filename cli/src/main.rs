@@ -55,7 +55,11 @@ fn main() -> ExitCode {
         }
     };
     websocketd_core::log::init(config.loglevel);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .thread_name("websocketd-rt")
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             websocketd_core::fatal!(target: "server", "Can't start server: {e}");

@@ -7,11 +7,11 @@
 //! grandchildren die too, and the ladder goes on while any live member of the group remains.
 
 use std::collections::BTreeSet;
-use std::ffi::OsStr;
+use std::ffi::OsString;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -73,41 +73,43 @@ pub struct Pipes {
 impl Child {
     /// Starts `program` with `args` and exactly the environment `env`, in a new process group,
     /// with all three standard streams piped.
-    pub fn spawn<I, K, V>(
-        program: &Path,
-        args: &[impl AsRef<OsStr>],
-        env: I,
-    ) -> io::Result<(Child, Pipes)>
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<OsStr>,
-        V: AsRef<OsStr>,
-    {
-        let mut cmd = std::process::Command::new(program);
-        cmd.args(args)
-            .env_clear()
-            .envs(env)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        let (mut std_child, exit) = crate::reaper::spawn(&mut cmd)?;
-        let pid = std_child.id();
-        live().insert(pid);
-        let child = Child { pid, exit, status: None };
-        let pipes = (|| {
+    ///
+    /// The fork and exec run on the blocking pool: `posix_spawn` suspends the calling thread
+    /// until the child has exec'd, which must not stall a runtime worker and every session on it.
+    pub async fn spawn(
+        program: PathBuf,
+        args: Vec<OsString>,
+        env: Vec<(String, String)>,
+    ) -> io::Result<(Child, Pipes)> {
+        let spawned = tokio::task::spawn_blocking(move || {
+            let mut cmd = std::process::Command::new(program);
+            cmd.args(args)
+                .env_clear()
+                .envs(env)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .process_group(0);
+            let (mut std_child, exit) = crate::reaper::spawn(&mut cmd)?;
+            let pid = std_child.id();
+            live().insert(pid);
+            // From here on, dropping `child` (also if this session is gone) kills the group.
+            let child = Child { pid, exit, status: None };
             let missing = || io::Error::other("child pipe missing");
             let stdin = OwnedFd::from(std_child.stdin.take().ok_or_else(missing)?);
             let stdout = OwnedFd::from(std_child.stdout.take().ok_or_else(missing)?);
             let stderr = OwnedFd::from(std_child.stderr.take().ok_or_else(missing)?);
-            io::Result::Ok(Pipes {
-                stdin: pipe::Sender::from_owned_fd(stdin)?,
-                stdout: pipe::Receiver::from_owned_fd(stdout)?,
-                stderr: pipe::Receiver::from_owned_fd(stderr)?,
-            })
-        })();
-        // On error `child` is dropped here, which kills its group; the reaper reaps it.
-        Ok((child, pipes?))
+            io::Result::Ok((child, [stdin, stdout, stderr]))
+        })
+        .await
+        .map_err(io::Error::other)??;
+        let (child, [stdin, stdout, stderr]) = spawned;
+        let pipes = Pipes {
+            stdin: pipe::Sender::from_owned_fd(stdin)?,
+            stdout: pipe::Receiver::from_owned_fd(stdout)?,
+            stderr: pipe::Receiver::from_owned_fd(stderr)?,
+        };
+        Ok((child, pipes))
     }
 
     /// The child's pid, which is also its process group id.

@@ -164,7 +164,8 @@ async fn session<S: Socket>(
     env: Vec<(String, String)>,
     config: &SessionConfig,
 ) {
-    let (mut child, pipes) = match Child::spawn(&config.program, &config.args, env) {
+    let spawned = Child::spawn(config.program.clone(), config.args.clone(), env).await;
+    let (mut child, pipes) = match spawned {
         Ok(spawned) => spawned,
         Err(e) => {
             tracing::error!(target: "process", "Could not launch process {} ({e})", config.command_line());
