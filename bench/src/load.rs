@@ -250,3 +250,38 @@ pub async fn drain(mut ws: Ws, counter: Arc<AtomicU64>) {
         counter.fetch_add(m.len() as u64, Ordering::Relaxed);
     }
 }
+
+/// The ceiling of what a server of processes can do here, with no network at all: `tasks`
+/// loops that each start `cat`, echo one line through it and wait for it to exit.
+pub async fn process_churn(tasks: usize, time: Duration) -> Result<f64> {
+    use std::process::Stdio;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let start = Instant::now();
+    let deadline = start + time;
+    let mut loops = Vec::new();
+    for _ in 0..tasks {
+        loops.push(tokio::spawn(async move {
+            let mut done = 0u64;
+            while Instant::now() < deadline {
+                let mut child = tokio::process::Command::new("cat")
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()?;
+                let mut stdin = child.stdin.take().context("stdin")?;
+                let mut stdout = child.stdout.take().context("stdout")?;
+                stdin.write_all(b"hello\n").await?;
+                let mut line = [0u8; 6];
+                stdout.read_exact(&mut line).await?;
+                drop(stdin);
+                child.wait().await?;
+                done += 1;
+            }
+            anyhow::Ok(done)
+        }));
+    }
+    let mut total = 0;
+    for l in loops {
+        total += l.await??;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}

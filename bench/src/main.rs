@@ -217,6 +217,7 @@ fn ratios(s: &Series) -> Option<(f64, f64, f64)> {
 }
 
 fn print_report(results: &[((String, &'static str, &'static str), Series)], targets: &[Target]) {
+    let mut printed_errors = std::collections::HashSet::new();
     println!(
         "{:<30} {:<28} {:>12} {:>12} {:>8} {:>17} {:>10}",
         "scenario", "figure", "ours", "websocketd", "ratio", "per-round", "target"
@@ -246,8 +247,10 @@ fn print_report(results: &[((String, &'static str, &'static str), Series)], targ
             spread,
             goal
         );
-        for e in &s.errors {
-            println!("    ! {e}");
+        if printed_errors.insert(scenario.clone()) {
+            for e in &s.errors {
+                println!("    ! {e}");
+            }
         }
     }
 }
@@ -269,6 +272,8 @@ async fn measure_ceiling(time: Duration) -> Result<Vec<(&'static str, &'static s
     out.push(("binary download 64 KiB", "MB/s", down / 1e6));
     let up = load::upload(load::connect(addr, "/sink").await?, 65536, time).await?;
     out.push(("binary upload 64 KiB", "MB/s", up / 1e6));
+    let spawns = load::process_churn(32, time).await?;
+    out.push(("no network: spawn cat, echo, wait; 32 at once", "proc/s", spawns));
     Ok(out)
 }
 
@@ -287,6 +292,24 @@ fn print_ceiling(
             .and_then(|(_, s)| s.values.get("websocketd"))
             .map(|v| median(v));
         let times = theirs.map_or(String::new(), |t| format!("  = {:.1}x websocketd", value / t));
+        let times = if *unit == "proc/s" {
+            let conn = |who: &str| {
+                results
+                    .iter()
+                    .find(|((s, _, u), _)| s == "connections, 32 clients" && *u == "conn/s")
+                    .and_then(|(_, s)| s.values.get(who))
+                    .map(|v| format!("{who} {:.0}%", 100.0 * median(v) / value))
+            };
+            let shares: Vec<String> =
+                ["ours", "websocketd"].iter().filter_map(|w| conn(w)).collect();
+            if shares.is_empty() {
+                times
+            } else {
+                format!("  (32-client connection rate as a share of it: {})", shares.join(", "))
+            }
+        } else {
+            times
+        };
         println!("  {name:<30} {value:>12.1} {unit}{times}");
     }
 }
