@@ -252,8 +252,9 @@ pub async fn drain(mut ws: Ws, counter: Arc<AtomicU64>) {
 }
 
 /// The ceiling of what a server of processes can do here, with no network at all: `tasks`
-/// loops that each start `cat`, echo one line through it and wait for it to exit.
-pub async fn process_churn(tasks: usize, time: Duration) -> Result<f64> {
+/// loops that each start `cat`, echo one line through it and wait for it to exit. Returns
+/// processes per second and, per process, the time from spawning to the echo.
+pub async fn process_churn(tasks: usize, time: Duration) -> Result<(f64, Vec<Duration>)> {
     use std::process::Stdio;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let start = Instant::now();
@@ -261,8 +262,9 @@ pub async fn process_churn(tasks: usize, time: Duration) -> Result<f64> {
     let mut loops = Vec::new();
     for _ in 0..tasks {
         loops.push(tokio::spawn(async move {
-            let mut done = 0u64;
+            let mut firsts = Vec::new();
             while Instant::now() < deadline {
+                let t0 = Instant::now();
                 let mut child = tokio::process::Command::new("cat")
                     .stdin(Stdio::piped())
                     .stdout(Stdio::piped())
@@ -272,16 +274,16 @@ pub async fn process_churn(tasks: usize, time: Duration) -> Result<f64> {
                 stdin.write_all(b"hello\n").await?;
                 let mut line = [0u8; 6];
                 stdout.read_exact(&mut line).await?;
+                firsts.push(t0.elapsed());
                 drop(stdin);
                 child.wait().await?;
-                done += 1;
             }
-            anyhow::Ok(done)
+            anyhow::Ok(firsts)
         }));
     }
-    let mut total = 0;
+    let mut firsts = Vec::new();
     for l in loops {
-        total += l.await??;
+        firsts.extend(l.await??);
     }
-    Ok(total as f64 / start.elapsed().as_secs_f64())
+    Ok((firsts.len() as f64 / start.elapsed().as_secs_f64(), firsts))
 }

@@ -12,7 +12,7 @@ use clap::Parser;
 use serde_json::{Value, json};
 
 use websocketd_bench::scenario::{Better, Goal, Metric, Scenario};
-use websocketd_bench::stats::median;
+use websocketd_bench::stats::{self, median};
 use websocketd_bench::target::Target;
 use websocketd_bench::{ceiling, load};
 
@@ -113,11 +113,7 @@ async fn run(args: Args) -> Result<()> {
         }
     }
 
-    let ceiling = if args.no_ceiling || args.only.is_some() {
-        Vec::new()
-    } else {
-        measure_ceiling(time).await?
-    };
+    let ceiling = if args.no_ceiling { Vec::new() } else { measure_ceiling(time).await? };
     print_report(&results, &targets);
     print_ceiling(&ceiling, &results);
     let elapsed = started.elapsed().as_secs_f64();
@@ -224,7 +220,11 @@ fn print_report(results: &[((String, &'static str, &'static str), Series)], targ
     );
     for ((scenario, metric, unit), s) in results {
         let med = |name: &str| s.values.get(name).map(|v| median(v));
-        let fmt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
+        let fmt = |v: Option<f64>| {
+            v.map_or("-".to_owned(), |v| {
+                if v.abs() < 10.0 { format!("{v:.2}") } else { format!("{v:.1}") }
+            })
+        };
         let (ratio, spread) = match ratios(s) {
             Some((r, lo, hi)) => (format!("{r:.2}x"), format!("[{lo:.2}-{hi:.2}]")),
             None => ("-".to_owned(), String::new()),
@@ -272,8 +272,11 @@ async fn measure_ceiling(time: Duration) -> Result<Vec<(&'static str, &'static s
     out.push(("binary download 64 KiB", "MB/s", down / 1e6));
     let up = load::upload(load::connect(addr, "/sink").await?, 65536, time).await?;
     out.push(("binary upload 64 KiB", "MB/s", up / 1e6));
-    let spawns = load::process_churn(32, time).await?;
+    let (spawns, _) = load::process_churn(32, time).await?;
     out.push(("no network: spawn cat, echo, wait; 32 at once", "proc/s", spawns));
+    let (_, firsts) = load::process_churn(1, time).await?;
+    let floor = stats::percentile(&stats::millis(&firsts), 50.0);
+    out.push(("no network: spawn cat to its echo, p50, 1 at a time", "ms", floor));
     Ok(out)
 }
 
@@ -292,7 +295,24 @@ fn print_ceiling(
             .and_then(|(_, s)| s.values.get("websocketd"))
             .map(|v| median(v));
         let times = theirs.map_or(String::new(), |t| format!("  = {:.1}x websocketd", value / t));
-        let times = if *unit == "proc/s" {
+        let times = if *unit == "ms" {
+            let first = |who: &str| {
+                results
+                    .iter()
+                    .find(|((s, f, _), _)| {
+                        s == "connections, 1 client" && *f == "first message p50"
+                    })
+                    .and_then(|(_, s)| s.values.get(who))
+                    .map(|v| format!("{who} +{:.2} ms", median(v) - value))
+            };
+            let over: Vec<String> =
+                ["ours", "websocketd"].iter().filter_map(|w| first(w)).collect();
+            if over.is_empty() {
+                times
+            } else {
+                format!("  (1-client time to first message above it: {})", over.join(", "))
+            }
+        } else if *unit == "proc/s" {
             let conn = |who: &str| {
                 results
                     .iter()
@@ -310,7 +330,7 @@ fn print_ceiling(
         } else {
             times
         };
-        println!("  {name:<30} {value:>12.1} {unit}{times}");
+        println!("  {name:<52} {value:>12.2} {unit}{times}");
     }
 }
 

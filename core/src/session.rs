@@ -18,7 +18,7 @@
 use std::ffi::OsString;
 use std::future::Future;
 use std::path::PathBuf;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,10 +101,15 @@ impl SessionConfig {
     }
 }
 
-/// Runs one session to its end: spawns the child, relays, and sees the child dead and
-/// reaped. `slot` (a `--maxforks` permit) is released only after that.
+/// The socket of a session, still to come: the WebSocket upgrade, resolving to `None` if it
+/// fails. Boxed, so that a session's future keeps a pointer to it, not the whole upgrade.
+pub type Upgrade<S> = Pin<Box<dyn Future<Output = Option<S>> + Send>>;
+
+/// Runs one session to its end: waits for the upgrade to finish, spawns the child, relays,
+/// and sees the child dead and reaped. `slot` (a `--maxforks` permit) is released only after
+/// that.
 pub fn run<S: Socket + 'static>(
-    ws: S,
+    socket: Upgrade<S>,
     req: &RequestInfo,
     config: Arc<SessionConfig>,
     slot: Option<OwnedSemaphorePermit>,
@@ -120,20 +125,19 @@ pub fn run<S: Socket + 'static>(
         pid = tracing::field::Empty,
     );
     // What can be done now is done now: an async fn keeps its arguments for its whole life,
-    // so the request (needed only for the environment) and the unsplit socket stay out of
-    // every idle session's future.
+    // so the request (needed only for the environment) stays out of every session's future.
     let env = req.cgi_env(&config.env);
-    let (tx, rx) = ws.split();
-    lifetime(tx, rx, env, config, slot).instrument(span)
+    lifetime(socket, env, config, slot).instrument(span)
 }
 
 async fn lifetime<S: Socket>(
-    tx: SplitSink<S, Message>,
-    rx: SplitStream<S>,
+    socket: Upgrade<S>,
     env: Vec<(String, String)>,
     config: Arc<SessionConfig>,
     slot: Option<OwnedSemaphorePermit>,
 ) {
+    let Some(ws) = socket.await else { return };
+    let (tx, rx) = ws.split();
     crate::access!(target: "session", "CONNECT");
     session(tx, rx, env, &config).await;
     crate::access!(target: "session", "DISCONNECT");
@@ -515,8 +519,12 @@ mod tests {
             closems: Duration::ZERO,
             env: EnvSettings::default(),
         };
-        let task = tokio::spawn(run(socket, &request(), Arc::new(config), None));
+        let task = tokio::spawn(run(ready(socket), &request(), Arc::new(config), None));
         ((to_session, from_session), task)
+    }
+
+    fn ready<S: Socket + 'static>(socket: S) -> Upgrade<S> {
+        Box::pin(std::future::ready(Some(socket)))
     }
 
     fn request() -> RequestInfo {
@@ -584,7 +592,7 @@ mod tests {
             closems: Duration::ZERO,
             env: EnvSettings::default(),
         };
-        let fut = run(ws, &request(), Arc::new(config), None);
+        let fut = run(ready(ws), &request(), Arc::new(config), None);
         let size = std::mem::size_of_val(&fut);
         assert!(size <= 2048, "a session's future takes {size} bytes");
     }

@@ -14,7 +14,6 @@ use tokio::sync::Semaphore;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tracing::Instrument;
 use websocketd_core::env::{RequestInfo, ip_string, next_id};
 use websocketd_core::{SessionConfig, session};
 
@@ -89,25 +88,20 @@ impl App {
             path_info: percent_encoding::percent_decode_str(path).decode_utf8_lossy().into_owned(),
         };
         let on_upgrade = hyper::upgrade::on(&mut req);
-        let session_config = Arc::clone(&self.session);
         let ws_config = self.ws_config;
-        tokio::spawn(
-            async move {
-                match on_upgrade.await {
-                    Ok(upgraded) => {
-                        let io = TokioIo::new(upgraded);
-                        let ws =
-                            WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config))
-                                .await;
-                        // A task of its own, so that what this one holds (the request, the
-                        // upgrade) is freed rather than kept for the whole session.
-                        tokio::spawn(session::run(ws, &info, session_config, slot));
-                    }
-                    Err(e) => tracing::debug!(target: "http", "Upgrade failed: {e}"),
+        let socket: session::Upgrade<_> = Box::pin(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    let io = TokioIo::new(upgraded);
+                    Some(WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await)
+                }
+                Err(e) => {
+                    tracing::debug!(target: "http", "Upgrade failed: {e}");
+                    None
                 }
             }
-            .in_current_span(),
-        );
+        });
+        tokio::spawn(session::run(socket, &info, Arc::clone(&self.session), slot));
         let mut resp = Response::new(Body::default());
         *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let h = resp.headers_mut();
