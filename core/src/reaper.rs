@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use nix::errno::Errno;
@@ -46,13 +46,19 @@ pub(crate) fn spawn(
         waiting().insert(child.id(), tx);
     }
     SPAWNING.fetch_sub(1, Ordering::SeqCst);
-    // Catch up on any exit the reaper left alone while this spawn was under way.
-    reap_exited();
+    // Catch up on an exit the reaper left alone while spawns were under way. The reaper
+    // defers only while holding the table lock, so before this spawn's insert and decrement:
+    // whichever spawn decrements next sees the flag.
+    if DEFERRED.swap(false, Ordering::SeqCst) {
+        reap_exited();
+    }
     Ok((spawned?, rx))
 }
 
 /// How many spawns are under way.
 static SPAWNING: AtomicUsize = AtomicUsize::new(0);
+/// Whether the reaper left an exit for a spawner to pick up.
+static DEFERRED: AtomicBool = AtomicBool::new(false);
 
 /// Starts the SIGCHLD listener once, on a thread of its own so that it does not depend on
 /// (or die with) the runtime of whoever spawned first.
@@ -104,9 +110,13 @@ fn reap_exited() {
             Err(_) => return,
         };
         let registered = u32::try_from(pid.as_raw()).is_ok_and(|p| waiting.contains_key(&p));
-        if !registered && SPAWNING.load(Ordering::SeqCst) > 0 {
-            // Perhaps a spawn's own child, not registered yet: its spawner looks again.
-            return;
+        if !registered {
+            DEFERRED.store(true, Ordering::SeqCst);
+            if SPAWNING.load(Ordering::SeqCst) > 0 {
+                // Perhaps a spawn's own child, not registered yet: its spawner looks again.
+                return;
+            }
+            DEFERRED.store(false, Ordering::SeqCst);
         }
         let status = match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(_, code)) => ExitStatus::from_raw((code & 0xff) << 8),
