@@ -2,10 +2,11 @@
 
 use std::ffi::OsString;
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Parser, ValueEnum};
 
 /// Flags that take a value; every other flag is a boolean.
-const VALUE_FLAGS: &[&str] = &["port", "address", "closems", "maxforks", "passenv", "loglevel"];
+const VALUE_FLAGS: &[&str] =
+    &["port", "address", "closems", "maxforks", "passenv", "loglevel", "framing"];
 
 /// websocketd turns any program that reads STDIN and writes STDOUT into a WebSocket server.
 ///
@@ -36,9 +37,15 @@ pub struct Args {
     #[arg(long, value_name = "ADDRESS", action = ArgAction::Append, help_heading = "Network")]
     pub address: Vec<String>,
 
-    /// Binary mode: each read from STDOUT is sent as one binary message.
+    /// Binary mode: each read from STDOUT is sent as one binary message (--framing=chunks).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = parse_bool, help_heading = "Process")]
     pub binary: bool,
+
+    /// How the process's stdout and stdin are cut into messages: `lines` (each line a text
+    /// message), `chunks` (each read a binary message, as --binary) or `length-prefixed`
+    /// (records with a 4-byte big-endian header: top bit set for text, low 31 bits the length).
+    #[arg(long, value_name = "FRAMING", value_enum, help_heading = "Process")]
+    pub framing: Option<FramingArg>,
 
     /// Extra milliseconds added to each wait of the termination ladder (stdin close, SIGINT,
     /// SIGTERM, SIGKILL).
@@ -79,6 +86,17 @@ pub struct Args {
     /// The program to run for each connection, and its arguments.
     #[arg(value_name = "COMMAND", trailing_var_arg = true, num_args = 0..)]
     pub command: Vec<OsString>,
+}
+
+/// The values of `--framing`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FramingArg {
+    /// Newline-terminated text lines.
+    Lines,
+    /// Raw reads, binary messages.
+    Chunks,
+    /// Length-prefixed records.
+    LengthPrefixed,
 }
 
 /// Go's `strconv.ParseBool`, which websocketd's boolean flags accept.

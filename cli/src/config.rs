@@ -8,7 +8,7 @@ use websocketd_core::log::LogLevel;
 use websocketd_core::session::SessionConfig;
 use websocketd_framing::Framing;
 
-use crate::args::Args;
+use crate::args::{Args, FramingArg};
 
 /// The largest message accepted from a client, and the largest piece of output sent at once.
 pub const MAX_MESSAGE: usize = 1024 * 1024;
@@ -38,6 +38,9 @@ pub enum ConfigError {
     /// No COMMAND.
     #[error("Please specify COMMAND or provide --dir, --staticdir or --cgidir argument.")]
     NoCommand,
+    /// `--binary` with another framing.
+    #[error("please only specify one of --binary and --framing={0}")]
+    BinaryFraming(&'static str),
     /// COMMAND was not found.
     #[error("Unable to locate specified COMMAND '{0}' in OS path.")]
     CommandNotFound(String),
@@ -68,7 +71,15 @@ impl TryFrom<Args> for Config {
             .map_err(|_| ConfigError::CommandNotFound(name.clone()))?;
         let passenv =
             EnvSettings::capture_passenv(args.passenv.split(','), |k| std::env::var_os(k));
-        let framing = if args.binary { Framing::Chunks } else { Framing::Lines };
+        let framing = match (args.binary, args.framing) {
+            (false, None | Some(FramingArg::Lines)) => Framing::Lines,
+            (_, None | Some(FramingArg::Chunks)) => Framing::Chunks,
+            (false, Some(FramingArg::LengthPrefixed)) => Framing::LengthPrefixed,
+            (true, Some(FramingArg::Lines)) => return Err(ConfigError::BinaryFraming("lines")),
+            (true, Some(FramingArg::LengthPrefixed)) => {
+                return Err(ConfigError::BinaryFraming("length-prefixed"));
+            }
+        };
         Ok(Config {
             addresses: args.address,
             port: args.port,

@@ -234,3 +234,16 @@ fn a_bracketed_ipv6_loopback_address_is_served() {
     assert_ne!(port, 0);
     reached.unwrap_or_else(|e| panic!("[::1]:{port} does not accept: {e}"));
 }
+
+#[test]
+fn binary_with_another_framing_exits_1() {
+    let r = run(&["--binary", "--framing=length-prefixed", "cat"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stderr.contains("please only specify one of --binary and --framing"), "{r:?}");
+}
+
+#[test]
+fn an_unknown_framing_exits_2() {
+    let r = run(&["--framing=words", "cat"]);
+    assert_eq!(r.code, Some(2), "{r:?}");
+}

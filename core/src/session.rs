@@ -37,7 +37,7 @@ use tokio_util::codec::{Decoder, Encoder};
 use tracing::Instrument;
 use websocketd_framing::{Frame, FrameCodec, Framing};
 
-use crate::child::{self, Child, Pipes};
+use crate::child::{self, Child, Ladder, Pipes};
 use crate::env::{EnvSettings, RequestInfo};
 
 /// Most bytes of client messages held for a child that is not reading its stdin (one more
@@ -214,19 +214,21 @@ async fn ending<S: Socket>(
 ) {
     let mut ladder = child.ladder(config.closems);
     match end {
-        End::StdoutClosed | End::BadOutput(_) => {
+        End::StdoutClosed => {
             tracing::debug!(target: "process", "Process STDOUT closed");
             let status = child.reap(&mut ladder).await;
-            let frame = match end {
-                End::BadOutput(e) => {
-                    tracing::error!(target: "process", "Unusable output from process: {e}");
-                    close_frame(CloseCode::Error, "invalid output from process")
-                }
-                _ => close_for_status(status),
-            };
-            close_after(&mut tx, &mut rx, Some(frame)).await;
+            close_after(&mut tx, &mut rx, Some(close_for_status(status))).await;
             drop((tx, rx));
             child.finish(&mut ladder).await;
+        }
+        End::BadOutput(e) => {
+            // The child's error: tell the client while the child is stopped.
+            tracing::error!(target: "process", "Unusable output from process: {e}");
+            let frame = close_frame(CloseCode::Error, "invalid output from process");
+            let goodbye = async move {
+                close_after(&mut tx, &mut rx, Some(frame)).await;
+            };
+            tokio::join!(goodbye, stop(&mut child, &mut ladder, &stdout));
         }
         End::ClientLeft(gone) => {
             let reply = match gone {
@@ -246,22 +248,24 @@ async fn ending<S: Socket>(
                     }
                 }
             };
-            // Keep draining stdout so a child blocked on it can see stdin's end and exit.
-            let stop = async {
-                let mut ladder_done = pin!(async {
-                    child.reap(&mut ladder).await;
-                    child.finish(&mut ladder).await;
-                });
-                let mut drain = pin!(discard(&stdout));
-                let mut draining = true;
-                loop {
-                    tokio::select! {
-                        () = &mut ladder_done => break,
-                        () = &mut drain, if draining => draining = false,
-                    }
-                }
-            };
-            tokio::join!(goodbye, stop);
+            tokio::join!(goodbye, stop(&mut child, &mut ladder, &stdout));
+        }
+    }
+}
+
+/// Climbs the ladder to the end, draining stdout meanwhile so that a child blocked on it can
+/// see stdin's end and exit.
+async fn stop(child: &mut Child, ladder: &mut Ladder, stdout: &pipe::Receiver) {
+    let mut ladder_done = pin!(async {
+        child.reap(ladder).await;
+        child.finish(ladder).await;
+    });
+    let mut drain = pin!(discard(stdout));
+    let mut draining = true;
+    loop {
+        tokio::select! {
+            () = &mut ladder_done => break,
+            () = &mut drain, if draining => draining = false,
         }
     }
 }
@@ -345,7 +349,8 @@ where
                     Some(Ok(_)) => continue,
                 };
                 if stdin.is_some() {
-                    // The line and chunk encoders cannot fail.
+                    // Cannot fail: the protocol layer holds messages to the same limit as the
+                    // length-prefixed encoder, and the others never fail.
                     let _ = codec.encode(frame, &mut backlog);
                 }
             }

@@ -3,7 +3,7 @@
 use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::{ChunkCodec, Error, Frame, LineCodec};
+use crate::{ChunkCodec, Error, Frame, LengthPrefixedCodec, LineCodec};
 
 /// The codec of a [`Framing`](crate::Framing), chosen at run time.
 #[derive(Debug, Clone)]
@@ -13,6 +13,8 @@ pub enum FrameCodec {
     Lines(LineCodec),
     /// See [`ChunkCodec`].
     Chunks(ChunkCodec),
+    /// See [`LengthPrefixedCodec`].
+    LengthPrefixed(LengthPrefixedCodec),
 }
 
 impl Decoder for FrameCodec {
@@ -23,6 +25,7 @@ impl Decoder for FrameCodec {
         match self {
             FrameCodec::Lines(c) => c.decode(buf),
             FrameCodec::Chunks(c) => c.decode(buf),
+            FrameCodec::LengthPrefixed(c) => c.decode(buf),
         }
     }
 
@@ -30,6 +33,7 @@ impl Decoder for FrameCodec {
         match self {
             FrameCodec::Lines(c) => c.decode_eof(buf),
             FrameCodec::Chunks(c) => c.decode_eof(buf),
+            FrameCodec::LengthPrefixed(c) => c.decode_eof(buf),
         }
     }
 }
@@ -41,6 +45,7 @@ impl Encoder<Frame> for FrameCodec {
         match self {
             FrameCodec::Lines(c) => c.encode(frame, dst),
             FrameCodec::Chunks(c) => c.encode(frame, dst),
+            FrameCodec::LengthPrefixed(c) => c.encode(frame, dst),
         }
     }
 }

@@ -11,6 +11,8 @@ pub enum Framing {
     Lines,
     /// Each read from stdout is one binary message (websocketd's `--binary`).
     Chunks,
+    /// Length-prefixed records both ways: boundaries and types survive exactly.
+    LengthPrefixed,
 }
 
 /// One message crossing between the child and its client.
@@ -58,6 +60,9 @@ impl Framing {
         match self {
             Framing::Lines => crate::FrameCodec::Lines(crate::LineCodec::new(max_length)),
             Framing::Chunks => crate::FrameCodec::Chunks(crate::ChunkCodec::new(max_length)),
+            Framing::LengthPrefixed => {
+                crate::FrameCodec::LengthPrefixed(crate::LengthPrefixedCodec::new(max_length))
+            }
         }
     }
 }

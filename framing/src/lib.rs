@@ -1,4 +1,4 @@
-//! Codecs for a websocketd child's stdio.
+//! Codecs for a websocketd child's stdio: lines, chunks and length-prefixed records.
 //!
 //! A child speaks to its WebSocket client through byte pipes; a [`Framing`] says how those bytes
 //! become messages and back. Each decoder here turns the child's stdout (or stderr) into
@@ -12,11 +12,13 @@
 mod chunk;
 mod codec;
 mod frame;
+mod length;
 mod line;
 
 pub use chunk::ChunkCodec;
 pub use codec::FrameCodec;
 pub use frame::{Frame, Framing};
+pub use length::LengthPrefixedCodec;
 pub use line::LineCodec;
 
 /// What can go wrong while framing the child's stdio.
@@ -26,4 +28,21 @@ pub enum Error {
     /// The pipe failed underneath the codec.
     #[error("pipe i/o failed")]
     Io(#[from] std::io::Error),
+    /// A length-prefixed record longer than the limit.
+    #[error("record of {len} bytes is over the limit of {max}")]
+    TooLong {
+        /// The length announced.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A length-prefixed text record that is not UTF-8.
+    #[error("text record is not valid UTF-8")]
+    NotUtf8,
+    /// The stream ended inside a length-prefixed record.
+    #[error("stream ended inside a record ({got} bytes of it)")]
+    Truncated {
+        /// How many bytes of the record had arrived.
+        got: usize,
+    },
 }

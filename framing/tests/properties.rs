@@ -86,3 +86,41 @@ proptest! {
         prop_assert!(kept + 2 * newlines >= input.len());
     }
 }
+
+fn frame_strategy() -> impl Strategy<Value = Frame> {
+    prop_oneof![
+        "\\PC{0,40}".prop_map(|s| Frame::Text(Bytes::from(s))),
+        proptest::collection::vec(any::<u8>(), 0..100).prop_map(|v| Frame::Binary(Bytes::from(v))),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn length_prefixed_records_round_trip_through_any_read_splits(
+        frames in proptest::collection::vec(frame_strategy(), 0..40),
+        cuts in proptest::collection::vec(any::<usize>(), 0..30),
+    ) {
+        let mut codec = Framing::LengthPrefixed.codec(200);
+        let mut wire = BytesMut::new();
+        for f in &frames {
+            codec.encode(f.clone(), &mut wire).unwrap();
+        }
+        let decoded = decode_split(Framing::LengthPrefixed, 200, &wire, &cuts);
+        prop_assert_eq!(decoded, frames);
+    }
+
+    #[test]
+    fn length_prefixed_decoding_never_panics_and_keeps_its_limit(
+        input in proptest::collection::vec(any::<u8>(), 0..600),
+        max in 0usize..64,
+    ) {
+        let mut codec = Framing::LengthPrefixed.codec(max);
+        let mut buf = BytesMut::from(&input[..]);
+        while let Ok(Some(frame)) = codec.decode_eof(&mut buf) {
+            prop_assert!(frame.payload().len() <= max);
+            if frame.is_text() {
+                prop_assert!(std::str::from_utf8(frame.payload()).is_ok());
+            }
+        }
+    }
+}
