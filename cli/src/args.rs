@@ -6,7 +6,7 @@ use clap::{ArgAction, Parser, ValueEnum};
 
 /// Flags that take a value; every other flag is a boolean.
 const VALUE_FLAGS: &[&str] =
-    &["port", "address", "closems", "maxforks", "passenv", "loglevel", "framing"];
+    &["port", "address", "closems", "maxforks", "passenv", "loglevel", "framing", "maxframesize"];
 
 /// websocketd turns any program that reads STDIN and writes STDOUT into a WebSocket server.
 ///
@@ -46,6 +46,11 @@ pub struct Args {
     /// (records with a 4-byte big-endian header: top bit set for text, low 31 bits the length).
     #[arg(long, value_name = "FRAMING", value_enum, help_heading = "Process")]
     pub framing: Option<FramingArg>,
+
+    /// Largest message, in bytes, accepted from a client (larger: Close 1009) and sent to it
+    /// (longer output is split; a longer length-prefixed record is an error). 0: no limit.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024, help_heading = "Process")]
+    pub maxframesize: u64,
 
     /// Extra milliseconds added to each wait of the termination ladder (stdin close, SIGINT,
     /// SIGTERM, SIGKILL).

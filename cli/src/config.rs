@@ -10,9 +10,6 @@ use websocketd_framing::Framing;
 
 use crate::args::{Args, FramingArg};
 
-/// The largest message accepted from a client, and the largest piece of output sent at once.
-pub const MAX_MESSAGE: usize = 1024 * 1024;
-
 /// A validated configuration.
 #[derive(Debug)]
 pub struct Config {
@@ -89,7 +86,11 @@ impl TryFrom<Args> for Config {
                 program,
                 args: words.collect(),
                 framing,
-                max_message: MAX_MESSAGE,
+                // 0 means no limit.
+                max_message: match args.maxframesize {
+                    0 => usize::MAX,
+                    n => usize::try_from(n).unwrap_or(usize::MAX),
+                },
                 closems: Duration::from_millis(args.closems),
                 env: EnvSettings {
                     server_software: format!("websocketd/{}", version()),

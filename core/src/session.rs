@@ -140,8 +140,9 @@ async fn lifetime<S: Socket>(
     let (tx, rx) = ws.split();
     crate::access!(target: "session", "CONNECT");
     session(tx, rx, env, &config).await;
-    crate::access!(target: "session", "DISCONNECT");
+    // The child is reaped: its slot is free before anyone reads that the session is over.
     drop(slot);
+    crate::access!(target: "session", "DISCONNECT");
 }
 
 /// How the relay ended.

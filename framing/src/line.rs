@@ -39,7 +39,7 @@ impl Decoder for LineCodec {
     type Error = Error;
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, Error> {
-        let search_end = buf.len().min(self.max_length + 1);
+        let search_end = buf.len().min(self.max_length.saturating_add(1));
         let start = self.next_index.min(search_end);
         if let Some(pos) = memchr::memchr(b'\n', &buf[start..search_end]) {
             let newline = start + pos;

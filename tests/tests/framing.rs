@@ -96,3 +96,45 @@ async fn records_from_the_child_arrive_whole_even_when_written_in_pieces() {
     assert_eq!(data, [Message::text("hello")]);
     assert_eq!(code, 1000);
 }
+
+#[tokio::test]
+async fn maxframesize_bounds_what_the_client_may_send() {
+    let server = Server::start(&["--maxframesize=1000", "cat"]).await;
+    let mut ws = server.connect("/").await;
+    let fits = "f".repeat(999);
+    send_text(&mut ws, &fits).await;
+    assert_eq!(recv_text(&mut ws).await, fits);
+    let _ = ws.send(Message::text("x".repeat(1001))).await;
+    assert_eq!(recv_close(&mut ws).await.0, 1009);
+}
+
+#[tokio::test]
+async fn maxframesize_splits_longer_output() {
+    let script = "head -c 2500 /dev/zero | tr '\\0' q";
+    let server = Server::start(&["--maxframesize=1000", "sh", "-c", script]).await;
+    let mut ws = server.connect("/").await;
+    let (code, _, data) = recv_close(&mut ws).await;
+    assert_eq!(code, 1000);
+    let sizes: Vec<usize> = data.iter().map(Message::len).collect();
+    assert_eq!(sizes, [1000, 1000, 500]);
+}
+
+#[tokio::test]
+async fn maxframesize_refuses_a_longer_length_prefixed_record() {
+    let script = r"printf '\000\000\000\013eleven byte'; exec sleep 1000";
+    let server =
+        Server::start(&["--maxframesize=10", "--framing=length-prefixed", "sh", "-c", script])
+            .await;
+    let mut ws = server.connect("/").await;
+    assert_eq!(recv_close(&mut ws).await.0, 1011);
+    server.wait_no_children().await;
+}
+
+#[tokio::test]
+async fn maxframesize_zero_means_no_limit() {
+    let server = Server::start(&["--maxframesize=0", "cat"]).await;
+    let mut ws = server.connect("/").await;
+    let big = "z".repeat(3 << 20);
+    send_text(&mut ws, &big).await;
+    assert_eq!(recv_text(&mut ws).await.len(), big.len());
+}

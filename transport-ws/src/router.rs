@@ -33,13 +33,15 @@ pub struct App {
 impl App {
     /// An app running `session` for every WebSocket, at most `maxforks` at once (0: no limit).
     pub fn new(session: SessionConfig, maxforks: usize) -> App {
+        // usize::MAX stands for no limit (--maxframesize=0).
         let max = session.max_message;
+        let limit = (max != usize::MAX).then_some(max);
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(4 * 1024)
             .write_buffer_size(64 * 1024)
-            .max_write_buffer_size(max.saturating_mul(2).max(1 << 20) + (64 << 10))
-            .max_message_size(Some(max))
-            .max_frame_size(Some(max));
+            .max_write_buffer_size(max.saturating_mul(2).max(1 << 20).saturating_add(64 << 10))
+            .max_message_size(limit)
+            .max_frame_size(limit);
         let forks = (maxforks > 0).then(|| Arc::new(Semaphore::new(maxforks)));
         App { session: Arc::new(session), forks, ws_config }
     }
