@@ -5,8 +5,17 @@ use std::ffi::OsString;
 use clap::{ArgAction, Parser, ValueEnum};
 
 /// Flags that take a value; every other flag is a boolean.
-const VALUE_FLAGS: &[&str] =
-    &["port", "address", "closems", "maxforks", "passenv", "loglevel", "framing", "maxframesize"];
+const VALUE_FLAGS: &[&str] = &[
+    "port",
+    "address",
+    "closems",
+    "maxforks",
+    "passenv",
+    "loglevel",
+    "framing",
+    "maxframesize",
+    "subprotocol",
+];
 
 /// websocketd turns any program that reads STDIN and writes STDOUT into a WebSocket server.
 ///
@@ -36,6 +45,11 @@ pub struct Args {
     /// Interface to bind to (e.g. 127.0.0.1 or [::1]); repeat for several. Default: all.
     #[arg(long, value_name = "ADDRESS", action = ArgAction::Append, help_heading = "Network")]
     pub address: Vec<String>,
+
+    /// Subprotocols the server speaks, most preferred first: it answers with the first that
+    /// the client offers, and the process sees it as WEBSOCKET_SUBPROTOCOL.
+    #[arg(long, value_name = "NAME[,NAME...]", help_heading = "Network")]
+    pub subprotocol: Option<String>,
 
     /// Binary mode: each read from STDOUT is sent as one binary message (--framing=chunks).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = parse_bool, help_heading = "Process")]

@@ -23,6 +23,8 @@ pub struct Config {
     pub loglevel: LogLevel,
     /// What each session runs.
     pub session: SessionConfig,
+    /// `--subprotocol` names, most preferred first.
+    pub subprotocols: Vec<String>,
 }
 
 /// Why the flags do not make a configuration. Each is reported with exit code 1.
@@ -35,6 +37,9 @@ pub enum ConfigError {
     /// No COMMAND.
     #[error("Please specify COMMAND or provide --dir, --staticdir or --cgidir argument.")]
     NoCommand,
+    /// A `--subprotocol` name that is not an HTTP token.
+    #[error("invalid --subprotocol name '{0}': use letters, digits and !#$%&'*+-.^_`|~")]
+    Subprotocol(String),
     /// `--binary` with another framing.
     #[error("please only specify one of --binary and --framing={0}")]
     BinaryFraming(&'static str),
@@ -66,6 +71,13 @@ impl TryFrom<Args> for Config {
         let name = name.to_string_lossy().into_owned();
         let program = command::resolve(&name, std::env::var_os("PATH").as_deref())
             .map_err(|_| ConfigError::CommandNotFound(name.clone()))?;
+        let subprotocols: Vec<String> = match &args.subprotocol {
+            None => Vec::new(),
+            Some(list) => list.split(',').map(|p| p.trim().to_owned()).collect(),
+        };
+        if let Some(bad) = subprotocols.iter().find(|p| !is_token(p)) {
+            return Err(ConfigError::Subprotocol(bad.clone()));
+        }
         let passenv =
             EnvSettings::capture_passenv(args.passenv.split(','), |k| std::env::var_os(k));
         let framing = match (args.binary, args.framing) {
@@ -78,6 +90,7 @@ impl TryFrom<Args> for Config {
             }
         };
         Ok(Config {
+            subprotocols,
             addresses: args.address,
             port: args.port,
             maxforks: usize::try_from(args.maxforks).unwrap_or(0),
@@ -100,6 +113,11 @@ impl TryFrom<Args> for Config {
             },
         })
     }
+}
+
+/// An HTTP token (RFC 9110), as a subprotocol name must be.
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// The version string: ours, and what it runs on.

@@ -30,7 +30,7 @@ pub async fn bind(config: &Config) -> Result<Vec<Listener>, ServeError> {
 pub async fn serve(config: Config, listeners: Vec<Listener>) {
     let session = config.session;
     tracing::info!(target: "server", "Serving using application   : {}", session.command_line());
-    let app = Arc::new(App::new(session, config.maxforks));
+    let app = Arc::new(App::new(session, config.maxforks, config.subprotocols));
     for listener in listeners {
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         let host = listener.host.clone().unwrap_or_else(hostname);

@@ -247,3 +247,10 @@ fn an_unknown_framing_exits_2() {
     let r = run(&["--framing=words", "cat"]);
     assert_eq!(r.code, Some(2), "{r:?}");
 }
+
+#[test]
+fn a_subprotocol_name_that_is_not_a_token_exits_1() {
+    let r = run(&["--subprotocol=chat,bad name", "cat"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stderr.contains("invalid --subprotocol name 'bad name'"), "{r:?}");
+}

@@ -37,6 +37,8 @@ pub struct RequestInfo {
     pub script_name: String,
     /// The decoded path after the script's (the whole path for a single command).
     pub path_info: String,
+    /// The subprotocol the server chose, if any (`WEBSOCKET_SUBPROTOCOL`).
+    pub subprotocol: Option<String>,
 }
 
 /// Server-wide inputs to every child's environment.
@@ -145,6 +147,9 @@ impl RequestInfo {
         set("REQUEST_URI", self.request_uri());
         if self.tls {
             set("HTTPS", "on");
+        }
+        if let Some(protocol) = &self.subprotocol {
+            set("WEBSOCKET_SUBPROTOCOL", protocol);
         }
         for name in self.headers.keys() {
             let name = name.as_str();

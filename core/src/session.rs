@@ -545,6 +545,7 @@ mod tests {
             tls: false,
             script_name: "/".into(),
             path_info: "/".into(),
+            subprotocol: None,
         }
     }
 

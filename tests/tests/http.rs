@@ -102,3 +102,36 @@ async fn a_full_server_answers_429_until_a_slot_frees() {
     send_text(&mut again, "room again").await;
     assert_eq!(recv_text(&mut again).await, "room again");
 }
+
+async fn upgrade_offering(server: &Server, protocols: &str) -> String {
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {protocols}\r\n\r\n"
+    );
+    raw_http(server.addr, &req).await.to_ascii_lowercase()
+}
+
+#[tokio::test]
+async fn the_server_answers_with_the_first_of_its_subprotocols_that_the_client_offers() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let server = Server::start(&["--subprotocol=chat,superchat", &fixture("env.sh")]).await;
+    let mut req = server.url("/").into_client_request().unwrap();
+    req.headers_mut().insert("Sec-WebSocket-Protocol", "superchat, chat".parse().unwrap());
+    let (mut ws, resp) = within(STEP, tokio_tungstenite::connect_async(req)).await.unwrap();
+    assert_eq!(resp.headers()["sec-websocket-protocol"], "chat");
+    let (_, _, data) = recv_close(&mut ws).await;
+    let env: Vec<String> = data.iter().map(|m| m.to_text().unwrap().to_owned()).collect();
+    assert!(env.contains(&"WEBSOCKET_SUBPROTOCOL=chat".to_owned()), "{env:?}");
+}
+
+#[tokio::test]
+async fn no_subprotocol_is_chosen_when_none_matches_or_none_is_configured() {
+    let server = Server::start(&["--subprotocol=chat", "cat"]).await;
+    let resp = upgrade_offering(&server, "other").await;
+    assert!(resp.starts_with("http/1.1 101"), "{resp}");
+    assert!(!resp.contains("sec-websocket-protocol"), "{resp}");
+    let plain = Server::start(&["cat"]).await;
+    let resp = upgrade_offering(&plain, "chat").await;
+    assert!(resp.starts_with("http/1.1 101"), "{resp}");
+    assert!(!resp.contains("sec-websocket-protocol"), "{resp}");
+}

@@ -28,11 +28,13 @@ pub struct App {
     session: Arc<SessionConfig>,
     forks: Option<Arc<Semaphore>>,
     ws_config: WebSocketConfig,
+    subprotocols: Vec<String>,
 }
 
 impl App {
-    /// An app running `session` for every WebSocket, at most `maxforks` at once (0: no limit).
-    pub fn new(session: SessionConfig, maxforks: usize) -> App {
+    /// An app running `session` for every WebSocket, at most `maxforks` at once (0: no limit),
+    /// choosing among `subprotocols` (in order of preference) those the client offers.
+    pub fn new(session: SessionConfig, maxforks: usize, subprotocols: Vec<String>) -> App {
         // usize::MAX stands for no limit (--maxframesize=0).
         let max = session.max_message;
         let limit = (max != usize::MAX).then_some(max);
@@ -43,7 +45,7 @@ impl App {
             .max_message_size(limit)
             .max_frame_size(limit);
         let forks = (maxforks > 0).then(|| Arc::new(Semaphore::new(maxforks)));
-        App { session: Arc::new(session), forks, ws_config }
+        App { session: Arc::new(session), forks, ws_config, subprotocols }
     }
 
     /// Answers one request from `peer`.
@@ -76,6 +78,7 @@ impl App {
                 return resp;
             }
         };
+        let subprotocol = upgrade::choose_subprotocol(req.headers(), &self.subprotocols);
         let path = req.uri().path();
         let info = RequestInfo {
             id: next_id(),
@@ -88,6 +91,7 @@ impl App {
             tls: false,
             script_name: "/".to_owned(),
             path_info: percent_encoding::percent_decode_str(path).decode_utf8_lossy().into_owned(),
+            subprotocol: subprotocol.map(str::to_owned),
         };
         let on_upgrade = hyper::upgrade::on(&mut req);
         let ws_config = self.ws_config;
@@ -111,6 +115,9 @@ impl App {
         h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         if let Ok(v) = HeaderValue::from_str(&accept) {
             h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+        }
+        if let Some(v) = info.subprotocol.as_deref().and_then(|p| HeaderValue::from_str(p).ok()) {
+            h.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
         }
         resp
     }

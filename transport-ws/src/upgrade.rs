@@ -75,6 +75,23 @@ pub fn check<B>(req: &Request<B>) -> Result<&[u8], Refusal> {
     Ok(key)
 }
 
+/// The subprotocol to answer with: the first of `ours` (in our order of preference) that the
+/// client offered in any `Sec-WebSocket-Protocol` header. None when we have none or the
+/// client offered none of them.
+pub fn choose_subprotocol<'a>(headers: &HeaderMap, ours: &'a [String]) -> Option<&'a str> {
+    if ours.is_empty() {
+        return None;
+    }
+    let offered: Vec<&str> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    ours.iter().map(String::as_str).find(|p| offered.contains(p))
+}
+
 /// Base64 (with padding) of exactly 16 bytes: 22 alphabet characters then `==`.
 fn is_nonce(key: &[u8]) -> bool {
     key.len() == 24
@@ -112,6 +129,19 @@ mod tests {
         assert!(!is_nonce(b"dGhlIHNhbXBsZSBub25jZQ="));
         assert!(!is_nonce(b"short"));
         assert!(!is_nonce(b"dGhlIHNhbXBsZSBub25j!!=="));
+    }
+
+    #[test]
+    fn the_first_of_our_subprotocols_that_the_client_offers_wins() {
+        let ours = vec!["chat".to_owned(), "superchat".to_owned()];
+        let r =
+            req(&[("Sec-WebSocket-Protocol", "superchat, chat"), ("Sec-WebSocket-Protocol", "x")]);
+        assert_eq!(choose_subprotocol(r.headers(), &ours), Some("chat"));
+        let r = req(&[("Sec-WebSocket-Protocol", "x, superchat")]);
+        assert_eq!(choose_subprotocol(r.headers(), &ours), Some("superchat"));
+        let r = req(&[("Sec-WebSocket-Protocol", "other")]);
+        assert_eq!(choose_subprotocol(r.headers(), &ours), None);
+        assert_eq!(choose_subprotocol(r.headers(), &[]), None);
     }
 
     #[test]
