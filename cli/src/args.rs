@@ -66,6 +66,16 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024, help_heading = "Process")]
     pub maxframesize: u64,
 
+    /// Send the process's stderr lines to the client too: every stdout and stderr line becomes
+    /// a JSON text message {"stream":"stdout"|"stderr","data":"..."}. Text lines only.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = parse_bool, help_heading = "Process")]
+    pub passstderr: bool,
+
+    /// Ping each client every MS milliseconds; one silent for twice that is disconnected and
+    /// its process stopped. 0: no pings.
+    #[arg(long, value_name = "MS", default_value_t = 0, help_heading = "Network")]
+    pub pingms: u64,
+
     /// Extra milliseconds added to each wait of the termination ladder (stdin close, SIGINT,
     /// SIGTERM, SIGKILL).
     #[arg(long, value_name = "MS", default_value_t = 0, help_heading = "Process")]

@@ -40,6 +40,9 @@ pub enum ConfigError {
     /// A `--subprotocol` name that is not an HTTP token.
     #[error("invalid --subprotocol name '{0}': use letters, digits and !#$%&'*+-.^_`|~")]
     Subprotocol(String),
+    /// `--passstderr` with a framing other than lines.
+    #[error("please only specify one of --{0} and --passstderr")]
+    PassStderr(&'static str),
     /// `--binary` with another framing.
     #[error("please only specify one of --binary and --framing={0}")]
     BinaryFraming(&'static str),
@@ -89,6 +92,14 @@ impl TryFrom<Args> for Config {
                 return Err(ConfigError::BinaryFraming("length-prefixed"));
             }
         };
+        if args.passstderr {
+            match framing {
+                Framing::Lines => {}
+                Framing::Chunks if args.binary => return Err(ConfigError::PassStderr("binary")),
+                Framing::Chunks => return Err(ConfigError::PassStderr("framing=chunks")),
+                _ => return Err(ConfigError::PassStderr("framing=length-prefixed")),
+            }
+        }
         Ok(Config {
             subprotocols,
             addresses: args.address,
@@ -105,6 +116,8 @@ impl TryFrom<Args> for Config {
                     n => usize::try_from(n).unwrap_or(usize::MAX),
                 },
                 closems: Duration::from_millis(args.closems),
+                pass_stderr: args.passstderr,
+                ping: (args.pingms > 0).then(|| Duration::from_millis(args.pingms)),
                 env: EnvSettings {
                     server_software: format!("websocketd/{}", version()),
                     passenv,

@@ -254,3 +254,12 @@ fn a_subprotocol_name_that_is_not_a_token_exits_1() {
     assert_eq!(r.code, Some(1), "{r:?}");
     assert!(r.stderr.contains("invalid --subprotocol name 'bad name'"), "{r:?}");
 }
+
+#[test]
+fn passstderr_with_binary_exits_1() {
+    let r = run(&["--binary", "--passstderr", "cat"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stderr.contains("please only specify one of --binary and --passstderr"), "{r:?}");
+    let r = run(&["--framing=length-prefixed", "--passstderr", "cat"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+}

@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use std::pin::{Pin, pin};
 use std::process::ExitStatus;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -29,6 +30,7 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -63,6 +65,10 @@ pub struct SessionConfig {
     pub closems: Duration,
     /// Server-wide environment inputs.
     pub env: EnvSettings,
+    /// Send stderr lines to the client too, every line as JSON (`--passstderr`).
+    pub pass_stderr: bool,
+    /// Ping the client this often, and drop it when silent for twice as long (`--pingms`).
+    pub ping: Option<Duration>,
 }
 
 /// The client side of a session: a stream and sink of WebSocket messages.
@@ -161,6 +167,8 @@ enum Gone {
     Closed,
     /// The connection ended or failed.
     Error(WsError),
+    /// Nothing came from the client for twice the ping interval.
+    Silent,
 }
 
 async fn session<S: Socket>(
@@ -181,19 +189,36 @@ async fn session<S: Socket>(
     };
     tracing::Span::current().record("pid", child.pid());
     let Pipes { stdin, stdout, stderr } = pipes;
-    tokio::spawn(child::drain_stderr(stderr).instrument(tracing::Span::current()));
+    let passed_stderr = if config.pass_stderr {
+        Some(stderr)
+    } else {
+        tokio::spawn(child::drain_stderr(stderr).instrument(tracing::Span::current()));
+        None
+    };
 
     let codec = config.framing.codec(config.max_message);
+    let extras = Extras { stderr: passed_stderr.as_ref(), ping: config.ping };
+    // When the client was last heard from, in milliseconds since `start`.
+    let start = Instant::now();
+    let heard = AtomicU64::new(0);
+    let silence = config.ping.map(|every| every * 2);
     let end = {
-        let mut out = pin!(pump_out(&stdout, codec.clone(), &mut tx));
-        let mut inp = pin!(pump_in(&mut rx, stdin, codec));
+        let mut out = pin!(pump_out(&stdout, codec.clone(), &mut tx, extras));
+        let mut inp = pin!(pump_in(&mut rx, stdin, codec, (start, &heard)));
         let mut reaping = true;
         loop {
+            let last_heard = start + Duration::from_millis(heard.load(Ordering::Relaxed));
             tokio::select! {
                 end = &mut out => break end,
                 gone = &mut inp => break End::ClientLeft(gone),
                 // Reap a child that exits while something else still holds its stdout.
                 _ = child.wait(), if reaping => reaping = false,
+                () = until(silence.map(|s| last_heard + s)) => {
+                    let last_heard = start + Duration::from_millis(heard.load(Ordering::Relaxed));
+                    if silence.is_some_and(|s| last_heard.elapsed() >= s) {
+                        break End::ClientLeft(Gone::Silent);
+                    }
+                }
             }
         }
         // Leaving this block drops the pumps, and with them the child's stdin.
@@ -234,6 +259,10 @@ async fn ending<S: Socket>(
         End::ClientLeft(gone) => {
             let reply = match gone {
                 Gone::Closed => None,
+                Gone::Silent => {
+                    tracing::debug!(target: "websocket", "No answer to pings: disconnecting");
+                    Some(close_frame(CloseCode::Away, "ping timeout"))
+                }
                 Gone::Error(e) => {
                     tracing::debug!(target: "websocket", "Cannot receive: {e}");
                     close_for_error(&e)
@@ -271,41 +300,79 @@ async fn stop(child: &mut Child, ladder: &mut Ladder, stdout: &pipe::Receiver) {
     }
 }
 
+/// What the out pump sends besides stdout.
+#[derive(Clone, Copy)]
+struct Extras<'a> {
+    /// With `--passstderr`: stderr, whose lines go to the client too, every line as JSON.
+    stderr: Option<&'a pipe::Receiver>,
+    /// With `--pingms`: how often to ping the client.
+    ping: Option<Duration>,
+}
+
 /// stdout → socket. Returns when stdout closes (everything sent and flushed), the output
 /// breaks the framing, or the client cannot be written to.
-async fn pump_out<W>(stdout: &pipe::Receiver, mut codec: FrameCodec, tx: &mut W) -> End
+async fn pump_out<W>(
+    stdout: &pipe::Receiver,
+    codec: FrameCodec,
+    tx: &mut W,
+    extras: Extras<'_>,
+) -> End
 where
     W: Sink<Message, Error = WsError> + Unpin,
 {
-    let mut buf = BytesMut::new();
+    let json = extras.stderr.is_some();
+    let mut out =
+        Source { pipe: stdout, codec: codec.clone(), buf: BytesMut::new(), name: "stdout" };
+    let mut err =
+        extras.stderr.map(|pipe| Source { pipe, codec, buf: BytesMut::new(), name: "stderr" });
+    let mut next_ping = extras.ping.map(|every| Instant::now() + every);
     let result: Result<(), End> = async {
         loop {
-            while let Some(frame) = codec.decode(&mut buf).map_err(End::BadOutput)? {
-                // Writes are buffered and reads do not wait, so a busy child could keep this
-                // task running indefinitely: each frame costs a unit of the task's budget, and
-                // other sessions get their turn when it runs out.
-                tokio::task::consume_budget().await;
-                tx.feed(message(frame)).await.map_err(client_error)?;
+            out.send_ready(tx, json).await?;
+            if let Some(err) = &mut err {
+                err.send_ready(tx, json).await?;
             }
-            match child::try_fill(stdout, &mut buf) {
-                Ok(Some(0)) => break,
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    // Nothing more to read now: send what is queued, then wait.
-                    tx.flush().await.map_err(client_error)?;
-                    if let Err(e) = stdout.readable().await {
-                        tracing::error!(target: "process", "Unexpected error while reading STDOUT from process: {e}");
-                        break;
-                    }
+            if let (Some(at), Some(every)) = (next_ping, extras.ping) {
+                if Instant::now() >= at {
+                    tx.feed(Message::Ping(Bytes::new())).await.map_err(client_error)?;
+                    next_ping = Some(Instant::now() + every);
                 }
-                Err(e) => {
+            }
+            match out.fill() {
+                Filled::Data => continue,
+                Filled::End => break,
+                Filled::Nothing => {}
+            }
+            if let Some(source) = &mut err {
+                match source.fill() {
+                    Filled::Data => continue,
+                    Filled::End => {
+                        source.send_rest(tx, json).await?;
+                        err = None;
+                        continue;
+                    }
+                    Filled::Nothing => {}
+                }
+            }
+            // Nothing more to read now: send what is queued, then wait.
+            tx.flush().await.map_err(client_error)?;
+            let stderr = err.as_ref().map(|e| e.pipe);
+            tokio::select! {
+                ready = stdout.readable() => if let Err(e) = ready {
                     tracing::error!(target: "process", "Unexpected error while reading STDOUT from process: {e}");
                     break;
-                }
+                },
+                ready = readable(stderr), if stderr.is_some() => if ready.is_err() {
+                    err = None;
+                },
+                () = until(next_ping) => {}
             }
         }
-        while let Some(frame) = codec.decode_eof(&mut buf).map_err(End::BadOutput)? {
-            tx.feed(message(frame)).await.map_err(client_error)?;
+        out.send_rest(tx, json).await?;
+        // What the child wrote to stderr before closing stdout is in the pipe by now.
+        if let Some(mut source) = err {
+            while let Filled::Data = source.fill() {}
+            source.send_rest(tx, json).await?;
         }
         tx.flush().await.map_err(client_error)
     }
@@ -316,9 +383,123 @@ where
     }
 }
 
+/// One of the child's output pipes, its codec and what has been read but not sent.
+struct Source<'a> {
+    pipe: &'a pipe::Receiver,
+    codec: FrameCodec,
+    buf: BytesMut,
+    name: &'static str,
+}
+
+/// What one read brought.
+enum Filled {
+    /// Some bytes.
+    Data,
+    /// Nothing yet.
+    Nothing,
+    /// The end (or a read error, logged).
+    End,
+}
+
+impl Source<'_> {
+    /// Reads what the pipe has, without waiting.
+    fn fill(&mut self) -> Filled {
+        match child::try_fill(self.pipe, &mut self.buf) {
+            Ok(Some(0)) => Filled::End,
+            Ok(Some(_)) => Filled::Data,
+            Ok(None) => Filled::Nothing,
+            Err(e) => {
+                let name = self.name.to_uppercase();
+                tracing::error!(target: "process", "Unexpected error while reading {name} from process: {e}");
+                Filled::End
+            }
+        }
+    }
+
+    /// Queues every frame that is complete.
+    async fn send_ready<W>(&mut self, tx: &mut W, json: bool) -> Result<(), End>
+    where
+        W: Sink<Message, Error = WsError> + Unpin,
+    {
+        while let Some(frame) = self.codec.decode(&mut self.buf).map_err(End::BadOutput)? {
+            // Writes are buffered and reads do not wait, so a busy child could keep this
+            // task running indefinitely: each frame costs a unit of the task's budget, and
+            // other sessions get their turn when it runs out.
+            tokio::task::consume_budget().await;
+            tx.feed(self.message(frame, json)).await.map_err(client_error)?;
+        }
+        Ok(())
+    }
+
+    /// Queues the frames left at the end of the stream, a last partial line included.
+    async fn send_rest<W>(&mut self, tx: &mut W, json: bool) -> Result<(), End>
+    where
+        W: Sink<Message, Error = WsError> + Unpin,
+    {
+        while let Some(frame) = self.codec.decode_eof(&mut self.buf).map_err(End::BadOutput)? {
+            tx.feed(self.message(frame, json)).await.map_err(client_error)?;
+        }
+        Ok(())
+    }
+
+    fn message(&self, frame: Frame, json: bool) -> Message {
+        if json {
+            Message::Text(json_line(self.name, frame.payload()).into())
+        } else {
+            message(frame)
+        }
+    }
+}
+
+/// `{"stream":"<stream>","data":"<line>"}`, the line made valid UTF-8 and escaped for JSON.
+fn json_line(stream: &str, line: &[u8]) -> String {
+    use std::fmt::Write;
+    let data = String::from_utf8_lossy(line);
+    let mut out = String::with_capacity(data.len() + 32);
+    out.push_str("{\"stream\":\"");
+    out.push_str(stream);
+    out.push_str("\",\"data\":\"");
+    for c in data.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c < ' ' || c == '\u{7f}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push_str("\"}");
+    out
+}
+
+async fn readable(pipe: Option<&pipe::Receiver>) -> std::io::Result<()> {
+    match pipe {
+        Some(pipe) => pipe.readable().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits until `deadline`, or forever. The timer is boxed: it exists only with `--pingms`,
+/// and inline it would make every session's future bigger.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => Box::pin(tokio::time::sleep_until(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Socket → stdin. Returns when the client leaves. If the child stops taking stdin, later
 /// messages are dropped while the session goes on.
-async fn pump_in<R>(rx: &mut R, stdin: pipe::Sender, mut codec: FrameCodec) -> Gone
+async fn pump_in<R>(
+    rx: &mut R,
+    stdin: pipe::Sender,
+    mut codec: FrameCodec,
+    (start, heard): (Instant, &AtomicU64),
+) -> Gone
 where
     R: Stream<Item = Result<Message, WsError>> + Unpin,
 {
@@ -341,6 +522,10 @@ where
                 }
             },
             msg = async { tokio::task::consume_budget().await; rx.next().await }, if backlog.len() < STDIN_BACKLOG => {
+                if matches!(msg, Some(Ok(_))) {
+                    let ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    heard.store(ms, Ordering::Relaxed);
+                }
                 let frame = match msg {
                     None => return Gone::Error(WsError::ConnectionClosed),
                     Some(Err(e)) => return Gone::Error(e),
@@ -524,6 +709,8 @@ mod tests {
             max_message: 1 << 20,
             closems: Duration::ZERO,
             env: EnvSettings::default(),
+            pass_stderr: false,
+            ping: None,
         };
         let task = tokio::spawn(run(ready(socket), &request(), Arc::new(config), None));
         ((to_session, from_session), task)
@@ -598,6 +785,8 @@ mod tests {
             max_message: 1 << 20,
             closems: Duration::ZERO,
             env: EnvSettings::default(),
+            pass_stderr: false,
+            ping: None,
         };
         let fut = run(ready(ws), &request(), Arc::new(config), None);
         let size = std::mem::size_of_val(&fut);
