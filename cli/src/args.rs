@@ -46,6 +46,11 @@ pub struct Args {
     #[arg(long, value_name = "ADDRESS", action = ArgAction::Append, help_heading = "Network")]
     pub address: Vec<String>,
 
+    /// Serve every executable in DIR instead of one COMMAND: the URL names the script
+    /// (/sub/chat.sh runs DIR/sub/chat.sh; what follows it in the URL is PATH_INFO).
+    #[arg(long, value_name = "DIR", help_heading = "Process")]
+    pub dir: Option<String>,
+
     /// Subprotocols the server speaks, most preferred first: it answers with the first that
     /// the client offers, and the process sees it as WEBSOCKET_SUBPROTOCOL.
     #[arg(long, value_name = "NAME[,NAME...]", help_heading = "Network")]

@@ -2,11 +2,15 @@
 
 use std::time::Duration;
 
-use websocketd_core::command;
+use std::path::{Path, PathBuf};
+
+use websocketd_core::command::{self, Command};
 use websocketd_core::env::EnvSettings;
 use websocketd_core::log::LogLevel;
 use websocketd_core::session::SessionConfig;
 use websocketd_framing::Framing;
+use websocketd_transport_ws::router::Endpoint;
+use websocketd_transport_ws::scripts::ScriptDir;
 
 use crate::args::{Args, FramingArg};
 
@@ -21,7 +25,9 @@ pub struct Config {
     pub maxforks: usize,
     /// The log threshold.
     pub loglevel: LogLevel,
-    /// What each session runs.
+    /// What WebSocket requests run: the command, or the scripts of `--dir`.
+    pub endpoint: Endpoint,
+    /// How each session runs.
     pub session: SessionConfig,
     /// `--subprotocol` names, most preferred first.
     pub subprotocols: Vec<String>,
@@ -46,6 +52,18 @@ pub enum ConfigError {
     /// `--binary` with another framing.
     #[error("please only specify one of --binary and --framing={0}")]
     BinaryFraming(&'static str),
+    /// Both COMMAND and `--dir`.
+    #[error("Ambiguous. Provided COMMAND and --dir argument. Please only specify just one.")]
+    Ambiguous,
+    /// `--dir` cannot be made absolute.
+    #[error("Could not resolve absolute path to dir '{0}'.")]
+    DirAbsolute(String),
+    /// `--dir` does not exist.
+    #[error("Could not find your script dir '{0}'.")]
+    DirMissing(String),
+    /// `--dir` is not a directory.
+    #[error("Did you mean to specify COMMAND instead of --dir '{0}'?")]
+    DirNotDir(String),
     /// COMMAND was not found.
     #[error("Unable to locate specified COMMAND '{0}' in OS path.")]
     CommandNotFound(String),
@@ -69,11 +87,18 @@ impl TryFrom<Args> for Config {
     fn try_from(args: Args) -> Result<Config, ConfigError> {
         let loglevel: LogLevel =
             args.loglevel.parse().map_err(|_| ConfigError::LogLevel(args.loglevel.clone()))?;
-        let mut words = args.command.into_iter();
-        let name = words.next().ok_or(ConfigError::NoCommand)?;
-        let name = name.to_string_lossy().into_owned();
-        let program = command::resolve(&name, std::env::var_os("PATH").as_deref())
-            .map_err(|_| ConfigError::CommandNotFound(name.clone()))?;
+        let endpoint = match (args.dir, args.command.is_empty()) {
+            (Some(_), false) => return Err(ConfigError::Ambiguous),
+            (None, true) => return Err(ConfigError::NoCommand),
+            (Some(dir), true) => Endpoint::Dir(script_dir(&dir)?),
+            (None, false) => {
+                let mut words = args.command.into_iter();
+                let name = words.next().unwrap_or_default().to_string_lossy().into_owned();
+                let program = command::resolve(&name, std::env::var_os("PATH").as_deref())
+                    .map_err(|_| ConfigError::CommandNotFound(name.clone()))?;
+                Endpoint::Command(std::sync::Arc::new(Command { program, args: words.collect() }))
+            }
+        };
         let subprotocols: Vec<String> = match &args.subprotocol {
             None => Vec::new(),
             Some(list) => list.split(',').map(|p| p.trim().to_owned()).collect(),
@@ -101,14 +126,13 @@ impl TryFrom<Args> for Config {
             }
         }
         Ok(Config {
+            endpoint,
             subprotocols,
             addresses: args.address,
             port: args.port,
             maxforks: usize::try_from(args.maxforks).unwrap_or(0),
             loglevel,
             session: SessionConfig {
-                program,
-                args: words.collect(),
                 framing,
                 // 0 means no limit.
                 max_message: match args.maxframesize {
@@ -126,6 +150,17 @@ impl TryFrom<Args> for Config {
             },
         })
     }
+}
+
+/// `--dir` as websocketd checks it: made absolute, existing, a directory.
+fn script_dir(dir: &str) -> Result<ScriptDir, ConfigError> {
+    let absolute: PathBuf = std::path::absolute(Path::new(dir))
+        .map_err(|_| ConfigError::DirAbsolute(dir.to_owned()))?;
+    let meta = std::fs::metadata(&absolute).map_err(|_| ConfigError::DirMissing(dir.to_owned()))?;
+    if !meta.is_dir() {
+        return Err(ConfigError::DirNotDir(dir.to_owned()));
+    }
+    ScriptDir::new(absolute).map_err(|_| ConfigError::DirMissing(dir.to_owned()))
 }
 
 /// An HTTP token (RFC 9110), as a subprotocol name must be.

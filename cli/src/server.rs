@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use websocketd_transport_ws::router::Endpoint;
 use websocketd_transport_ws::{App, Listener};
 
 use crate::config::Config;
@@ -28,9 +29,16 @@ pub async fn bind(config: &Config) -> Result<Vec<Listener>, ServeError> {
 /// Logs the start-up lines and serves on every listener until SIGINT or SIGTERM, then stops
 /// every child before returning.
 pub async fn serve(config: Config, listeners: Vec<Listener>) {
-    let session = config.session;
-    tracing::info!(target: "server", "Serving using application   : {}", session.command_line());
-    let app = Arc::new(App::new(session, config.maxforks, config.subprotocols));
+    match &config.endpoint {
+        Endpoint::Command(command) => {
+            tracing::info!(target: "server", "Serving using application   : {}", command.line());
+        }
+        Endpoint::Dir(dir) => {
+            tracing::info!(target: "server", "Serving from directory      : {}", dir.root().display());
+        }
+    }
+    let app =
+        Arc::new(App::new(config.endpoint, config.session, config.maxforks, config.subprotocols));
     for listener in listeners {
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         let host = listener.host.clone().unwrap_or_else(hostname);

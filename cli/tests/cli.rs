@@ -263,3 +263,23 @@ fn passstderr_with_binary_exits_1() {
     let r = run(&["--framing=length-prefixed", "--passstderr", "cat"]);
     assert_eq!(r.code, Some(1), "{r:?}");
 }
+
+#[test]
+fn dir_with_a_command_is_ambiguous() {
+    let r = run(&["--dir=/tmp", "cat"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stderr.contains("Ambiguous. Provided COMMAND and --dir argument."), "{r:?}");
+}
+
+#[test]
+fn a_dir_that_is_missing_or_a_file_exits_1() {
+    let r = run(&["--dir=/no/such/dir"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stderr.contains("Could not find your script dir '/no/such/dir'."), "{r:?}");
+    let r = run(&["--dir=/bin/sh"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr.contains("Did you mean to specify COMMAND instead of --dir '/bin/sh'?"),
+        "{r:?}"
+    );
+}

@@ -1,8 +1,29 @@
-//! Finding COMMAND as websocketd (Go's `exec.LookPath`) does.
+//! What a session runs, and finding COMMAND as websocketd (Go's `exec.LookPath`) does.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+/// A program and its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    /// The program (already resolved).
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+}
+
+impl Command {
+    /// The program and its arguments, space-separated, as the logs show them.
+    pub fn line(&self) -> String {
+        let mut line = self.program.display().to_string();
+        for arg in &self.args {
+            line.push(' ');
+            line.push_str(&arg.to_string_lossy());
+        }
+        line
+    }
+}
 
 /// Why COMMAND could not be found.
 #[derive(Debug, thiserror::Error)]

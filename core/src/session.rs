@@ -15,9 +15,7 @@
 //! `killed by signal S`. If the client leaves, the socket is closed at once and the child
 //! goes through the ladder while its remaining output is discarded.
 
-use std::ffi::OsString;
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::{Pin, pin};
 use std::process::ExitStatus;
 use std::sync::Arc;
@@ -40,6 +38,7 @@ use tracing::Instrument;
 use websocketd_framing::{Frame, FrameCodec, Framing};
 
 use crate::child::{self, Child, Ladder, Pipes};
+use crate::command::Command;
 use crate::env::{EnvSettings, RequestInfo};
 
 /// Most bytes of client messages held for a child that is not reading its stdin (one more
@@ -53,10 +52,6 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// What every session of one endpoint shares.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
-    /// The program to run (already resolved).
-    pub program: PathBuf,
-    /// Its arguments.
-    pub args: Vec<OsString>,
     /// How its stdio is cut into messages.
     pub framing: Framing,
     /// The largest message in either direction; longer output is sent in pieces.
@@ -95,18 +90,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Socket for WebSocketStream<T> {
     }
 }
 
-impl SessionConfig {
-    /// The program and its arguments, space-separated, as the logs show them.
-    pub fn command_line(&self) -> String {
-        let mut line = self.program.display().to_string();
-        for arg in &self.args {
-            line.push(' ');
-            line.push_str(&arg.to_string_lossy());
-        }
-        line
-    }
-}
-
 /// The socket of a session, still to come: the WebSocket upgrade, resolving to `None` if it
 /// fails. Boxed, so that a session's future keeps a pointer to it, not the whole upgrade.
 pub type Upgrade<S> = Pin<Box<dyn Future<Output = Option<S>> + Send>>;
@@ -117,6 +100,7 @@ pub type Upgrade<S> = Pin<Box<dyn Future<Output = Option<S>> + Send>>;
 pub fn run<S: Socket + 'static>(
     socket: Upgrade<S>,
     req: &RequestInfo,
+    command: Arc<Command>,
     config: Arc<SessionConfig>,
     slot: Option<OwnedSemaphorePermit>,
 ) -> impl Future<Output = ()> + Send + use<S> {
@@ -126,26 +110,27 @@ pub fn run<S: Socket + 'static>(
         url = %req.url(),
         id = req.id,
         remote = %req.remote_name(),
-        command = %config.program.display(),
+        command = %command.program.display(),
         origin = %req.origin(),
         pid = tracing::field::Empty,
     );
     // What can be done now is done now: an async fn keeps its arguments for its whole life,
     // so the request (needed only for the environment) stays out of every session's future.
     let env = req.cgi_env(&config.env);
-    lifetime(socket, env, config, slot).instrument(span)
+    lifetime(socket, env, command, config, slot).instrument(span)
 }
 
 async fn lifetime<S: Socket>(
     socket: Upgrade<S>,
     env: Vec<(String, String)>,
+    command: Arc<Command>,
     config: Arc<SessionConfig>,
     slot: Option<OwnedSemaphorePermit>,
 ) {
     let Some(ws) = socket.await else { return };
     let (tx, rx) = ws.split();
     crate::access!(target: "session", "CONNECT");
-    session(tx, rx, env, &config).await;
+    session(tx, rx, env, &command, &config).await;
     // The child is reaped: its slot is free before anyone reads that the session is over.
     drop(slot);
     crate::access!(target: "session", "DISCONNECT");
@@ -175,13 +160,14 @@ async fn session<S: Socket>(
     mut tx: SplitSink<S, Message>,
     mut rx: SplitStream<S>,
     env: Vec<(String, String)>,
+    command: &Command,
     config: &SessionConfig,
 ) {
-    let spawned = Child::spawn(config.program.clone(), config.args.clone(), env).await;
+    let spawned = Child::spawn(command.program.clone(), command.args.clone(), env).await;
     let (mut child, pipes) = match spawned {
         Ok(spawned) => spawned,
         Err(e) => {
-            tracing::error!(target: "process", "Could not launch process {} ({e})", config.command_line());
+            tracing::error!(target: "process", "Could not launch process {} ({e})", command.line());
             let frame = close_frame(CloseCode::Error, "could not launch process");
             close_after(&mut tx, &mut rx, Some(frame)).await;
             return;
@@ -649,6 +635,7 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::ffi::OsString;
     use std::pin::Pin;
     use std::task::{Context, Poll};
 
@@ -702,9 +689,9 @@ mod tests {
         let (to_session, incoming) = mpsc::unbounded_channel();
         let (sent, from_session) = mpsc::unbounded_channel();
         let socket = ChannelSocket { incoming, sent };
+        let command =
+            Command { program: program.into(), args: args.iter().map(OsString::from).collect() };
         let config = SessionConfig {
-            program: program.into(),
-            args: args.iter().map(OsString::from).collect(),
             framing: Framing::Lines,
             max_message: 1 << 20,
             closems: Duration::ZERO,
@@ -712,7 +699,8 @@ mod tests {
             pass_stderr: false,
             ping: None,
         };
-        let task = tokio::spawn(run(ready(socket), &request(), Arc::new(config), None));
+        let task =
+            tokio::spawn(run(ready(socket), &request(), Arc::new(command), Arc::new(config), None));
         ((to_session, from_session), task)
     }
 
@@ -778,9 +766,8 @@ mod tests {
         let (a, _b) = tokio::io::duplex(64);
         let role = tokio_tungstenite::tungstenite::protocol::Role::Server;
         let ws = WebSocketStream::from_raw_socket(a, role, None).await;
+        let command = Command { program: "/bin/cat".into(), args: vec![] };
         let config = SessionConfig {
-            program: "/bin/cat".into(),
-            args: vec![],
             framing: Framing::Lines,
             max_message: 1 << 20,
             closems: Duration::ZERO,
@@ -788,7 +775,7 @@ mod tests {
             pass_stderr: false,
             ping: None,
         };
-        let fut = run(ready(ws), &request(), Arc::new(config), None);
+        let fut = run(ready(ws), &request(), Arc::new(command), Arc::new(config), None);
         let size = std::mem::size_of_val(&fut);
         assert!(size <= 2048, "a session's future takes {size} bytes");
     }

@@ -2,10 +2,14 @@
 //!
 //! - [`listener`]: binding the addresses and the accept loop.
 //! - [`router`]: what each request gets: the upgrade to a session, or a plain HTTP answer.
+//! - [`path`]: cleaning request paths, as Go's mux does.
+//! - [`scripts`]: `--dir`, which script a URL runs.
 //! - [`upgrade`]: the RFC 6455 handshake checks and the 101 response.
 
 pub mod listener;
+pub mod path;
 pub mod router;
+pub mod scripts;
 pub mod upgrade;
 
 pub use listener::{Listener, bind};

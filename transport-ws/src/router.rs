@@ -1,6 +1,8 @@
-//! What each request gets. An upgrade takes a `--maxforks` slot (429 when none is left), is
-//! checked, answered with 101 and handed to a session once hyper lets go of the connection.
-//! Every other request is a 404, as websocketd answers with nothing else configured.
+//! What each request gets. A path that is not clean is redirected (301) to its clean form.
+//! An upgrade takes a `--maxforks` slot (429 when none is left), finds what to run (the
+//! command, or with `--dir` the script its URL names: 404 when there is none), is checked,
+//! answered with 101 and handed to a session. Every other request is a 404, as websocketd
+//! answers with nothing else configured.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,17 +16,29 @@ use tokio::sync::Semaphore;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use websocketd_core::command::Command;
 use websocketd_core::env::{RequestInfo, ip_string, next_id};
 use websocketd_core::{SessionConfig, session};
 
-use crate::upgrade;
+use crate::scripts::{Lookup, ScriptDir};
+use crate::{path, upgrade};
 
 /// The body of every plain response.
 pub type Body = Full<Bytes>;
 
+/// What WebSocket requests run.
+#[derive(Debug)]
+pub enum Endpoint {
+    /// The same command for every URL.
+    Command(Arc<Command>),
+    /// The script each URL names in a directory (`--dir`).
+    Dir(ScriptDir),
+}
+
 /// Everything a request handler needs; shared by all listeners.
 #[derive(Debug)]
 pub struct App {
+    endpoint: Endpoint,
     session: Arc<SessionConfig>,
     forks: Option<Arc<Semaphore>>,
     ws_config: WebSocketConfig,
@@ -32,9 +46,15 @@ pub struct App {
 }
 
 impl App {
-    /// An app running `session` for every WebSocket, at most `maxforks` at once (0: no limit),
-    /// choosing among `subprotocols` (in order of preference) those the client offers.
-    pub fn new(session: SessionConfig, maxforks: usize, subprotocols: Vec<String>) -> App {
+    /// An app running `endpoint` for every WebSocket with `session`'s settings, at most
+    /// `maxforks` at once (0: no limit), choosing among `subprotocols` (in order of preference)
+    /// those the client offers.
+    pub fn new(
+        endpoint: Endpoint,
+        session: SessionConfig,
+        maxforks: usize,
+        subprotocols: Vec<String>,
+    ) -> App {
         // usize::MAX stands for no limit (--maxframesize=0).
         let max = session.max_message;
         let limit = (max != usize::MAX).then_some(max);
@@ -45,11 +65,15 @@ impl App {
             .max_message_size(limit)
             .max_frame_size(limit);
         let forks = (maxforks > 0).then(|| Arc::new(Semaphore::new(maxforks)));
-        App { session: Arc::new(session), forks, ws_config, subprotocols }
+        App { endpoint, session: Arc::new(session), forks, ws_config, subprotocols }
     }
 
     /// Answers one request from `peer`.
     pub fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let decoded = path::decode(req.uri().path());
+        if let Some(location) = path::redirect(&decoded, req.uri().query()) {
+            return moved(&location);
+        }
         if !upgrade::is_upgrade(&req) {
             let span = tracing::info_span!(target: "http", "http", url = %url(&req), remote = %ip_string(peer.ip()));
             span.in_scope(|| websocketd_core::access!(target: "http", "NOT FOUND"));
@@ -62,6 +86,22 @@ impl App {
                 Err(_) => {
                     tracing::error!(target: "http", "Max of possible forks already active, upgrade rejected");
                     return plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n");
+                }
+            },
+        };
+        let (command, script_name, path_info) = match &self.endpoint {
+            Endpoint::Command(command) => (Arc::clone(command), "/".to_owned(), decoded),
+            Endpoint::Dir(dir) => match dir.lookup(&decoded) {
+                Lookup::Found { program, script_name, path_info } => {
+                    (Arc::new(Command { program, args: Vec::new() }), script_name, path_info)
+                }
+                Lookup::NotFound => {
+                    not_found(&req, peer, None);
+                    return plain(StatusCode::NOT_FOUND, "404 Not Found\n");
+                }
+                Lookup::Refused(why) => {
+                    not_found(&req, peer, Some(why));
+                    return plain(StatusCode::NOT_FOUND, "404 Not Found\n");
                 }
             },
         };
@@ -79,7 +119,6 @@ impl App {
             }
         };
         let subprotocol = upgrade::choose_subprotocol(req.headers(), &self.subprotocols);
-        let path = req.uri().path();
         let info = RequestInfo {
             id: next_id(),
             remote_addr: Some(peer),
@@ -89,8 +128,8 @@ impl App {
             version: req.version(),
             headers: req.headers().clone(),
             tls: false,
-            script_name: "/".to_owned(),
-            path_info: percent_encoding::percent_decode_str(path).decode_utf8_lossy().into_owned(),
+            script_name,
+            path_info,
             subprotocol: subprotocol.map(str::to_owned),
         };
         let on_upgrade = hyper::upgrade::on(&mut req);
@@ -107,7 +146,7 @@ impl App {
                 }
             }
         });
-        tokio::spawn(session::run(socket, &info, Arc::clone(&self.session), slot));
+        tokio::spawn(session::run(socket, &info, command, Arc::clone(&self.session), slot));
         let mut resp = Response::new(Body::default());
         *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let h = resp.headers_mut();
@@ -121,6 +160,37 @@ impl App {
         }
         resp
     }
+}
+
+/// Logs a WebSocket request with no script behind it; `why` when something is there that
+/// may not be run.
+fn not_found<B>(req: &Request<B>, peer: SocketAddr, why: Option<&str>) {
+    let span = tracing::info_span!(target: "session", "session", url = %url(req), remote = %ip_string(peer.ip()));
+    span.in_scope(|| {
+        if let Some(why) = why {
+            tracing::error!(target: "session", "Refused to run {}: {why}", req.uri().path());
+        }
+        websocketd_core::access!(target: "session", "NOT FOUND: script not found");
+    });
+}
+
+/// A 301 to `location`, as Go's mux writes it.
+fn moved(location: &str) -> Response<Body> {
+    let href = location
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;");
+    let mut resp = Response::new(Body::new(Bytes::from(format!(
+        "<a href=\"{href}\">Moved Permanently</a>.\n\n"
+    ))));
+    *resp.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    if let Ok(v) = HeaderValue::from_str(location) {
+        h.insert(header::LOCATION, v);
+    }
+    resp
 }
 
 /// `http://<Host><request URI>` for logs.

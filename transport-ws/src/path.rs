@@ -1,0 +1,95 @@
+//! Request paths as Go's `http.ServeMux` treats them: a path that is not clean (`.` or `..`
+//! segments, repeated slashes, also once percent-decoded) is answered with a 301 to its clean
+//! form, for every request, so that nothing can walk out of a directory.
+
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+
+/// What a path may keep unescaped in a Location header.
+const PATH: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// The request path, percent-decoded (invalid UTF-8 made U+FFFD).
+pub fn decode(raw: &str) -> String {
+    percent_decode_str(raw).decode_utf8_lossy().into_owned()
+}
+
+/// Go's `cleanPath`: rooted, `.` and `..` resolved, slashes single, a trailing slash kept.
+pub fn clean(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            seg => parts.push(seg),
+        }
+    }
+    let mut out = String::with_capacity(path.len() + 1);
+    for seg in &parts {
+        out.push('/');
+        out.push_str(seg);
+    }
+    if out.is_empty() {
+        out.push('/');
+    } else if path.ends_with('/') {
+        // Go puts back a trailing slash that the original had.
+        out.push('/');
+    }
+    out
+}
+
+/// Where to send a request whose decoded path is not clean: the clean path, escaped, with
+/// the query kept. `None` when the path is clean.
+pub fn redirect(decoded: &str, query: Option<&str>) -> Option<String> {
+    let cleaned = clean(decoded);
+    if cleaned == decoded {
+        return None;
+    }
+    let mut location = utf8_percent_encode(&cleaned, PATH).to_string();
+    if let Some(q) = query {
+        location.push('?');
+        location.push_str(q);
+    }
+    Some(location)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_clean_as_go_does() {
+        for (raw, want) in [
+            ("/", "/"),
+            ("", "/"),
+            ("/a/b", "/a/b"),
+            ("/a/b/", "/a/b/"),
+            ("//hello.sh", "/hello.sh"),
+            ("/sub//deep.sh", "/sub/deep.sh"),
+            ("/../x/env.sh", "/x/env.sh"),
+            ("/a/./b/../c", "/a/c"),
+            ("/a/..", "/"),
+            ("/hello.sh//enc", "/hello.sh/enc"),
+        ] {
+            assert_eq!(clean(raw), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn only_unclean_paths_redirect_and_keep_their_query() {
+        assert_eq!(redirect("/a/b", Some("x=1")), None);
+        assert_eq!(redirect(&decode("/%2e%2e/x"), Some("q=1")), Some("/x?q=1".to_owned()));
+        assert_eq!(redirect(&decode("/hello.sh/%2Fenc"), None), Some("/hello.sh/enc".to_owned()));
+        assert_eq!(redirect("/a b/../c d", None), Some("/c%20d".to_owned()));
+    }
+}
