@@ -51,6 +51,15 @@ pub struct Args {
     #[arg(long, value_name = "DIR", help_heading = "Process")]
     pub dir: Option<String>,
 
+    /// Allowed origins, comma-separated: `host[:port]` (http or https) or
+    /// `scheme://host[:port]`; an entry without a port allows any port. Others get 403.
+    #[arg(long, value_name = "LIST", help_heading = "Network")]
+    pub origin: Option<String>,
+
+    /// Allow only clients whose Origin has the host and port of the Host header (403 else).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = parse_bool, help_heading = "Network")]
+    pub sameorigin: bool,
+
     /// Subprotocols the server speaks, most preferred first: it answers with the first that
     /// the client offers, and the process sees it as WEBSOCKET_SUBPROTOCOL.
     #[arg(long, value_name = "NAME[,NAME...]", help_heading = "Network")]

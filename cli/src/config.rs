@@ -9,6 +9,7 @@ use websocketd_core::env::EnvSettings;
 use websocketd_core::log::LogLevel;
 use websocketd_core::session::SessionConfig;
 use websocketd_framing::Framing;
+use websocketd_transport_ws::origin::OriginPolicy;
 use websocketd_transport_ws::router::Endpoint;
 use websocketd_transport_ws::scripts::ScriptDir;
 
@@ -31,6 +32,10 @@ pub struct Config {
     pub session: SessionConfig,
     /// `--subprotocol` names, most preferred first.
     pub subprotocols: Vec<String>,
+    /// `--origin` and `--sameorigin`.
+    pub origins: OriginPolicy,
+    /// `--origin` entries that do not parse (skipped, as websocketd does).
+    pub skipped_origins: Vec<String>,
 }
 
 /// Why the flags do not make a configuration. Each is reported with exit code 1.
@@ -125,7 +130,10 @@ impl TryFrom<Args> for Config {
                 _ => return Err(ConfigError::PassStderr("framing=length-prefixed")),
             }
         }
+        let (origins, skipped_origins) = OriginPolicy::new(args.sameorigin, args.origin.as_deref());
         Ok(Config {
+            origins,
+            skipped_origins,
             endpoint,
             subprotocols,
             addresses: args.address,

@@ -37,8 +37,12 @@ pub async fn serve(config: Config, listeners: Vec<Listener>) {
             tracing::info!(target: "server", "Serving from directory      : {}", dir.root().display());
         }
     }
-    let app =
-        Arc::new(App::new(config.endpoint, config.session, config.maxforks, config.subprotocols));
+    for entry in &config.skipped_origins {
+        tracing::warn!(target: "server", "Ignoring --origin entry '{entry}': not host[:port] or scheme://host[:port]");
+    }
+    let app = App::new(config.endpoint, config.session, config.maxforks, config.subprotocols)
+        .with_origins(config.origins);
+    let app = Arc::new(app);
     for listener in listeners {
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         let host = listener.host.clone().unwrap_or_else(hostname);

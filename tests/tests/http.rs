@@ -135,3 +135,58 @@ async fn no_subprotocol_is_chosen_when_none_matches_or_none_is_configured() {
     assert!(resp.starts_with("http/1.1 101"), "{resp}");
     assert!(!resp.contains("sec-websocket-protocol"), "{resp}");
 }
+
+async fn upgrade_from(server: &Server, origin: Option<&str>) -> String {
+    let origin = origin.map(|o| format!("Origin: {o}\r\n")).unwrap_or_default();
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n{origin}\
+         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        server.addr
+    );
+    raw_http(server.addr, &req).await
+}
+
+#[tokio::test]
+async fn the_origin_list_is_enforced_before_any_process_starts() {
+    let server =
+        Server::start(&["--origin=example.com,https://secure.example:8443,ab", "cat"]).await;
+    for ok in [
+        "http://example.com",
+        "http://example.com:9999",
+        "https://EXAMPLE.com",
+        "https://secure.example:8443",
+        "http://ab",
+    ] {
+        let resp = upgrade_from(&server, Some(ok)).await;
+        assert!(resp.starts_with("HTTP/1.1 101"), "{ok}: {resp}");
+    }
+    for bad in [
+        None,
+        Some("null"),
+        Some("http://evil.com"),
+        Some("http://secure.example:8443"),
+        Some("https://secure.example"),
+        Some("file://"),
+    ] {
+        let resp = upgrade_from(&server, bad).await;
+        assert!(resp.starts_with("HTTP/1.1 403"), "{bad:?}: {resp}");
+        assert!(resp.ends_with("Forbidden\n"), "{bad:?}: {resp}");
+    }
+    server.wait_log(|l| l.ends_with("| Origin is not listed in allowed list")).await;
+    server.wait_log_count(5, |l| l.ends_with("| CONNECT")).await;
+    let connects = server.logs().iter().filter(|l| l.ends_with("| CONNECT")).count();
+    assert_eq!(connects, 5, "only the allowed origins started a process");
+}
+
+#[tokio::test]
+async fn same_origin_allows_only_the_servers_own_host_and_port() {
+    let server = Server::start(&["--sameorigin", "cat"]).await;
+    let own = format!("http://{}", server.addr);
+    assert!(upgrade_from(&server, Some(&own)).await.starts_with("HTTP/1.1 101"));
+    let other_port = format!("http://127.0.0.1:{}", server.addr.port().wrapping_add(1));
+    for bad in [Some(other_port.as_str()), Some("http://example.com"), None] {
+        let resp = upgrade_from(&server, bad).await;
+        assert!(resp.starts_with("HTTP/1.1 403"), "{bad:?}: {resp}");
+    }
+    server.wait_log(|l| l.ends_with("| Same origin policy mismatch")).await;
+}

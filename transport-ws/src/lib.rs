@@ -7,6 +7,7 @@
 //! - [`upgrade`]: the RFC 6455 handshake checks and the 101 response.
 
 pub mod listener;
+pub mod origin;
 pub mod path;
 pub mod router;
 pub mod scripts;

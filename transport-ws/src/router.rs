@@ -20,6 +20,7 @@ use websocketd_core::command::Command;
 use websocketd_core::env::{RequestInfo, ip_string, next_id};
 use websocketd_core::{SessionConfig, session};
 
+use crate::origin::OriginPolicy;
 use crate::scripts::{Lookup, ScriptDir};
 use crate::{path, upgrade};
 
@@ -43,6 +44,7 @@ pub struct App {
     forks: Option<Arc<Semaphore>>,
     ws_config: WebSocketConfig,
     subprotocols: Vec<String>,
+    origins: OriginPolicy,
 }
 
 impl App {
@@ -65,7 +67,20 @@ impl App {
             .max_message_size(limit)
             .max_frame_size(limit);
         let forks = (maxforks > 0).then(|| Arc::new(Semaphore::new(maxforks)));
-        App { endpoint, session: Arc::new(session), forks, ws_config, subprotocols }
+        App {
+            endpoint,
+            session: Arc::new(session),
+            forks,
+            ws_config,
+            subprotocols,
+            origins: OriginPolicy::default(),
+        }
+    }
+
+    /// Who may connect (`--origin`, `--sameorigin`); everyone by default.
+    pub fn with_origins(mut self, origins: OriginPolicy) -> App {
+        self.origins = origins;
+        self
     }
 
     /// Answers one request from `peer`.
@@ -118,6 +133,13 @@ impl App {
                 return resp;
             }
         };
+        let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok());
+        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+        if let Err(why) = self.origins.check(origin, host, false) {
+            let span = tracing::info_span!(target: "session", "session", url = %url(&req), remote = %ip_string(peer.ip()), origin = %origin.unwrap_or("file:"));
+            span.in_scope(|| websocketd_core::access!(target: "session", "{why}"));
+            return plain(StatusCode::FORBIDDEN, "Forbidden\n");
+        }
         let subprotocol = upgrade::choose_subprotocol(req.headers(), &self.subprotocols);
         let info = RequestInfo {
             id: next_id(),
