@@ -60,6 +60,18 @@ pub struct Args {
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = parse_bool, help_heading = "Network")]
     pub sameorigin: bool,
 
+    /// A response header ("Name: value") for every response; repeat for several.
+    #[arg(long, value_name = "HEADER", action = ArgAction::Append, help_heading = "Network")]
+    pub header: Vec<String>,
+
+    /// A response header for WebSocket upgrades (101) only; repeat for several.
+    #[arg(long = "header-ws", value_name = "HEADER", action = ArgAction::Append, help_heading = "Network")]
+    pub header_ws: Vec<String>,
+
+    /// A response header for plain HTTP responses only; repeat for several.
+    #[arg(long = "header-http", value_name = "HEADER", action = ArgAction::Append, help_heading = "Network")]
+    pub header_http: Vec<String>,
+
     /// Subprotocols the server speaks, most preferred first: it answers with the first that
     /// the client offers, and the process sees it as WEBSOCKET_SUBPROTOCOL.
     #[arg(long, value_name = "NAME[,NAME...]", help_heading = "Network")]

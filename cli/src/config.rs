@@ -10,7 +10,7 @@ use websocketd_core::log::LogLevel;
 use websocketd_core::session::SessionConfig;
 use websocketd_framing::Framing;
 use websocketd_transport_ws::origin::OriginPolicy;
-use websocketd_transport_ws::router::Endpoint;
+use websocketd_transport_ws::router::{Endpoint, ExtraHeaders};
 use websocketd_transport_ws::scripts::ScriptDir;
 
 use crate::args::{Args, FramingArg};
@@ -34,6 +34,8 @@ pub struct Config {
     pub subprotocols: Vec<String>,
     /// `--origin` and `--sameorigin`.
     pub origins: OriginPolicy,
+    /// `--header`, `--header-ws`, `--header-http`.
+    pub headers: ExtraHeaders,
     /// `--origin` entries that do not parse (skipped, as websocketd does).
     pub skipped_origins: Vec<String>,
 }
@@ -57,6 +59,9 @@ pub enum ConfigError {
     /// `--binary` with another framing.
     #[error("please only specify one of --binary and --framing={0}")]
     BinaryFraming(&'static str),
+    /// A `--header*` value that is not a header.
+    #[error("{0}")]
+    Header(String),
     /// Both COMMAND and `--dir`.
     #[error("Ambiguous. Provided COMMAND and --dir argument. Please only specify just one.")]
     Ambiguous,
@@ -130,8 +135,19 @@ impl TryFrom<Args> for Config {
                 _ => return Err(ConfigError::PassStderr("framing=length-prefixed")),
             }
         }
+        let parse_all = |raw: &[String]| {
+            raw.iter()
+                .map(|h| ExtraHeaders::parse(h).map_err(ConfigError::Header))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let headers = ExtraHeaders {
+            all: parse_all(&args.header)?,
+            ws: parse_all(&args.header_ws)?,
+            http: parse_all(&args.header_http)?,
+        };
         let (origins, skipped_origins) = OriginPolicy::new(args.sameorigin, args.origin.as_deref());
         Ok(Config {
+            headers,
             origins,
             skipped_origins,
             endpoint,

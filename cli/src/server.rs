@@ -41,7 +41,8 @@ pub async fn serve(config: Config, listeners: Vec<Listener>) {
         tracing::warn!(target: "server", "Ignoring --origin entry '{entry}': not host[:port] or scheme://host[:port]");
     }
     let app = App::new(config.endpoint, config.session, config.maxforks, config.subprotocols)
-        .with_origins(config.origins);
+        .with_origins(config.origins)
+        .with_headers(config.headers);
     let app = Arc::new(app);
     for listener in listeners {
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();

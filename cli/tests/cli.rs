@@ -283,3 +283,10 @@ fn a_dir_that_is_missing_or_a_file_exits_1() {
         "{r:?}"
     );
 }
+
+#[test]
+fn a_header_with_a_bad_name_exits_1() {
+    let r = run(&["--header=Bad Name: x", "cat"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stderr.contains("invalid header name in 'Bad Name: x'"), "{r:?}");
+}

@@ -190,3 +190,57 @@ async fn same_origin_allows_only_the_servers_own_host_and_port() {
     }
     server.wait_log(|l| l.ends_with("| Same origin policy mismatch")).await;
 }
+
+fn header_lines(resp: &str) -> Vec<String> {
+    let head = resp.split("\r\n\r\n").next().unwrap_or("");
+    head.lines().skip(1).map(str::to_owned).collect()
+}
+
+const EXTRA: [&str; 4] = [
+    "--header=X-All: everywhere",
+    "--header-ws=X-Ws: upgrades",
+    "--header-http=X-Http: plain",
+    "--header=NoColon",
+];
+
+fn has_plain_headers(what: &str, resp: &str) {
+    assert!(resp.starts_with(&format!("HTTP/1.1 {what}")), "{resp}");
+    let lines = header_lines(resp);
+    assert!(lines.contains(&"X-All: everywhere".to_owned()), "{what}: {lines:?}");
+    assert!(lines.contains(&"X-Http: plain".to_owned()), "{what}: {lines:?}");
+    assert!(!lines.iter().any(|h| h.starts_with("X-Ws")), "{what}: {lines:?}");
+}
+
+#[tokio::test]
+async fn extra_headers_go_on_the_responses_they_name() {
+    let mut args = EXTRA.to_vec();
+    args.extend(["--origin=example.com", "cat"]);
+    let server = Server::start(&args).await;
+    let upgraded = header_lines(&upgrade_from(&server, Some("http://example.com")).await);
+    assert!(upgraded.contains(&"X-All: everywhere".to_owned()), "{upgraded:?}");
+    assert!(upgraded.contains(&"X-Ws: upgrades".to_owned()), "{upgraded:?}");
+    assert!(upgraded.iter().any(|h| h.trim_end() == "Nocolon:"), "{upgraded:?}");
+    assert!(!upgraded.iter().any(|h| h.starts_with("X-Http")), "{upgraded:?}");
+    has_plain_headers("403", &upgrade_from(&server, Some("http://evil.com")).await);
+    has_plain_headers("404", &raw_http(server.addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").await);
+}
+
+#[tokio::test]
+async fn a_full_servers_429_carries_the_extra_headers_too() {
+    let mut args = EXTRA.to_vec();
+    args.extend(["--maxforks=1", "cat"]);
+    let server = Server::start(&args).await;
+    let mut holder = server.connect("/").await;
+    send_text(&mut holder, "holding the slot").await;
+    assert_eq!(recv_text(&mut holder).await, "holding the slot");
+    has_plain_headers("429", &upgrade_from(&server, None).await);
+}
+
+#[tokio::test]
+async fn a_header_value_cannot_start_another_header_line() {
+    let server = Server::start(&["--header=X-Evil: a\r\nInjected: yes", "cat"]).await;
+    let resp = raw_http(server.addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let lines = header_lines(&resp);
+    assert!(lines.contains(&"X-Evil: a  Injected: yes".to_owned()), "{lines:?}");
+    assert!(!lines.iter().any(|h| h.starts_with("Injected")), "{lines:?}");
+}

@@ -55,6 +55,8 @@ impl Listener {
                 });
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())
+                    // Header names as Go writes them (`Content-Type`), for scripts that look.
+                    .title_case_headers(true)
                     .header_read_timeout(HEADER_READ_TIMEOUT)
                     .serve_connection(TokioIo::new(stream), service)
                     .with_upgrades();

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -45,6 +45,34 @@ pub struct App {
     ws_config: WebSocketConfig,
     subprotocols: Vec<String>,
     origins: OriginPolicy,
+    headers: ExtraHeaders,
+}
+
+/// Response headers from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct ExtraHeaders {
+    /// `--header`: on every response.
+    pub all: Vec<(HeaderName, HeaderValue)>,
+    /// `--header-ws`: on 101 responses.
+    pub ws: Vec<(HeaderName, HeaderValue)>,
+    /// `--header-http`: on every other response.
+    pub http: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl ExtraHeaders {
+    /// Parses one flag value as websocketd does: the name is what precedes the first `:`,
+    /// the value what follows it less leading spaces (no `:`: an empty value). Control bytes
+    /// in the value become spaces, so a value can never start another header line.
+    pub fn parse(raw: &str) -> Result<(HeaderName, HeaderValue), String> {
+        let (name, value) = raw.split_once(':').unwrap_or((raw, ""));
+        let name = HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|_| format!("invalid header name in '{raw}'"))?;
+        let value: String =
+            value.trim_start().chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        let value = HeaderValue::from_str(&value)
+            .map_err(|_| format!("invalid header value in '{raw}'"))?;
+        Ok((name, value))
+    }
 }
 
 impl App {
@@ -74,6 +102,7 @@ impl App {
             ws_config,
             subprotocols,
             origins: OriginPolicy::default(),
+            headers: ExtraHeaders::default(),
         }
     }
 
@@ -83,8 +112,28 @@ impl App {
         self
     }
 
-    /// Answers one request from `peer`.
-    pub fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    /// Response headers to add (`--header`, `--header-ws`, `--header-http`).
+    pub fn with_headers(mut self, headers: ExtraHeaders) -> App {
+        self.headers = headers;
+        self
+    }
+
+    /// Answers one request from `peer`, with the command line's extra headers.
+    pub fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let mut resp = self.route(req, peer);
+        let extra = if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            &self.headers.ws
+        } else {
+            &self.headers.http
+        };
+        let h = resp.headers_mut();
+        for (name, value) in self.headers.all.iter().chain(extra) {
+            h.append(name, value.clone());
+        }
+        resp
+    }
+
+    fn route(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let decoded = path::decode(req.uri().path());
         if let Some(location) = path::redirect(&decoded, req.uri().query()) {
             return moved(&location);
