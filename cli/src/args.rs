@@ -72,6 +72,10 @@ pub struct Args {
     #[arg(long = "header-http", value_name = "HEADER", action = ArgAction::Append, help_heading = "Network")]
     pub header_http: Vec<String>,
 
+    /// Name clients by reverse DNS in REMOTE_HOST and the logs (falls back to the address).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = parse_bool, help_heading = "Network")]
+    pub reverselookup: bool,
+
     /// Subprotocols the server speaks, most preferred first: it answers with the first that
     /// the client offers, and the process sees it as WEBSOCKET_SUBPROTOCOL.
     #[arg(long, value_name = "NAME[,NAME...]", help_heading = "Network")]

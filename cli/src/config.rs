@@ -36,6 +36,8 @@ pub struct Config {
     pub origins: OriginPolicy,
     /// `--header`, `--header-ws`, `--header-http`.
     pub headers: ExtraHeaders,
+    /// `--reverselookup`.
+    pub reverse_lookup: bool,
     /// `--origin` entries that do not parse (skipped, as websocketd does).
     pub skipped_origins: Vec<String>,
 }
@@ -147,6 +149,7 @@ impl TryFrom<Args> for Config {
         };
         let (origins, skipped_origins) = OriginPolicy::new(args.sameorigin, args.origin.as_deref());
         Ok(Config {
+            reverse_lookup: args.reverselookup,
             headers,
             origins,
             skipped_origins,

@@ -42,7 +42,8 @@ pub async fn serve(config: Config, listeners: Vec<Listener>) {
     }
     let app = App::new(config.endpoint, config.session, config.maxforks, config.subprotocols)
         .with_origins(config.origins)
-        .with_headers(config.headers);
+        .with_headers(config.headers)
+        .with_reverse_lookup(config.reverse_lookup);
     let app = Arc::new(app);
     for listener in listeners {
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();

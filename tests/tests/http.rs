@@ -244,3 +244,14 @@ async fn a_header_value_cannot_start_another_header_line() {
     assert!(lines.contains(&"X-Evil: a  Injected: yes".to_owned()), "{lines:?}");
     assert!(!lines.iter().any(|h| h.starts_with("Injected")), "{lines:?}");
 }
+
+#[tokio::test]
+async fn reverselookup_names_the_client_in_the_environment_and_the_log() {
+    let server = Server::start(&["--reverselookup", &fixture("env.sh")]).await;
+    let mut ws = server.connect("/").await;
+    let (_, _, data) = recv_close(&mut ws).await;
+    let env: Vec<String> = data.iter().map(|m| m.to_text().unwrap().to_owned()).collect();
+    assert!(env.contains(&"REMOTE_HOST=localhost".to_owned()), "{env:?}");
+    assert!(env.contains(&"REMOTE_ADDR=127.0.0.1".to_owned()), "{env:?}");
+    server.wait_log(|l| l.contains("remote:'localhost'") && l.ends_with("| CONNECT")).await;
+}

@@ -46,7 +46,11 @@ pub struct App {
     subprotocols: Vec<String>,
     origins: OriginPolicy,
     headers: ExtraHeaders,
+    reverse_lookup: bool,
 }
+
+/// How long a reverse DNS lookup may take before the address is used instead.
+const REVERSE_LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Response headers from the command line.
 #[derive(Debug, Clone, Default)]
@@ -103,6 +107,7 @@ impl App {
             subprotocols,
             origins: OriginPolicy::default(),
             headers: ExtraHeaders::default(),
+            reverse_lookup: false,
         }
     }
 
@@ -115,6 +120,12 @@ impl App {
     /// Response headers to add (`--header`, `--header-ws`, `--header-http`).
     pub fn with_headers(mut self, headers: ExtraHeaders) -> App {
         self.headers = headers;
+        self
+    }
+
+    /// Whether to name clients by reverse DNS (`--reverselookup`).
+    pub fn with_reverse_lookup(mut self, on: bool) -> App {
+        self.reverse_lookup = on;
         self
     }
 
@@ -217,7 +228,19 @@ impl App {
                 }
             }
         });
-        tokio::spawn(session::run(socket, &info, command, Arc::clone(&self.session), slot));
+        let session_config = Arc::clone(&self.session);
+        if self.reverse_lookup {
+            // The name is looked up after the 101 (bounded), then the session starts.
+            let mut info = info.clone();
+            tokio::spawn(async move {
+                info.remote_host = Some(reverse_name(peer.ip()).await);
+                let session = session::run(socket, &info, command, session_config, slot);
+                drop(info);
+                session.await;
+            });
+        } else {
+            tokio::spawn(session::run(socket, &info, command, session_config, slot));
+        }
         let mut resp = Response::new(Body::default());
         *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let h = resp.headers_mut();
@@ -230,6 +253,16 @@ impl App {
             h.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
         }
         resp
+    }
+}
+
+/// The client's name by reverse DNS, or its address when there is none within the timeout.
+async fn reverse_name(ip: std::net::IpAddr) -> String {
+    let ip = ip.to_canonical();
+    let lookup = tokio::task::spawn_blocking(move || dns_lookup::lookup_addr(&ip));
+    match tokio::time::timeout(REVERSE_LOOKUP_TIMEOUT, lookup).await {
+        Ok(Ok(Ok(name))) if !name.is_empty() => name,
+        _ => ip_string(ip),
     }
 }
 
