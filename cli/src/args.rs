@@ -42,6 +42,17 @@ pub struct Args {
     )]
     pub port: i64,
 
+    /// Also listen on this port for plain HTTP and redirect every request (301) to --port,
+    /// path and query kept. 0: off.
+    #[arg(
+        long,
+        value_name = "PORT",
+        default_value_t = 0,
+        allow_negative_numbers = true,
+        help_heading = "Network"
+    )]
+    pub redirport: i64,
+
     /// Interface to bind to (e.g. 127.0.0.1 or [::1]); repeat for several. Default: all.
     #[arg(long, value_name = "ADDRESS", action = ArgAction::Append, help_heading = "Network")]
     pub address: Vec<String>,

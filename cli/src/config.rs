@@ -22,6 +22,8 @@ pub struct Config {
     pub addresses: Vec<String>,
     /// The port to listen on.
     pub port: i64,
+    /// `--redirport` (0: off).
+    pub redirport: i64,
     /// Most concurrent sessions (0: no limit).
     pub maxforks: usize,
     /// The log threshold.
@@ -149,6 +151,7 @@ impl TryFrom<Args> for Config {
         };
         let (origins, skipped_origins) = OriginPolicy::new(args.sameorigin, args.origin.as_deref());
         Ok(Config {
+            redirport: args.redirport,
             reverse_lookup: args.reverselookup,
             headers,
             origins,

@@ -19,16 +19,31 @@ pub enum ServeError {
     Bind(#[from] websocketd_transport_ws::Error),
 }
 
+/// The bound sockets: the main listeners, and those of `--redirport`.
+#[derive(Debug)]
+pub struct Listeners {
+    main: Vec<Listener>,
+    redirect: Vec<Listener>,
+}
+
 /// Binds all listeners. Nothing is served until [`serve`] is called, so a failure here
 /// leaves nothing half-started.
-pub async fn bind(config: &Config) -> Result<Vec<Listener>, ServeError> {
+pub async fn bind(config: &Config) -> Result<Listeners, ServeError> {
     let port = u16::try_from(config.port).map_err(|_| ServeError::Port(config.port))?;
-    Ok(websocketd_transport_ws::bind(&config.addresses, port).await?)
+    let main = websocketd_transport_ws::bind(&config.addresses, port).await?;
+    let redirect = match config.redirport {
+        0 => Vec::new(),
+        n => {
+            let n = u16::try_from(n).map_err(|_| ServeError::Port(n))?;
+            websocketd_transport_ws::bind(&config.addresses, n).await?
+        }
+    };
+    Ok(Listeners { main, redirect })
 }
 
 /// Logs the start-up lines and serves on every listener until SIGINT or SIGTERM, then stops
 /// every child before returning.
-pub async fn serve(config: Config, listeners: Vec<Listener>) {
+pub async fn serve(config: Config, listeners: Listeners) {
     match &config.endpoint {
         Endpoint::Command(command) => {
             tracing::info!(target: "server", "Serving using application   : {}", command.line());
@@ -45,11 +60,19 @@ pub async fn serve(config: Config, listeners: Vec<Listener>) {
         .with_headers(config.headers)
         .with_reverse_lookup(config.reverse_lookup);
     let app = Arc::new(app);
-    for listener in listeners {
+    let mut main_port = 0;
+    for listener in listeners.main {
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+        main_port = port;
         let host = listener.host.clone().unwrap_or_else(hostname);
         tracing::info!(target: "server", "Starting WebSocket server   : ws://{host}:{port}/");
         tokio::spawn(listener.serve(Arc::clone(&app)));
+    }
+    for listener in listeners.redirect {
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+        let host = listener.host.clone().unwrap_or_else(hostname);
+        tracing::info!(target: "server", "Starting redirect server    : http://{host}:{port}/");
+        tokio::spawn(websocketd_transport_ws::redirect::serve(listener, "http", main_port));
     }
     wait_for_stop().await;
     websocketd_core::child::stop_all().await;

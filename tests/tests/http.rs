@@ -255,3 +255,21 @@ async fn reverselookup_names_the_client_in_the_environment_and_the_log() {
     assert!(env.contains(&"REMOTE_ADDR=127.0.0.1".to_owned()), "{env:?}");
     server.wait_log(|l| l.contains("remote:'localhost'") && l.ends_with("| CONNECT")).await;
 }
+
+#[tokio::test]
+async fn redirport_sends_plain_http_to_the_main_port_keeping_path_and_query() {
+    // --redirport=0 means off, so a free port is picked here (bound, then released).
+    let redir = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server = Server::start(&[&format!("--redirport={redir}"), "cat"]).await;
+    server.wait_log(|l| l.ends_with(&format!("| Starting redirect server    : http://127.0.0.1:{redir}/"))).await;
+    let main = server.addr.port();
+    let redirect_addr = std::net::SocketAddr::from(([127, 0, 0, 1], redir));
+    for (host, location) in [
+        (format!("localhost:{redir}"), format!("http://localhost:{main}/a/b?q=1")),
+        ("example.org".to_owned(), format!("http://example.org:{main}/a/b?q=1")),
+    ] {
+        let resp = raw_http(redirect_addr, &format!("GET /a/b?q=1 HTTP/1.1\r\nHost: {host}\r\n\r\n")).await;
+        assert!(resp.starts_with("HTTP/1.1 301"), "{resp}");
+        assert!(resp.contains(&format!("\r\nLocation: {location}\r\n")), "{resp}");
+    }
+}

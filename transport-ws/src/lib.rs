@@ -4,11 +4,13 @@
 //! - [`router`]: what each request gets: the upgrade to a session, or a plain HTTP answer.
 //! - [`path`]: cleaning request paths, as Go's mux does.
 //! - [`scripts`]: `--dir`, which script a URL runs.
+//! - [`redirect`]: `--redirport`, the plain-HTTP listener that redirects to the main port.
 //! - [`upgrade`]: the RFC 6455 handshake checks and the 101 response.
 
 pub mod listener;
 pub mod origin;
 pub mod path;
+pub mod redirect;
 pub mod router;
 pub mod scripts;
 pub mod upgrade;

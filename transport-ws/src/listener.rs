@@ -30,6 +30,11 @@ impl Listener {
         self.inner.local_addr()
     }
 
+    /// Accepts one connection.
+    pub async fn accept(&self) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+        self.inner.accept().await
+    }
+
     /// Serves connections until the process ends.
     pub async fn serve(self, app: Arc<App>) {
         let mut backoff = Duration::from_millis(5);

@@ -1,0 +1,92 @@
+//! `--redirport`: a plain-HTTP listener that sends every request to the main port with a 301,
+//! path and query kept. Unlike websocketd 0.4.1 it copes with IPv6 and with a Host header
+//! that has no port.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+
+use crate::listener::Listener;
+
+/// Where a request to the redirect port is sent: `scheme://<Host's host>:<port><path?query>`.
+/// Without a Host header, the address the request came in on is used.
+pub fn location<B>(req: &Request<B>, scheme: &str, port: u16, local: SocketAddr) -> String {
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(host_part);
+    let host = match host {
+        Some(h) if !h.is_empty() => h.to_owned(),
+        _ => match local.ip().to_canonical() {
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        },
+    };
+    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    format!("{scheme}://{host}:{port}{target}")
+}
+
+/// The host of a Host header value, brackets kept for IPv6: `h:1` → `h`, `[::1]:1` → `[::1]`.
+fn host_part(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |end| &host[..=end]);
+    }
+    host.split(':').next().unwrap_or(host)
+}
+
+/// Answers every request on `listener` with a 301 to `scheme` on `port`.
+pub async fn serve(listener: Listener, scheme: &'static str, port: u16) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let local = stream.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let to = location(&req, scheme, port, local);
+                let mut resp = Response::new(Full::new(Bytes::new()));
+                *resp.status_mut() = StatusCode::MOVED_PERMANENTLY;
+                if let Ok(v) = HeaderValue::from_str(&to) {
+                    resp.headers_mut().insert(header::LOCATION, v);
+                }
+                async move { Ok::<_, std::convert::Infallible>(resp) }
+            });
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .title_case_headers(true)
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(host: Option<&str>, target: &str) -> Request<()> {
+        let mut b = Request::builder().uri(target);
+        if let Some(h) = host {
+            b = b.header("Host", h);
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn redirects_keep_path_and_query_and_fix_the_port() {
+        let local: SocketAddr = "127.0.0.1:8081".parse().unwrap();
+        let v6: SocketAddr = "[::1]:8081".parse().unwrap();
+        assert_eq!(
+            location(&req(Some("h:8081"), "/a/b?q=1"), "http", 80, local),
+            "http://h:80/a/b?q=1"
+        );
+        assert_eq!(location(&req(Some("h"), "/"), "https", 443, local), "https://h:443/");
+        assert_eq!(location(&req(Some("[::1]:8081"), "/x"), "http", 9, v6), "http://[::1]:9/x");
+        assert_eq!(location(&req(None, "/x"), "http", 9, v6), "http://[::1]:9/x");
+        assert_eq!(location(&req(None, "/x"), "http", 9, local), "http://127.0.0.1:9/x");
+    }
+}
