@@ -87,6 +87,11 @@ pub struct Args {
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = parse_bool, help_heading = "Network")]
     pub reverselookup: bool,
 
+    /// Serve a developer console page for every request that is not a WebSocket upgrade: it
+    /// connects to the endpoint at the same URL, sends lines and shows what comes back.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = parse_bool, help_heading = "HTTP")]
+    pub devconsole: bool,
+
     /// Subprotocols the server speaks, most preferred first: it answers with the first that
     /// the client offers, and the process sees it as WEBSOCKET_SUBPROTOCOL.
     #[arg(long, value_name = "NAME[,NAME...]", help_heading = "Network")]

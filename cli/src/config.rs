@@ -40,6 +40,8 @@ pub struct Config {
     pub headers: ExtraHeaders,
     /// `--reverselookup`.
     pub reverse_lookup: bool,
+    /// `--devconsole`.
+    pub devconsole: bool,
     /// `--origin` entries that do not parse (skipped, as websocketd does).
     pub skipped_origins: Vec<String>,
 }
@@ -151,6 +153,7 @@ impl TryFrom<Args> for Config {
         };
         let (origins, skipped_origins) = OriginPolicy::new(args.sameorigin, args.origin.as_deref());
         Ok(Config {
+            devconsole: args.devconsole,
             redirport: args.redirport,
             reverse_lookup: args.reverselookup,
             headers,

@@ -58,7 +58,8 @@ pub async fn serve(config: Config, listeners: Listeners) {
     let app = App::new(config.endpoint, config.session, config.maxforks, config.subprotocols)
         .with_origins(config.origins)
         .with_headers(config.headers)
-        .with_reverse_lookup(config.reverse_lookup);
+        .with_reverse_lookup(config.reverse_lookup)
+        .with_console(config.devconsole);
     let app = Arc::new(app);
     let mut main_port = 0;
     for listener in listeners.main {
@@ -66,6 +67,9 @@ pub async fn serve(config: Config, listeners: Listeners) {
         main_port = port;
         let host = listener.host.clone().unwrap_or_else(hostname);
         tracing::info!(target: "server", "Starting WebSocket server   : ws://{host}:{port}/");
+        if config.devconsole {
+            tracing::info!(target: "server", "Developer console enabled   : http://{host}:{port}/");
+        }
         tokio::spawn(listener.serve(Arc::clone(&app)));
     }
     for listener in listeners.redirect {

@@ -261,15 +261,88 @@ async fn redirport_sends_plain_http_to_the_main_port_keeping_path_and_query() {
     // --redirport=0 means off, so a free port is picked here (bound, then released).
     let redir = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let server = Server::start(&[&format!("--redirport={redir}"), "cat"]).await;
-    server.wait_log(|l| l.ends_with(&format!("| Starting redirect server    : http://127.0.0.1:{redir}/"))).await;
+    server
+        .wait_log(|l| {
+            l.ends_with(&format!("| Starting redirect server    : http://127.0.0.1:{redir}/"))
+        })
+        .await;
     let main = server.addr.port();
     let redirect_addr = std::net::SocketAddr::from(([127, 0, 0, 1], redir));
     for (host, location) in [
         (format!("localhost:{redir}"), format!("http://localhost:{main}/a/b?q=1")),
         ("example.org".to_owned(), format!("http://example.org:{main}/a/b?q=1")),
     ] {
-        let resp = raw_http(redirect_addr, &format!("GET /a/b?q=1 HTTP/1.1\r\nHost: {host}\r\n\r\n")).await;
+        let resp =
+            raw_http(redirect_addr, &format!("GET /a/b?q=1 HTTP/1.1\r\nHost: {host}\r\n\r\n"))
+                .await;
         assert!(resp.starts_with("HTTP/1.1 301"), "{resp}");
         assert!(resp.contains(&format!("\r\nLocation: {location}\r\n")), "{resp}");
     }
+}
+
+fn body(resp: &str) -> &str {
+    resp.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+#[tokio::test]
+async fn devconsole_serves_its_page_for_plain_requests_and_upgrades_still_run_the_command() {
+    let server = Server::start(&["--devconsole", "cat"]).await;
+    server.wait_log(|l| l.contains("| Developer console enabled   : http://127.0.0.1:")).await;
+    let page = raw_http(server.addr, "GET /any/path?x=1 HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("\r\nContent-Type: text/html; charset=utf-8\r\n"), "{page}");
+    assert!(body(&page).contains("<title>websocketd console</title>"));
+    assert!(body(&page).contains("new WebSocket(url)"));
+    assert!(!body(&page).contains("src=\"http"), "no external assets");
+    server.wait_log(|l| l.ends_with("| DEVCONSOLE")).await;
+    let mut ws = server.connect("/any/path").await;
+    send_text(&mut ws, "through the console's URL").await;
+    assert_eq!(recv_text(&mut ws).await, "through the console's URL");
+}
+
+#[tokio::test]
+async fn devconsole_reflects_nothing_from_the_request() {
+    let server = Server::start(&["--devconsole", "cat"]).await;
+    let plain = raw_http(server.addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let hostile = raw_http(
+        server.addr,
+        "GET /%22%3E%3Cscript%3Ealert(1)%3C/script%3E?%3Cb%3E HTTP/1.1\r\nHost: \"><script>x</script>\r\n\r\n",
+    )
+    .await;
+    if hostile.starts_with("HTTP/1.1 200") {
+        assert_eq!(body(&hostile), body(&plain));
+    } else {
+        // A Host the HTTP parser refuses never reaches the page at all.
+        assert!(hostile.starts_with("HTTP/1.1 400"), "{hostile}");
+    }
+    let hostile_path = raw_http(
+        server.addr,
+        "GET /%22%3E%3Cscript%3Ealert(1)%3C/script%3E HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
+    assert!(hostile_path.starts_with("HTTP/1.1 200"), "{hostile_path}");
+    assert_eq!(body(&hostile_path), body(&plain));
+}
+
+#[tokio::test]
+async fn devconsole_answers_304_when_the_page_has_not_changed() {
+    let server = Server::start(&["--devconsole", "cat"]).await;
+    let first = raw_http(server.addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let modified = first
+        .lines()
+        .find_map(|l| l.strip_prefix("Last-Modified: "))
+        .unwrap_or_else(|| panic!("no Last-Modified: {first}"))
+        .to_owned();
+    let again = raw_http(
+        server.addr,
+        &format!("GET / HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: {modified}\r\n\r\n"),
+    )
+    .await;
+    assert!(again.starts_with("HTTP/1.1 304"), "{again}");
+    let old = raw_http(
+        server.addr,
+        "GET / HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: Mon, 01 Jan 2001 00:00:00 GMT\r\n\r\n",
+    )
+    .await;
+    assert!(old.starts_with("HTTP/1.1 200"), "{old}");
 }

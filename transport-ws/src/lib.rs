@@ -5,8 +5,10 @@
 //! - [`path`]: cleaning request paths, as Go's mux does.
 //! - [`scripts`]: `--dir`, which script a URL runs.
 //! - [`redirect`]: `--redirport`, the plain-HTTP listener that redirects to the main port.
+//! - [`console`]: `--devconsole`, the page for trying an endpoint in a browser.
 //! - [`upgrade`]: the RFC 6455 handshake checks and the 101 response.
 
+pub mod console;
 pub mod listener;
 pub mod origin;
 pub mod path;

@@ -22,7 +22,7 @@ use websocketd_core::{SessionConfig, session};
 
 use crate::origin::OriginPolicy;
 use crate::scripts::{Lookup, ScriptDir};
-use crate::{path, upgrade};
+use crate::{console, path, upgrade};
 
 /// The body of every plain response.
 pub type Body = Full<Bytes>;
@@ -47,6 +47,8 @@ pub struct App {
     origins: OriginPolicy,
     headers: ExtraHeaders,
     reverse_lookup: bool,
+    /// With `--devconsole`: when the server started (the page's Last-Modified).
+    console: Option<std::time::SystemTime>,
 }
 
 /// How long a reverse DNS lookup may take before the address is used instead.
@@ -108,6 +110,7 @@ impl App {
             origins: OriginPolicy::default(),
             headers: ExtraHeaders::default(),
             reverse_lookup: false,
+            console: None,
         }
     }
 
@@ -126,6 +129,12 @@ impl App {
     /// Whether to name clients by reverse DNS (`--reverselookup`).
     pub fn with_reverse_lookup(mut self, on: bool) -> App {
         self.reverse_lookup = on;
+        self
+    }
+
+    /// Serves the developer console for every request that is not an upgrade (`--devconsole`).
+    pub fn with_console(mut self, on: bool) -> App {
+        self.console = on.then(std::time::SystemTime::now);
         self
     }
 
@@ -151,6 +160,10 @@ impl App {
         }
         if !upgrade::is_upgrade(&req) {
             let span = tracing::info_span!(target: "http", "http", url = %url(&req), remote = %ip_string(peer.ip()));
+            if let Some(since) = self.console {
+                span.in_scope(|| websocketd_core::access!(target: "http", "DEVCONSOLE"));
+                return console::respond(req.headers(), since);
+            }
             span.in_scope(|| websocketd_core::access!(target: "http", "NOT FOUND"));
             return plain(StatusCode::NOT_FOUND, "404 page not found\n");
         }
