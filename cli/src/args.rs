@@ -68,7 +68,7 @@ pub struct Args {
     pub origin: Option<String>,
 
     /// Allow only clients whose Origin has the host and port of the Host header (403 else).
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = parse_bool, help_heading = "Network")]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = parse_bool, help_heading = "Network")]
     pub sameorigin: bool,
 
     /// A response header ("Name: value") for every response; repeat for several.
@@ -84,12 +84,12 @@ pub struct Args {
     pub header_http: Vec<String>,
 
     /// Name clients by reverse DNS in REMOTE_HOST and the logs (falls back to the address).
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = parse_bool, help_heading = "Network")]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = parse_bool, help_heading = "Network")]
     pub reverselookup: bool,
 
     /// Serve a developer console page for every request that is not a WebSocket upgrade: it
     /// connects to the endpoint at the same URL, sends lines and shows what comes back.
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = parse_bool, help_heading = "HTTP")]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = parse_bool, help_heading = "HTTP")]
     pub devconsole: bool,
 
     /// Subprotocols the server speaks, most preferred first: it answers with the first that
@@ -98,7 +98,7 @@ pub struct Args {
     pub subprotocol: Option<String>,
 
     /// Binary mode: each read from STDOUT is sent as one binary message (--framing=chunks).
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = parse_bool, help_heading = "Process")]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = parse_bool, help_heading = "Process")]
     pub binary: bool,
 
     /// How the process's stdout and stdin are cut into messages: `lines` (each line a text
@@ -114,7 +114,7 @@ pub struct Args {
 
     /// Send the process's stderr lines to the client too: every stdout and stderr line becomes
     /// a JSON text message {"stream":"stdout"|"stderr","data":"..."}. Text lines only.
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = parse_bool, help_heading = "Process")]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = parse_bool, help_heading = "Process")]
     pub passstderr: bool,
 
     /// Ping each client every MS milliseconds; one silent for twice that is disconnected and
@@ -151,8 +151,12 @@ pub struct Args {
     pub loglevel: String,
 
     /// Print the version and exit.
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = parse_bool)]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = parse_bool)]
     pub version: bool,
+
+    /// Print the version and the licence, and exit.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = parse_bool)]
+    pub license: bool,
 
     /// Print this help and exit.
     #[arg(long, short = 'h', action = ArgAction::Help)]

@@ -22,7 +22,8 @@ fn main() -> ExitCode {
     let args = match Args::try_parse_from(args::normalize(argv)) {
         Ok(args) => args,
         Err(e) => {
-            let _ = e.print();
+            // Help too goes to stderr, as websocketd prints it.
+            eprint!("{}", e.render());
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
@@ -31,13 +32,16 @@ fn main() -> ExitCode {
         eprintln!("\n{SHORT_USAGE}");
         return ExitCode::from(1);
     }
-    if args.version {
+    if args.version || args.license {
         if let Err(e) = args.loglevel.parse::<websocketd_core::log::LogLevel>() {
             println!("Incorrect loglevel flag '{}'. Use --help to see allowed values.", e.0);
             eprintln!("\n{SHORT_USAGE}");
             return ExitCode::from(1);
         }
         println!("websocketd {}", config::version());
+        if args.license {
+            print!("\n{}", config::LICENSE);
+        }
         return ExitCode::SUCCESS;
     }
     let config = match Config::try_from(args) {

@@ -113,6 +113,15 @@ fn version_exits_0_and_prints_the_name_and_version() {
     assert_eq!(r.code, Some(0), "{r:?}");
     assert!(r.stdout.starts_with("websocketd "), "{r:?}");
     assert!(r.stdout.len() > "websocketd ".len() + 1, "a version follows the name: {r:?}");
+    assert!(r.stdout.contains("(commit "), "the build is named: {r:?}");
+}
+
+#[test]
+fn license_prints_the_version_and_our_licence() {
+    let r = run(&["--license"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stdout.starts_with("websocketd "), "{r:?}");
+    assert!(r.stdout.contains("Redistribution and use in source and binary forms"), "{r:?}");
 }
 
 #[test]
@@ -120,8 +129,9 @@ fn every_spelling_of_help_exits_0() {
     for flag in ["--help", "-help", "-h"] {
         let r = run(&[flag]);
         assert_eq!(r.code, Some(0), "{flag}: {r:?}");
-        let text = format!("{}{}", r.stdout, r.stderr);
-        assert!(text.contains("COMMAND"), "{flag} prints help: {r:?}");
+        // On stderr, as websocketd prints it.
+        assert!(r.stdout.is_empty(), "{flag}: {r:?}");
+        assert!(r.stderr.contains("COMMAND"), "{flag} prints help: {r:?}");
     }
 }
 
