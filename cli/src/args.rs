@@ -87,6 +87,11 @@ pub struct Args {
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = parse_bool, help_heading = "Network")]
     pub reverselookup: bool,
 
+    /// Serve the files in DIR for requests that are not WebSocket upgrades (index.html for
+    /// directories, a listing where there is none; no dotfiles, nothing outside DIR).
+    #[arg(long, value_name = "DIR", help_heading = "HTTP")]
+    pub staticdir: Option<String>,
+
     /// Serve a developer console page for every request that is not a WebSocket upgrade: it
     /// connects to the endpoint at the same URL, sends lines and shows what comes back.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = parse_bool, help_heading = "HTTP")]

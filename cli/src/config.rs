@@ -9,6 +9,7 @@ use websocketd_core::env::EnvSettings;
 use websocketd_core::log::LogLevel;
 use websocketd_core::session::SessionConfig;
 use websocketd_framing::Framing;
+use websocketd_transport_ws::files::StaticDir;
 use websocketd_transport_ws::origin::OriginPolicy;
 use websocketd_transport_ws::router::{Endpoint, ExtraHeaders};
 use websocketd_transport_ws::scripts::ScriptDir;
@@ -28,8 +29,11 @@ pub struct Config {
     pub maxforks: usize,
     /// The log threshold.
     pub loglevel: LogLevel,
-    /// What WebSocket requests run: the command, or the scripts of `--dir`.
-    pub endpoint: Endpoint,
+    /// What WebSocket requests run: the command, or the scripts of `--dir` (none with only
+    /// `--staticdir`).
+    pub endpoint: Option<Endpoint>,
+    /// `--staticdir`.
+    pub files: Option<StaticDir>,
     /// How each session runs.
     pub session: SessionConfig,
     /// `--subprotocol` names, most preferred first.
@@ -68,6 +72,9 @@ pub enum ConfigError {
     /// A `--header*` value that is not a header.
     #[error("{0}")]
     Header(String),
+    /// `--staticdir` is not a directory.
+    #[error("Your static dir '{0}' is not pointing to an accessible directory.")]
+    StaticDir(String),
     /// Both COMMAND and `--dir`.
     #[error("Ambiguous. Provided COMMAND and --dir argument. Please only specify just one.")]
     Ambiguous,
@@ -105,14 +112,26 @@ impl TryFrom<Args> for Config {
             args.loglevel.parse().map_err(|_| ConfigError::LogLevel(args.loglevel.clone()))?;
         let endpoint = match (args.dir, args.command.is_empty()) {
             (Some(_), false) => return Err(ConfigError::Ambiguous),
-            (None, true) => return Err(ConfigError::NoCommand),
-            (Some(dir), true) => Endpoint::Dir(script_dir(&dir)?),
+            (None, true) if args.staticdir.is_none() => return Err(ConfigError::NoCommand),
+            (None, true) => None,
+            (Some(dir), true) => Some(Endpoint::Dir(script_dir(&dir)?)),
             (None, false) => {
                 let mut words = args.command.into_iter();
                 let name = words.next().unwrap_or_default().to_string_lossy().into_owned();
                 let program = command::resolve(&name, std::env::var_os("PATH").as_deref())
                     .map_err(|_| ConfigError::CommandNotFound(name.clone()))?;
-                Endpoint::Command(std::sync::Arc::new(Command { program, args: words.collect() }))
+                Some(Endpoint::Command(std::sync::Arc::new(Command {
+                    program,
+                    args: words.collect(),
+                })))
+            }
+        };
+        let files = match &args.staticdir {
+            None => None,
+            Some(dir) => {
+                let is_dir = std::fs::metadata(dir).is_ok_and(|m| m.is_dir());
+                let files = is_dir.then(|| StaticDir::new(PathBuf::from(dir)).ok()).flatten();
+                Some(files.ok_or_else(|| ConfigError::StaticDir(dir.clone()))?)
             }
         };
         let subprotocols: Vec<String> = match &args.subprotocol {
@@ -153,6 +172,7 @@ impl TryFrom<Args> for Config {
         };
         let (origins, skipped_origins) = OriginPolicy::new(args.sameorigin, args.origin.as_deref());
         Ok(Config {
+            files,
             devconsole: args.devconsole,
             redirport: args.redirport,
             reverse_lookup: args.reverselookup,

@@ -45,13 +45,18 @@ pub async fn bind(config: &Config) -> Result<Listeners, ServeError> {
 /// every child before returning.
 pub async fn serve(config: Config, listeners: Listeners) {
     match &config.endpoint {
-        Endpoint::Command(command) => {
+        Some(Endpoint::Command(command)) => {
             tracing::info!(target: "server", "Serving using application   : {}", command.line());
         }
-        Endpoint::Dir(dir) => {
+        Some(Endpoint::Dir(dir)) => {
             tracing::info!(target: "server", "Serving from directory      : {}", dir.root().display());
         }
+        None => {}
     }
+    if let Some(files) = &config.files {
+        tracing::info!(target: "server", "Serving static content from : {}", files.root().display());
+    }
+    let serves_files = config.files.is_some();
     for entry in &config.skipped_origins {
         tracing::warn!(target: "server", "Ignoring --origin entry '{entry}': not host[:port] or scheme://host[:port]");
     }
@@ -59,7 +64,8 @@ pub async fn serve(config: Config, listeners: Listeners) {
         .with_origins(config.origins)
         .with_headers(config.headers)
         .with_reverse_lookup(config.reverse_lookup)
-        .with_console(config.devconsole);
+        .with_console(config.devconsole)
+        .with_files(config.files);
     let app = Arc::new(app);
     let mut main_port = 0;
     for listener in listeners.main {
@@ -69,6 +75,8 @@ pub async fn serve(config: Config, listeners: Listeners) {
         tracing::info!(target: "server", "Starting WebSocket server   : ws://{host}:{port}/");
         if config.devconsole {
             tracing::info!(target: "server", "Developer console enabled   : http://{host}:{port}/");
+        } else if serves_files {
+            tracing::info!(target: "server", "Serving CGI or static files : http://{host}:{port}/");
         }
         tokio::spawn(listener.serve(Arc::clone(&app)));
     }

@@ -300,3 +300,21 @@ fn a_header_with_a_bad_name_exits_1() {
     assert_eq!(r.code, Some(1), "{r:?}");
     assert!(r.stderr.contains("invalid header name in 'Bad Name: x'"), "{r:?}");
 }
+
+#[test]
+fn a_static_dir_that_is_not_a_directory_exits_1() {
+    let r = run(&["--staticdir=/no/such/dir", "cat"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("Your static dir '/no/such/dir' is not pointing to an accessible directory."),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn devconsole_with_staticdir_exits_4_with_a_fatal_line() {
+    let r = run(&["--address=127.0.0.1", "--port=0", "--devconsole", "--staticdir=/tmp", "cat"]);
+    assert_eq!(r.code, Some(4), "{r:?}");
+    assert!(r.stdout.contains("| FATAL  | server     |  | Invalid parameters: --devconsole cannot be used with --staticdir. Pick one."), "{r:?}");
+}

@@ -6,9 +6,11 @@
 //! - [`scripts`]: `--dir`, which script a URL runs.
 //! - [`redirect`]: `--redirport`, the plain-HTTP listener that redirects to the main port.
 //! - [`console`]: `--devconsole`, the page for trying an endpoint in a browser.
+//! - [`files`]: `--staticdir`, static files.
 //! - [`upgrade`]: the RFC 6455 handshake checks and the 101 response.
 
 pub mod console;
+pub mod files;
 pub mod listener;
 pub mod origin;
 pub mod path;

@@ -56,7 +56,7 @@ impl Listener {
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
                     let app = Arc::clone(&app);
-                    async move { Ok::<_, std::convert::Infallible>(app.handle(req, peer)) }
+                    async move { Ok::<_, std::convert::Infallible>(app.handle(req, peer).await) }
                 });
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::Full;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::sync::Semaphore;
@@ -20,12 +21,18 @@ use websocketd_core::command::Command;
 use websocketd_core::env::{RequestInfo, ip_string, next_id};
 use websocketd_core::{SessionConfig, session};
 
+use crate::files::StaticDir;
 use crate::origin::OriginPolicy;
 use crate::scripts::{Lookup, ScriptDir};
 use crate::{console, path, upgrade};
 
-/// The body of every plain response.
-pub type Body = Full<Bytes>;
+/// The body of every response: a buffer, or a file streamed.
+pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// A body made of `bytes`.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+}
 
 /// What WebSocket requests run.
 #[derive(Debug)]
@@ -39,7 +46,8 @@ pub enum Endpoint {
 /// Everything a request handler needs; shared by all listeners.
 #[derive(Debug)]
 pub struct App {
-    endpoint: Endpoint,
+    endpoint: Option<Endpoint>,
+    files: Option<StaticDir>,
     session: Arc<SessionConfig>,
     forks: Option<Arc<Semaphore>>,
     ws_config: WebSocketConfig,
@@ -86,7 +94,7 @@ impl App {
     /// `maxforks` at once (0: no limit), choosing among `subprotocols` (in order of preference)
     /// those the client offers.
     pub fn new(
-        endpoint: Endpoint,
+        endpoint: Option<Endpoint>,
         session: SessionConfig,
         maxforks: usize,
         subprotocols: Vec<String>,
@@ -103,6 +111,7 @@ impl App {
         let forks = (maxforks > 0).then(|| Arc::new(Semaphore::new(maxforks)));
         App {
             endpoint,
+            files: None,
             session: Arc::new(session),
             forks,
             ws_config,
@@ -126,6 +135,12 @@ impl App {
         self
     }
 
+    /// Serves the files of `dir` for requests that are not upgrades (`--staticdir`).
+    pub fn with_files(mut self, dir: Option<StaticDir>) -> App {
+        self.files = dir;
+        self
+    }
+
     /// Whether to name clients by reverse DNS (`--reverselookup`).
     pub fn with_reverse_lookup(mut self, on: bool) -> App {
         self.reverse_lookup = on;
@@ -139,8 +154,8 @@ impl App {
     }
 
     /// Answers one request from `peer`, with the command line's extra headers.
-    pub fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        let mut resp = self.route(req, peer);
+    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let mut resp = self.route(req, peer).await;
         let extra = if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             &self.headers.ws
         } else {
@@ -153,20 +168,42 @@ impl App {
         resp
     }
 
-    fn route(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    /// websocketd's dispatch: with a command or `--dir`, an upgrade goes to a session; any
+    /// other request gets the console, a static file, or 404.
+    async fn route(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let decoded = path::decode(req.uri().path());
         if let Some(location) = path::redirect(&decoded, req.uri().query()) {
             return moved(&location);
         }
-        if !upgrade::is_upgrade(&req) {
-            let span = tracing::info_span!(target: "http", "http", url = %url(&req), remote = %ip_string(peer.ip()));
-            if let Some(since) = self.console {
-                span.in_scope(|| websocketd_core::access!(target: "http", "DEVCONSOLE"));
-                return console::respond(req.headers(), since);
+        if let Some(endpoint) = &self.endpoint {
+            if upgrade::is_upgrade(&req) {
+                return self.upgrade(req, peer, endpoint, decoded);
             }
-            span.in_scope(|| websocketd_core::access!(target: "http", "NOT FOUND"));
+        }
+        let span = tracing::info_span!(target: "http", "http", url = %url(&req), remote = %ip_string(peer.ip()));
+        if let Some(since) = self.console {
+            span.in_scope(|| websocketd_core::access!(target: "http", "DEVCONSOLE"));
+            return console::respond(req.headers(), since).map(full);
+        }
+        if let Some(files) = &self.files {
+            span.in_scope(|| websocketd_core::access!(target: "http", "STATIC"));
+            if let Some(resp) = files.serve(req, &decoded).await {
+                return resp;
+            }
             return plain(StatusCode::NOT_FOUND, "404 page not found\n");
         }
+        span.in_scope(|| websocketd_core::access!(target: "http", "NOT FOUND"));
+        plain(StatusCode::NOT_FOUND, "404 page not found\n")
+    }
+
+    /// A WebSocket upgrade: slot, script, checks, 101, session.
+    fn upgrade(
+        &self,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+        endpoint: &Endpoint,
+        decoded: String,
+    ) -> Response<Body> {
         let slot = match &self.forks {
             None => None,
             Some(forks) => match Arc::clone(forks).try_acquire_owned() {
@@ -177,7 +214,7 @@ impl App {
                 }
             },
         };
-        let (command, script_name, path_info) = match &self.endpoint {
+        let (command, script_name, path_info) = match endpoint {
             Endpoint::Command(command) => (Arc::clone(command), "/".to_owned(), decoded),
             Endpoint::Dir(dir) => match dir.lookup(&decoded) {
                 Lookup::Found { program, script_name, path_info } => {
@@ -254,7 +291,7 @@ impl App {
         } else {
             tokio::spawn(session::run(socket, &info, command, session_config, slot));
         }
-        let mut resp = Response::new(Body::default());
+        let mut resp = Response::new(full(Bytes::new()));
         *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let h = resp.headers_mut();
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
@@ -293,14 +330,8 @@ fn not_found<B>(req: &Request<B>, peer: SocketAddr, why: Option<&str>) {
 
 /// A 301 to `location`, as Go's mux writes it.
 fn moved(location: &str) -> Response<Body> {
-    let href = location
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;");
-    let mut resp = Response::new(Body::new(Bytes::from(format!(
-        "<a href=\"{href}\">Moved Permanently</a>.\n\n"
-    ))));
+    let href = crate::files::escape(location);
+    let mut resp = Response::new(full(format!("<a href=\"{href}\">Moved Permanently</a>.\n\n")));
     *resp.status_mut() = StatusCode::MOVED_PERMANENTLY;
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
@@ -319,7 +350,7 @@ fn url<B>(req: &Request<B>) -> String {
 
 /// A short text/plain response, as Go's `http.Error` writes it.
 fn plain(status: StatusCode, body: &str) -> Response<Body> {
-    let mut resp = Response::new(Body::new(Bytes::copy_from_slice(body.as_bytes())));
+    let mut resp = Response::new(full(Bytes::copy_from_slice(body.as_bytes())));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));

@@ -7,14 +7,13 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
-use http_body_util::Full;
 
 /// The page.
 pub const PAGE: &str = include_str!("console.html");
 
 /// Serves the page: 200, or 304 to a client whose copy is not older than `since` (the
 /// server's start).
-pub fn respond(request_headers: &HeaderMap, since: SystemTime) -> Response<Full<Bytes>> {
+pub fn respond(request_headers: &HeaderMap, since: SystemTime) -> Response<Bytes> {
     let modified = httpdate::fmt_http_date(since);
     let fresh = request_headers
         .get(header::IF_MODIFIED_SINCE)
@@ -22,11 +21,11 @@ pub fn respond(request_headers: &HeaderMap, since: SystemTime) -> Response<Full<
         .and_then(|v| httpdate::parse_http_date(v).ok())
         .is_some_and(|t| t >= truncate(since));
     let mut resp = if fresh {
-        let mut r = Response::new(Full::new(Bytes::new()));
+        let mut r = Response::new(Bytes::new());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else {
-        Response::new(Full::new(Bytes::from_static(PAGE.as_bytes())))
+        Response::new(Bytes::from_static(PAGE.as_bytes()))
     };
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
