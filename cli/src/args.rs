@@ -92,6 +92,11 @@ pub struct Args {
     #[arg(long, value_name = "DIR", help_heading = "HTTP")]
     pub staticdir: Option<String>,
 
+    /// Run the CGI/1.1 scripts in DIR for requests that are not WebSocket upgrades
+    /// (/path/to/script.cgi/more runs DIR/path/to/script.cgi with PATH_INFO=/more).
+    #[arg(long, value_name = "DIR", help_heading = "HTTP")]
+    pub cgidir: Option<String>,
+
     /// Serve a developer console page for every request that is not a WebSocket upgrade: it
     /// connects to the endpoint at the same URL, sends lines and shows what comes back.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = parse_bool, help_heading = "HTTP")]

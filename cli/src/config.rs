@@ -34,6 +34,8 @@ pub struct Config {
     pub endpoint: Option<Endpoint>,
     /// `--staticdir`.
     pub files: Option<StaticDir>,
+    /// `--cgidir`.
+    pub cgi: Option<ScriptDir>,
     /// How each session runs.
     pub session: SessionConfig,
     /// `--subprotocol` names, most preferred first.
@@ -72,6 +74,9 @@ pub enum ConfigError {
     /// A `--header*` value that is not a header.
     #[error("{0}")]
     Header(String),
+    /// `--cgidir` is not a directory.
+    #[error("Your CGI dir '{0}' is not pointing to an accessible directory.")]
+    CgiDir(String),
     /// `--staticdir` is not a directory.
     #[error("Your static dir '{0}' is not pointing to an accessible directory.")]
     StaticDir(String),
@@ -112,7 +117,9 @@ impl TryFrom<Args> for Config {
             args.loglevel.parse().map_err(|_| ConfigError::LogLevel(args.loglevel.clone()))?;
         let endpoint = match (args.dir, args.command.is_empty()) {
             (Some(_), false) => return Err(ConfigError::Ambiguous),
-            (None, true) if args.staticdir.is_none() => return Err(ConfigError::NoCommand),
+            (None, true) if args.staticdir.is_none() && args.cgidir.is_none() => {
+                return Err(ConfigError::NoCommand);
+            }
             (None, true) => None,
             (Some(dir), true) => Some(Endpoint::Dir(script_dir(&dir)?)),
             (None, false) => {
@@ -124,6 +131,14 @@ impl TryFrom<Args> for Config {
                     program,
                     args: words.collect(),
                 })))
+            }
+        };
+        let cgi = match &args.cgidir {
+            None => None,
+            Some(dir) => {
+                let absolute = std::path::absolute(dir).ok().filter(|p| p.is_dir());
+                let scripts = absolute.and_then(|p| ScriptDir::new(p).ok());
+                Some(scripts.ok_or_else(|| ConfigError::CgiDir(dir.clone()))?)
             }
         };
         let files = match &args.staticdir {
@@ -172,6 +187,7 @@ impl TryFrom<Args> for Config {
         };
         let (origins, skipped_origins) = OriginPolicy::new(args.sameorigin, args.origin.as_deref());
         Ok(Config {
+            cgi,
             files,
             devconsole: args.devconsole,
             redirport: args.redirport,

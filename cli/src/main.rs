@@ -1,5 +1,5 @@
 //! `websocketd`: parse, convert, run, and map the outcome to websocketd's exit codes
-//! (0 help/version, 1 invalid options, 2 flag syntax, 3 cannot listen, 4 devconsole conflict).
+//! (0 help/version, 1 invalid options, 2 flag syntax, 3 cannot listen, 4 devconsole with staticdir or cgidir).
 
 use std::process::ExitCode;
 
@@ -59,9 +59,18 @@ fn main() -> ExitCode {
         }
     };
     websocketd_core::log::init(config.loglevel);
-    if config.devconsole && config.files.is_some() {
-        websocketd_core::fatal!(target: "server", "Invalid parameters: --devconsole cannot be used with --staticdir. Pick one.");
-        return ExitCode::from(4);
+    if config.devconsole {
+        let other = if config.files.is_some() {
+            Some("--staticdir")
+        } else if config.cgi.is_some() {
+            Some("--cgidir")
+        } else {
+            None
+        };
+        if let Some(other) = other {
+            websocketd_core::fatal!(target: "server", "Invalid parameters: --devconsole cannot be used with {other}. Pick one.");
+            return ExitCode::from(4);
+        }
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .thread_name("websocketd-rt")

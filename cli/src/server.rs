@@ -56,7 +56,10 @@ pub async fn serve(config: Config, listeners: Listeners) {
     if let Some(files) = &config.files {
         tracing::info!(target: "server", "Serving static content from : {}", files.root().display());
     }
-    let serves_files = config.files.is_some();
+    if let Some(cgi) = &config.cgi {
+        tracing::info!(target: "server", "Serving CGI scripts from    : {}", cgi.root().display());
+    }
+    let serves_files = config.files.is_some() || config.cgi.is_some();
     for entry in &config.skipped_origins {
         tracing::warn!(target: "server", "Ignoring --origin entry '{entry}': not host[:port] or scheme://host[:port]");
     }
@@ -65,7 +68,8 @@ pub async fn serve(config: Config, listeners: Listeners) {
         .with_headers(config.headers)
         .with_reverse_lookup(config.reverse_lookup)
         .with_console(config.devconsole)
-        .with_files(config.files);
+        .with_files(config.files)
+        .with_cgi(config.cgi);
     let app = Arc::new(app);
     let mut main_port = 0;
     for listener in listeners.main {

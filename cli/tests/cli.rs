@@ -318,3 +318,21 @@ fn devconsole_with_staticdir_exits_4_with_a_fatal_line() {
     assert_eq!(r.code, Some(4), "{r:?}");
     assert!(r.stdout.contains("| FATAL  | server     |  | Invalid parameters: --devconsole cannot be used with --staticdir. Pick one."), "{r:?}");
 }
+
+#[test]
+fn a_cgi_dir_that_is_not_a_directory_exits_1_and_devconsole_with_it_exits_4() {
+    let r = run(&["--cgidir=/no/such/dir", "cat"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("Your CGI dir '/no/such/dir' is not pointing to an accessible directory."),
+        "{r:?}"
+    );
+    let r = run(&["--address=127.0.0.1", "--port=0", "--devconsole", "--cgidir=/tmp", "cat"]);
+    assert_eq!(r.code, Some(4), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("Invalid parameters: --devconsole cannot be used with --cgidir. Pick one."),
+        "{r:?}"
+    );
+}

@@ -81,8 +81,21 @@ impl Child {
         args: Vec<OsString>,
         env: Vec<(String, String)>,
     ) -> io::Result<(Child, Pipes)> {
+        Child::spawn_in(program, args, env, None).await
+    }
+
+    /// As [`Child::spawn`], in the directory `cwd` when given.
+    pub async fn spawn_in(
+        program: PathBuf,
+        args: Vec<OsString>,
+        env: Vec<(String, String)>,
+        cwd: Option<PathBuf>,
+    ) -> io::Result<(Child, Pipes)> {
         let spawned = tokio::task::spawn_blocking(move || {
             let mut cmd = std::process::Command::new(program);
+            if let Some(dir) = cwd {
+                cmd.current_dir(dir);
+            }
             cmd.args(args)
                 .env_clear()
                 .envs(env)
@@ -332,7 +345,7 @@ pub(crate) fn try_fill(rx: &pipe::Receiver, buf: &mut BytesMut) -> io::Result<Op
 }
 
 /// Reads into `buf`, waiting until there is something. Returns 0 at end of file.
-pub(crate) async fn read_some(rx: &pipe::Receiver, buf: &mut BytesMut) -> io::Result<usize> {
+pub async fn read_some(rx: &pipe::Receiver, buf: &mut BytesMut) -> io::Result<usize> {
     loop {
         if let Some(n) = try_fill(rx, buf)? {
             return Ok(n);

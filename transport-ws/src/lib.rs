@@ -7,8 +7,10 @@
 //! - [`redirect`]: `--redirport`, the plain-HTTP listener that redirects to the main port.
 //! - [`console`]: `--devconsole`, the page for trying an endpoint in a browser.
 //! - [`files`]: `--staticdir`, static files.
+//! - [`cgi`]: `--cgidir`, CGI/1.1 scripts.
 //! - [`upgrade`]: the RFC 6455 handshake checks and the 101 response.
 
+pub mod cgi;
 pub mod console;
 pub mod files;
 pub mod listener;

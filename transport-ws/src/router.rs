@@ -17,6 +17,7 @@ use tokio::sync::Semaphore;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tracing::Instrument;
 use websocketd_core::command::Command;
 use websocketd_core::env::{RequestInfo, ip_string, next_id};
 use websocketd_core::{SessionConfig, session};
@@ -24,7 +25,7 @@ use websocketd_core::{SessionConfig, session};
 use crate::files::StaticDir;
 use crate::origin::OriginPolicy;
 use crate::scripts::{Lookup, ScriptDir};
-use crate::{console, path, upgrade};
+use crate::{cgi, console, path, upgrade};
 
 /// The body of every response: a buffer, or a file streamed.
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
@@ -48,6 +49,7 @@ pub enum Endpoint {
 pub struct App {
     endpoint: Option<Endpoint>,
     files: Option<StaticDir>,
+    cgi: Option<ScriptDir>,
     session: Arc<SessionConfig>,
     forks: Option<Arc<Semaphore>>,
     ws_config: WebSocketConfig,
@@ -112,6 +114,7 @@ impl App {
         App {
             endpoint,
             files: None,
+            cgi: None,
             session: Arc::new(session),
             forks,
             ws_config,
@@ -138,6 +141,12 @@ impl App {
     /// Serves the files of `dir` for requests that are not upgrades (`--staticdir`).
     pub fn with_files(mut self, dir: Option<StaticDir>) -> App {
         self.files = dir;
+        self
+    }
+
+    /// Runs the CGI scripts of `dir` for requests that are not upgrades (`--cgidir`).
+    pub fn with_cgi(mut self, dir: Option<ScriptDir>) -> App {
+        self.cgi = dir;
         self
     }
 
@@ -185,6 +194,29 @@ impl App {
             span.in_scope(|| websocketd_core::access!(target: "http", "DEVCONSOLE"));
             return console::respond(req.headers(), since).map(full);
         }
+        if let Some(cgi) = &self.cgi {
+            match cgi.lookup(&decoded) {
+                Lookup::Found { program, script_name, path_info } => {
+                    let Some(slot) = self.slot() else {
+                        tracing::error!(target: "http", "Fork not allowed since maxforks amount has been reached. CGI was not run.");
+                        return plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n");
+                    };
+                    let info = request_info(&req, peer, script_name, path_info, None);
+                    let span = tracing::info_span!(target: "http", "http", url = %url(&req), remote = %ip_string(peer.ip()), cgiscript = %program.display());
+                    span.in_scope(|| websocketd_core::access!(target: "http", "CGI"));
+                    let env = &self.session.env;
+                    let run = cgi::run(req, info, program, env, self.session.closems, slot);
+                    return run.instrument(span).await;
+                }
+                Lookup::Refused(why) => {
+                    span.in_scope(|| {
+                        tracing::error!(target: "http", "Refused to run {}: {why}", req.uri().path());
+                    });
+                    return plain(StatusCode::NOT_FOUND, "404 page not found\n");
+                }
+                Lookup::NotFound => {}
+            }
+        }
         if let Some(files) = &self.files {
             span.in_scope(|| websocketd_core::access!(target: "http", "STATIC"));
             if let Some(resp) = files.serve(req, &decoded).await {
@@ -196,6 +228,14 @@ impl App {
         plain(StatusCode::NOT_FOUND, "404 page not found\n")
     }
 
+    /// A `--maxforks` slot: `Some(None)` when there is no limit, `None` when none is left.
+    fn slot(&self) -> Option<Option<tokio::sync::OwnedSemaphorePermit>> {
+        match &self.forks {
+            None => Some(None),
+            Some(forks) => Arc::clone(forks).try_acquire_owned().ok().map(Some),
+        }
+    }
+
     /// A WebSocket upgrade: slot, script, checks, 101, session.
     fn upgrade(
         &self,
@@ -204,15 +244,9 @@ impl App {
         endpoint: &Endpoint,
         decoded: String,
     ) -> Response<Body> {
-        let slot = match &self.forks {
-            None => None,
-            Some(forks) => match Arc::clone(forks).try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(_) => {
-                    tracing::error!(target: "http", "Max of possible forks already active, upgrade rejected");
-                    return plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n");
-                }
-            },
+        let Some(slot) = self.slot() else {
+            tracing::error!(target: "http", "Max of possible forks already active, upgrade rejected");
+            return plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n");
         };
         let (command, script_name, path_info) = match endpoint {
             Endpoint::Command(command) => (Arc::clone(command), "/".to_owned(), decoded),
@@ -251,19 +285,7 @@ impl App {
             return plain(StatusCode::FORBIDDEN, "Forbidden\n");
         }
         let subprotocol = upgrade::choose_subprotocol(req.headers(), &self.subprotocols);
-        let info = RequestInfo {
-            id: next_id(),
-            remote_addr: Some(peer),
-            remote_host: None,
-            method: req.method().clone(),
-            uri: req.uri().clone(),
-            version: req.version(),
-            headers: req.headers().clone(),
-            tls: false,
-            script_name,
-            path_info,
-            subprotocol: subprotocol.map(str::to_owned),
-        };
+        let info = request_info(&req, peer, script_name, path_info, subprotocol);
         let on_upgrade = hyper::upgrade::on(&mut req);
         let ws_config = self.ws_config;
         let socket: session::Upgrade<_> = Box::pin(async move {
@@ -303,6 +325,29 @@ impl App {
             h.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
         }
         resp
+    }
+}
+
+/// What the process learns about `req`.
+fn request_info<B>(
+    req: &Request<B>,
+    peer: SocketAddr,
+    script_name: String,
+    path_info: String,
+    subprotocol: Option<&str>,
+) -> RequestInfo {
+    RequestInfo {
+        id: next_id(),
+        remote_addr: Some(peer),
+        remote_host: None,
+        method: req.method().clone(),
+        uri: req.uri().clone(),
+        version: req.version(),
+        headers: req.headers().clone(),
+        tls: false,
+        script_name,
+        path_info,
+        subprotocol: subprotocol.map(str::to_owned),
     }
 }
 
