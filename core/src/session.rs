@@ -691,14 +691,7 @@ mod tests {
         let socket = ChannelSocket { incoming, sent };
         let command =
             Command { program: program.into(), args: args.iter().map(OsString::from).collect() };
-        let config = SessionConfig {
-            framing: Framing::Lines,
-            max_message: 1 << 20,
-            closems: Duration::ZERO,
-            env: EnvSettings::default(),
-            pass_stderr: false,
-            ping: None,
-        };
+        let config = config();
         let task =
             tokio::spawn(run(ready(socket), &request(), Arc::new(command), Arc::new(config), None));
         ((to_session, from_session), task)
@@ -706,6 +699,17 @@ mod tests {
 
     fn ready<S: Socket + 'static>(socket: S) -> Upgrade<S> {
         Box::pin(std::future::ready(Some(socket)))
+    }
+
+    fn config() -> SessionConfig {
+        SessionConfig {
+            framing: Framing::Lines,
+            max_message: 1 << 20,
+            closems: Duration::ZERO,
+            env: EnvSettings::default(),
+            pass_stderr: false,
+            ping: None,
+        }
     }
 
     fn request() -> RequestInfo {
@@ -767,14 +771,7 @@ mod tests {
         let role = tokio_tungstenite::tungstenite::protocol::Role::Server;
         let ws = WebSocketStream::from_raw_socket(a, role, None).await;
         let command = Command { program: "/bin/cat".into(), args: vec![] };
-        let config = SessionConfig {
-            framing: Framing::Lines,
-            max_message: 1 << 20,
-            closems: Duration::ZERO,
-            env: EnvSettings::default(),
-            pass_stderr: false,
-            ping: None,
-        };
+        let config = config();
         let fut = run(ready(ws), &request(), Arc::new(command), Arc::new(config), None);
         let size = std::mem::size_of_val(&fut);
         assert!(size <= 2048, "a session's future takes {size} bytes");

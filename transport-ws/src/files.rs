@@ -77,7 +77,7 @@ fn listing(dir: &Path, url_path: &str) -> Response<Body> {
     );
     for (name, is_dir) in names {
         let shown = if is_dir { format!("{name}/") } else { name };
-        let href = percent_encoding::utf8_percent_encode(&shown, HREF).to_string();
+        let href = percent_encoding::utf8_percent_encode(&shown, crate::path::PATH).to_string();
         html.push_str(&format!("<a href=\"{}\">{}</a>\n", escape(&href), escape(&shown)));
     }
     html.push_str("</pre>\n</body></html>\n");
@@ -86,17 +86,6 @@ fn listing(dir: &Path, url_path: &str) -> Response<Body> {
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     resp
 }
-
-/// What a listing's links escape.
-const HREF: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'\'');
 
 /// Text made safe for HTML.
 pub(crate) fn escape(s: &str) -> String {

@@ -4,8 +4,8 @@
 
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
-/// What a path may keep unescaped in a Location header.
-const PATH: &AsciiSet = &CONTROLS
+/// What a path escapes in a Location header or a link.
+pub(crate) const PATH: &AsciiSet = &CONTROLS
     .add(b' ')
     .add(b'"')
     .add(b'#')
@@ -15,7 +15,8 @@ const PATH: &AsciiSet = &CONTROLS
     .add(b'?')
     .add(b'`')
     .add(b'{')
-    .add(b'}');
+    .add(b'}')
+    .add(b'\'');
 
 /// The request path, percent-decoded (invalid UTF-8 made U+FFFD).
 pub fn decode(raw: &str) -> String {
