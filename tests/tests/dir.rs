@@ -110,3 +110,38 @@ async fn the_startup_log_names_the_directory() {
     let server = Server::start(&[&format!("--dir={dir}")]).await;
     server.wait_log(|l| l.ends_with(&format!("| Serving from directory      : {dir}"))).await;
 }
+
+#[tokio::test]
+async fn encoded_and_double_encoded_traversal_never_reaches_outside() {
+    let (_base, dir) = scripts();
+    let server = Server::start(&[&format!("--dir={dir}")]).await;
+    // Positive control: the script inside is reachable.
+    let inside = raw_http(server.addr, &upgrade("/hello.sh")).await;
+    assert!(inside.starts_with("HTTP/1.1 101"), "{inside}");
+    // Encoded once: cleaned by a 301 to a path inside, which does not exist.
+    for attempt in ["/%2e%2e/outside.sh", "/..%2Foutside.sh", "/sub/%2e%2e/%2e%2e/outside.sh"] {
+        let resp = raw_http(server.addr, &upgrade(attempt)).await;
+        assert!(resp.starts_with("HTTP/1.1 301"), "{attempt}: {resp}");
+        assert!(resp.contains("\r\nLocation: /outside.sh\r\n"), "{attempt}: {resp}");
+    }
+    // Encoded twice: a literal "%2e%2e" segment, which names nothing.
+    for attempt in ["/%252e%252e/outside.sh", "/%252e%252e%252foutside.sh"] {
+        let resp = raw_http(server.addr, &upgrade(attempt)).await;
+        assert!(resp.starts_with("HTTP/1.1 404"), "{attempt}: {resp}");
+    }
+    assert!(raw_http(server.addr, &upgrade("/outside.sh")).await.starts_with("HTTP/1.1 404"));
+}
+
+#[tokio::test]
+async fn an_encoded_line_break_cannot_reach_the_location_header() {
+    let (_base, dir) = scripts();
+    let server = Server::start(&[&format!("--dir={dir}")]).await;
+    // Positive control: an ordinary redirect.
+    let plain = raw_http(server.addr, &upgrade("//hello.sh")).await;
+    assert!(plain.contains("\r\nLocation: /hello.sh\r\n"), "{plain}");
+    let resp = raw_http(server.addr, &upgrade("//x%0d%0aSet-Cookie:%20evil=1")).await;
+    assert!(resp.starts_with("HTTP/1.1 301"), "{resp}");
+    let head = resp.split("\r\n\r\n").next().unwrap();
+    assert!(!head.lines().any(|l| l.to_ascii_lowercase().starts_with("set-cookie")), "{head}");
+    assert!(head.contains("\r\nLocation: /x%0D%0ASet-Cookie:%20evil=1"), "{head}");
+}

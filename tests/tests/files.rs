@@ -108,3 +108,22 @@ async fn with_a_command_upgrades_still_start_sessions() {
     send_text(&mut ws, "not a file").await;
     assert_eq!(recv_text(&mut ws).await, "not a file");
 }
+
+#[tokio::test]
+async fn encoded_and_double_encoded_traversal_is_refused_beside_a_served_file() {
+    let (_base, root) = site();
+    let server = Server::start(&[&format!("--staticdir={root}"), "cat"]).await;
+    // Positive control.
+    assert_eq!(body(&raw_http(server.addr, &get("/a.txt", "")).await), "0123456789");
+    for attempt in ["/%2e%2e/outside.txt", "/..%2Foutside.txt", "/list/%2e%2e/%2e%2e/outside.txt"] {
+        let resp = raw_http(server.addr, &get(attempt, "")).await;
+        assert!(resp.starts_with("HTTP/1.1 301"), "{attempt}: {resp}");
+        assert!(resp.contains("\r\nLocation: /outside.txt\r\n"), "{attempt}: {resp}");
+    }
+    for attempt in
+        ["/%252e%252e/outside.txt", "/%252e%252e%252foutside.txt", "/escape", "/%2e%73ecret"]
+    {
+        let resp = raw_http(server.addr, &get(attempt, "")).await;
+        assert!(resp.starts_with("HTTP/1.1 404"), "{attempt}: {resp}");
+    }
+}
