@@ -2,20 +2,7 @@
 
 use std::ffi::OsString;
 
-use clap::{ArgAction, Parser, ValueEnum};
-
-/// Flags that take a value; every other flag is a boolean.
-const VALUE_FLAGS: &[&str] = &[
-    "port",
-    "address",
-    "closems",
-    "maxforks",
-    "passenv",
-    "loglevel",
-    "framing",
-    "maxframesize",
-    "subprotocol",
-];
+use clap::{ArgAction, CommandFactory, Parser, ValueEnum};
 
 /// websocketd turns any program that reads STDIN and writes STDOUT into a WebSocket server.
 ///
@@ -32,15 +19,21 @@ const VALUE_FLAGS: &[&str] = &[
     max_term_width = 100
 )]
 pub struct Args {
-    /// HTTP port to listen on (0 picks a free one).
-    #[arg(
-        long,
-        value_name = "PORT",
-        default_value_t = 80,
-        allow_negative_numbers = true,
-        help_heading = "Network"
-    )]
-    pub port: i64,
+    /// Port to listen on: 80 by default, 443 with --ssl (0 picks a free one).
+    #[arg(long, value_name = "PORT", allow_negative_numbers = true, help_heading = "Network")]
+    pub port: Option<i64>,
+
+    /// Serve HTTPS and WSS on every listener (needs --sslcert and --sslkey).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = parse_bool, help_heading = "TLS")]
+    pub ssl: bool,
+
+    /// PEM file with the certificate chain for --ssl.
+    #[arg(long, value_name = "FILE", help_heading = "TLS")]
+    pub sslcert: Option<String>,
+
+    /// PEM file with the private key for --ssl (RSA, ECDSA or Ed25519).
+    #[arg(long, value_name = "FILE", help_heading = "TLS")]
+    pub sslkey: Option<String>,
 
     /// Also listen on this port for plain HTTP and redirect every request (301) to --port,
     /// path and query kept. 0: off.
@@ -204,6 +197,17 @@ pub fn normalize<I>(argv: I) -> Vec<OsString>
 where
     I: IntoIterator<Item = OsString>,
 {
+    // Flags whose value may be the next word: those that require one (booleans take a value
+    // only as `--flag=value`). Read from the definitions above, so the list cannot drift.
+    let mut command = Args::command();
+    command.build();
+    let value_flags: Vec<&str> = command
+        .get_arguments()
+        .filter(|a| {
+            a.get_num_args().is_some_and(|n| n.min_values() > 0) && a.get_action().takes_values()
+        })
+        .filter_map(|a| a.get_long())
+        .collect();
     let mut argv = argv.into_iter();
     let mut out: Vec<OsString> = argv.next().into_iter().collect();
     let mut expect_value = false;
@@ -235,7 +239,7 @@ where
             Some((flag, _)) => (flag, true),
             None => (name, false),
         };
-        expect_value = !has_value && VALUE_FLAGS.contains(&flag);
+        expect_value = !has_value && value_flags.contains(&flag);
         if flag == "h" && !has_value {
             out.push(OsString::from("-h"));
         } else {
@@ -271,6 +275,40 @@ mod tests {
     }
 
     #[test]
+    fn every_flag_with_a_value_takes_it_from_the_next_word() {
+        for flag in [
+            "port",
+            "address",
+            "dir",
+            "origin",
+            "header",
+            "header-ws",
+            "header-http",
+            "pingms",
+            "redirport",
+            "staticdir",
+            "cgidir",
+            "sslcert",
+            "sslkey",
+            "passenv",
+            "loglevel",
+            "framing",
+            "maxframesize",
+            "subprotocol",
+            "closems",
+            "maxforks",
+        ] {
+            let got = norm(&[&format!("-{flag}"), "V", "cat"]);
+            assert_eq!(got, [format!("--{flag}"), "V".into(), "--".into(), "cat".into()], "{flag}");
+        }
+        for boolean in ["binary", "ssl", "devconsole", "sameorigin", "passstderr", "reverselookup"]
+        {
+            let got = norm(&[&format!("-{boolean}"), "cat"]);
+            assert_eq!(got, [format!("--{boolean}"), "--".into(), "cat".into()], "{boolean}");
+        }
+    }
+
+    #[test]
     fn parsing_stops_at_the_first_word_that_is_not_a_flag() {
         assert_eq!(
             norm(&["--port=1", "cat", "--port=2", "-x"]),
@@ -298,14 +336,14 @@ mod tests {
             "-n",
         ])
         .unwrap();
-        assert_eq!(a.port, 8080);
+        assert_eq!(a.port, Some(8080));
         assert!(!a.binary);
         assert_eq!(a.address, ["127.0.0.1", "[::1]"]);
         assert_eq!(a.command, ["cat", "-n"]);
         let b = parse(&["--binary", "true", "cat"]).unwrap();
         assert!(b.binary);
         assert_eq!(b.command, ["true", "cat"]);
-        assert!(parse(&["--port=1", "--port=2", "x"]).is_ok_and(|a| a.port == 2));
+        assert!(parse(&["--port=1", "--port=2", "x"]).is_ok_and(|a| a.port == Some(2)));
         assert!(parse(&["--bogus", "cat"]).is_err());
         assert!(parse(&["--binary=maybe", "cat"]).is_err());
     }

@@ -9,6 +9,7 @@ use websocketd_core::env::EnvSettings;
 use websocketd_core::log::LogLevel;
 use websocketd_core::session::SessionConfig;
 use websocketd_framing::Framing;
+use websocketd_transport_tls::TlsSettings;
 use websocketd_transport_ws::files::StaticDir;
 use websocketd_transport_ws::origin::OriginPolicy;
 use websocketd_transport_ws::router::{Endpoint, ExtraHeaders};
@@ -23,6 +24,8 @@ pub struct Config {
     pub addresses: Vec<String>,
     /// The port to listen on.
     pub port: i64,
+    /// `--ssl` with its certificate and key.
+    pub tls: Option<TlsSettings>,
     /// `--redirport` (0: off).
     pub redirport: i64,
     /// Most concurrent sessions (0: no limit).
@@ -80,6 +83,12 @@ pub enum ConfigError {
     /// `--staticdir` is not a directory.
     #[error("Your static dir '{0}' is not pointing to an accessible directory.")]
     StaticDir(String),
+    /// `--ssl` without both files.
+    #[error("Please specify both --sslcert and --sslkey when requesting --ssl.")]
+    SslFiles,
+    /// `--sslcert` or `--sslkey` without `--ssl`.
+    #[error("You should not be using --ssl* flags when there is no --ssl option.")]
+    SslWithoutSsl,
     /// Both COMMAND and `--dir`.
     #[error("Ambiguous. Provided COMMAND and --dir argument. Please only specify just one.")]
     Ambiguous,
@@ -100,7 +109,7 @@ pub enum ConfigError {
 impl ConfigError {
     /// Whether websocketd prints its short usage after this message.
     pub fn wants_usage(&self) -> bool {
-        true
+        !matches!(self, ConfigError::SslFiles | ConfigError::SslWithoutSsl)
     }
 
     /// Whether the message goes to stdout (as websocketd does for a bad log level).
@@ -115,6 +124,15 @@ impl TryFrom<Args> for Config {
     fn try_from(args: Args) -> Result<Config, ConfigError> {
         let loglevel: LogLevel =
             args.loglevel.parse().map_err(|_| ConfigError::LogLevel(args.loglevel.clone()))?;
+        let tls = match (args.ssl, args.sslcert, args.sslkey) {
+            (true, Some(cert), Some(key)) => {
+                Some(TlsSettings { cert: cert.into(), key: key.into() })
+            }
+            (true, _, _) => return Err(ConfigError::SslFiles),
+            (false, None, None) => None,
+            (false, _, _) => return Err(ConfigError::SslWithoutSsl),
+        };
+        let default_port: u16 = if tls.is_some() { 443 } else { 80 };
         let endpoint = match (args.dir, args.command.is_empty()) {
             (Some(_), false) => return Err(ConfigError::Ambiguous),
             (None, true) if args.staticdir.is_none() && args.cgidir.is_none() => {
@@ -198,7 +216,8 @@ impl TryFrom<Args> for Config {
             endpoint,
             subprotocols,
             addresses: args.address,
-            port: args.port,
+            port: args.port.unwrap_or(i64::from(default_port)),
+            tls,
             maxforks: usize::try_from(args.maxforks).unwrap_or(0),
             loglevel,
             session: SessionConfig {
@@ -214,7 +233,7 @@ impl TryFrom<Args> for Config {
                 env: EnvSettings {
                     server_software: format!("websocketd/{}", version()),
                     passenv,
-                    default_port: 80,
+                    default_port,
                 },
             },
         })

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use tokio_rustls::TlsAcceptor;
 use websocketd_transport_ws::router::Endpoint;
 use websocketd_transport_ws::{App, Listener};
 
@@ -17,18 +18,29 @@ pub enum ServeError {
     /// A listener could not be set up.
     #[error(transparent)]
     Bind(#[from] websocketd_transport_ws::Error),
+    /// The certificate or key could not be used.
+    #[error(transparent)]
+    Tls(#[from] websocketd_transport_tls::Error),
 }
 
-/// The bound sockets: the main listeners, and those of `--redirport`.
-#[derive(Debug)]
+/// The bound sockets: the main listeners, and those of `--redirport`; and TLS, if any.
 pub struct Listeners {
     main: Vec<Listener>,
     redirect: Vec<Listener>,
+    tls: Option<TlsAcceptor>,
 }
 
 /// Binds all listeners. Nothing is served until [`serve`] is called, so a failure here
 /// leaves nothing half-started.
 pub async fn bind(config: &Config) -> Result<Listeners, ServeError> {
+    // TLS first: a bad certificate or key is reported before anything listens.
+    let tls = match &config.tls {
+        None => None,
+        Some(settings) => {
+            websocketd_transport_tls::install_provider();
+            Some(TlsAcceptor::from(websocketd_transport_tls::load(settings)?))
+        }
+    };
     let port = u16::try_from(config.port).map_err(|_| ServeError::Port(config.port))?;
     let main = websocketd_transport_ws::bind(&config.addresses, port).await?;
     let redirect = match config.redirport {
@@ -38,7 +50,17 @@ pub async fn bind(config: &Config) -> Result<Listeners, ServeError> {
             websocketd_transport_ws::bind(&config.addresses, n).await?
         }
     };
-    Ok(Listeners { main, redirect })
+    Ok(Listeners { main, redirect, tls })
+}
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listeners")
+            .field("main", &self.main)
+            .field("redirect", &self.redirect)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
 }
 
 /// Logs the start-up lines and serves on every listener until SIGINT or SIGTERM, then stops
@@ -71,24 +93,25 @@ pub async fn serve(config: Config, listeners: Listeners) {
         .with_files(config.files)
         .with_cgi(config.cgi);
     let app = Arc::new(app);
+    let (ws, http) = if listeners.tls.is_some() { ("wss", "https") } else { ("ws", "http") };
     let mut main_port = 0;
     for listener in listeners.main {
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         main_port = port;
         let host = listener.host.clone().unwrap_or_else(hostname);
-        tracing::info!(target: "server", "Starting WebSocket server   : ws://{host}:{port}/");
+        tracing::info!(target: "server", "Starting WebSocket server   : {ws}://{host}:{port}/");
         if config.devconsole {
-            tracing::info!(target: "server", "Developer console enabled   : http://{host}:{port}/");
+            tracing::info!(target: "server", "Developer console enabled   : {http}://{host}:{port}/");
         } else if serves_files {
-            tracing::info!(target: "server", "Serving CGI or static files : http://{host}:{port}/");
+            tracing::info!(target: "server", "Serving CGI or static files : {http}://{host}:{port}/");
         }
-        tokio::spawn(listener.serve(Arc::clone(&app)));
+        tokio::spawn(listener.serve(Arc::clone(&app), listeners.tls.clone()));
     }
     for listener in listeners.redirect {
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         let host = listener.host.clone().unwrap_or_else(hostname);
         tracing::info!(target: "server", "Starting redirect server    : http://{host}:{port}/");
-        tokio::spawn(websocketd_transport_ws::redirect::serve(listener, "http", main_port));
+        tokio::spawn(websocketd_transport_ws::redirect::serve(listener, http, main_port));
     }
     wait_for_stop().await;
     websocketd_core::child::stop_all().await;

@@ -9,12 +9,16 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use websocketd_transport_tls::MaybeTls;
 
 use crate::Error;
 use crate::router::App;
 
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take over the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A bound listening socket and how it was asked for.
 #[derive(Debug)]
@@ -35,8 +39,9 @@ impl Listener {
         self.inner.accept().await
     }
 
-    /// Serves connections until the process ends.
-    pub async fn serve(self, app: Arc<App>) {
+    /// Serves connections until the process ends, with TLS when `tls` is given (the
+    /// handshake runs in each connection's own task, under a timeout).
+    pub async fn serve(self, app: Arc<App>, tls: Option<TlsAcceptor>) {
         let mut backoff = Duration::from_millis(5);
         loop {
             let (stream, peer) = match self.inner.accept().await {
@@ -53,17 +58,37 @@ impl Listener {
             };
             let _ = stream.set_nodelay(true);
             let app = Arc::clone(&app);
+            let tls = tls.clone();
             tokio::spawn(async move {
+                let secure = tls.is_some();
+                let conn = match &tls {
+                    None => MaybeTls::Plain(stream),
+                    Some(acceptor) => {
+                        match websocketd_transport_tls::accept(
+                            acceptor,
+                            stream,
+                            TLS_HANDSHAKE_TIMEOUT,
+                        )
+                        .await
+                        {
+                            Ok(stream) => MaybeTls::Tls(Box::new(stream)),
+                            Err(e) => {
+                                tracing::debug!(target: "http", "TLS handshake with {peer} failed: {e}");
+                                return;
+                            }
+                        }
+                    }
+                };
                 let service = hyper::service::service_fn(move |req| {
                     let app = Arc::clone(&app);
-                    async move { Ok::<_, std::convert::Infallible>(app.handle(req, peer).await) }
+                    async move { Ok::<_, std::convert::Infallible>(app.handle(req, peer, secure).await) }
                 });
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())
                     // Header names as Go writes them (`Content-Type`), for scripts that look.
                     .title_case_headers(true)
                     .header_read_timeout(HEADER_READ_TIMEOUT)
-                    .serve_connection(TokioIo::new(stream), service)
+                    .serve_connection(TokioIo::new(conn), service)
                     .with_upgrades();
                 if let Err(e) = conn.await {
                     tracing::debug!(target: "http", "Connection from {peer} ended: {e}");

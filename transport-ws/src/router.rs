@@ -163,8 +163,13 @@ impl App {
     }
 
     /// Answers one request from `peer`, with the command line's extra headers.
-    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        let mut resp = self.route(req, peer).await;
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        tls: bool,
+    ) -> Response<Body> {
+        let mut resp = self.route(req, peer, tls).await;
         let extra = if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             &self.headers.ws
         } else {
@@ -179,17 +184,17 @@ impl App {
 
     /// websocketd's dispatch: with a command or `--dir`, an upgrade goes to a session; any
     /// other request gets the console, a static file, or 404.
-    async fn route(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    async fn route(&self, req: Request<Incoming>, peer: SocketAddr, tls: bool) -> Response<Body> {
         let decoded = path::decode(req.uri().path());
         if let Some(location) = path::redirect(&decoded, req.uri().query()) {
             return moved(&location);
         }
         if let Some(endpoint) = &self.endpoint {
             if upgrade::is_upgrade(&req) {
-                return self.upgrade(req, peer, endpoint, decoded);
+                return self.upgrade(req, peer, tls, endpoint, decoded);
             }
         }
-        let span = tracing::info_span!(target: "http", "http", url = %url(&req), remote = %ip_string(peer.ip()));
+        let span = tracing::info_span!(target: "http", "http", url = %url(&req, tls), remote = %ip_string(peer.ip()));
         if let Some(since) = self.console {
             span.in_scope(|| websocketd_core::access!(target: "http", "DEVCONSOLE"));
             return console::respond(req.headers(), since).map(full);
@@ -201,8 +206,8 @@ impl App {
                         tracing::error!(target: "http", "Fork not allowed since maxforks amount has been reached. CGI was not run.");
                         return plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n");
                     };
-                    let info = request_info(&req, peer, script_name, path_info, None);
-                    let span = tracing::info_span!(target: "http", "http", url = %url(&req), remote = %ip_string(peer.ip()), cgiscript = %program.display());
+                    let info = request_info(&req, peer, tls, script_name, path_info, None);
+                    let span = tracing::info_span!(target: "http", "http", url = %url(&req, tls), remote = %ip_string(peer.ip()), cgiscript = %program.display());
                     span.in_scope(|| websocketd_core::access!(target: "http", "CGI"));
                     let env = &self.session.env;
                     let run = cgi::run(req, info, program, env, self.session.closems, slot);
@@ -241,6 +246,7 @@ impl App {
         &self,
         mut req: Request<Incoming>,
         peer: SocketAddr,
+        tls: bool,
         endpoint: &Endpoint,
         decoded: String,
     ) -> Response<Body> {
@@ -255,11 +261,11 @@ impl App {
                     (Arc::new(Command { program, args: Vec::new() }), script_name, path_info)
                 }
                 Lookup::NotFound => {
-                    not_found(&req, peer, None);
+                    not_found(&req, peer, tls, None);
                     return plain(StatusCode::NOT_FOUND, "404 Not Found\n");
                 }
                 Lookup::Refused(why) => {
-                    not_found(&req, peer, Some(why));
+                    not_found(&req, peer, tls, Some(why));
                     return plain(StatusCode::NOT_FOUND, "404 Not Found\n");
                 }
             },
@@ -267,7 +273,7 @@ impl App {
         let accept = match upgrade::check(&req) {
             Ok(key) => derive_accept_key(key),
             Err(refusal) => {
-                let span = tracing::info_span!(target: "session", "session", url = %url(&req), remote = %ip_string(peer.ip()));
+                let span = tracing::info_span!(target: "session", "session", url = %url(&req, tls), remote = %ip_string(peer.ip()));
                 span.in_scope(|| {
                     websocketd_core::access!(target: "session", "Unable to Upgrade: {}", refusal.reason());
                 });
@@ -279,13 +285,13 @@ impl App {
         };
         let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok());
         let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
-        if let Err(why) = self.origins.check(origin, host, false) {
-            let span = tracing::info_span!(target: "session", "session", url = %url(&req), remote = %ip_string(peer.ip()), origin = %origin.unwrap_or("file:"));
+        if let Err(why) = self.origins.check(origin, host, tls) {
+            let span = tracing::info_span!(target: "session", "session", url = %url(&req, tls), remote = %ip_string(peer.ip()), origin = %origin.unwrap_or("file:"));
             span.in_scope(|| websocketd_core::access!(target: "session", "{why}"));
             return plain(StatusCode::FORBIDDEN, "Forbidden\n");
         }
         let subprotocol = upgrade::choose_subprotocol(req.headers(), &self.subprotocols);
-        let info = request_info(&req, peer, script_name, path_info, subprotocol);
+        let info = request_info(&req, peer, tls, script_name, path_info, subprotocol);
         let on_upgrade = hyper::upgrade::on(&mut req);
         let ws_config = self.ws_config;
         let socket: session::Upgrade<_> = Box::pin(async move {
@@ -332,6 +338,7 @@ impl App {
 fn request_info<B>(
     req: &Request<B>,
     peer: SocketAddr,
+    tls: bool,
     script_name: String,
     path_info: String,
     subprotocol: Option<&str>,
@@ -344,7 +351,7 @@ fn request_info<B>(
         uri: req.uri().clone(),
         version: req.version(),
         headers: req.headers().clone(),
-        tls: false,
+        tls,
         script_name,
         path_info,
         subprotocol: subprotocol.map(str::to_owned),
@@ -363,8 +370,8 @@ async fn reverse_name(ip: std::net::IpAddr) -> String {
 
 /// Logs a WebSocket request with no script behind it; `why` when something is there that
 /// may not be run.
-fn not_found<B>(req: &Request<B>, peer: SocketAddr, why: Option<&str>) {
-    let span = tracing::info_span!(target: "session", "session", url = %url(req), remote = %ip_string(peer.ip()));
+fn not_found<B>(req: &Request<B>, peer: SocketAddr, tls: bool, why: Option<&str>) {
+    let span = tracing::info_span!(target: "session", "session", url = %url(req, tls), remote = %ip_string(peer.ip()));
     span.in_scope(|| {
         if let Some(why) = why {
             tracing::error!(target: "session", "Refused to run {}: {why}", req.uri().path());
@@ -386,11 +393,12 @@ fn moved(location: &str) -> Response<Body> {
     resp
 }
 
-/// `http://<Host><request URI>` for logs.
-fn url<B>(req: &Request<B>) -> String {
+/// `http[s]://<Host><request URI>` for logs.
+fn url<B>(req: &Request<B>, tls: bool) -> String {
     let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-    format!("http://{host}{target}")
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{host}{target}")
 }
 
 /// A short text/plain response, as Go's `http.Error` writes it.

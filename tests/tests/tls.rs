@@ -1,0 +1,174 @@
+//! `--ssl`: wss:// with certificates made for the test, TLS 1.2 and 1.3 only, and clear
+//! errors for bad files.
+
+use std::sync::Arc;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
+use rustls_pki_types::ServerName;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_tungstenite::tungstenite::Message;
+use websocketd_tests::*;
+
+/// A CA, and a certificate for localhost and 127.0.0.1 signed by it, in `dir`.
+struct Pki {
+    ca_pem: String,
+    ca: String,
+    cert: String,
+    key: String,
+}
+
+fn pki(dir: &TempDir) -> Pki {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "websocketd test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let mut leaf_params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    leaf_params.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    Pki {
+        ca_pem: ca_cert.pem(),
+        ca: write("ca.pem", &ca_cert.pem()),
+        cert: write("cert.pem", &leaf.pem()),
+        key: write("key.pem", &leaf_key.serialize_pem()),
+    }
+}
+
+async fn wss(
+    server: &Server,
+    pki: &Pki,
+    path: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    let mut roots = RootCertStore::empty();
+    let ca = rustls_pki_types::pem::PemObject::from_pem_slice(pki.ca_pem.as_bytes()).unwrap();
+    roots.add(ca).unwrap();
+    let config = ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let tls = TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("TLS handshake");
+    let url = format!("wss://localhost:{}{path}", server.addr.port());
+    let (ws, _) = within(STEP, tokio_tungstenite::client_async(url, tls)).await.expect("upgrade");
+    ws
+}
+
+#[tokio::test]
+async fn wss_serves_the_command_and_the_child_sees_https() {
+    let dir = TempDir::new();
+    let pki = pki(&dir);
+    let server = Server::start(&[
+        "--ssl",
+        &format!("--sslcert={}", pki.cert),
+        &format!("--sslkey={}", pki.key),
+        &fixture("env.sh"),
+    ])
+    .await;
+    server.wait_log(|l| l.contains("| Starting WebSocket server   : wss://127.0.0.1:")).await;
+    let mut ws = wss(&server, &pki, "/secure?x=1").await;
+    let mut env = Vec::new();
+    while let Some(Ok(Message::Text(t))) = futures_util::StreamExt::next(&mut ws).await {
+        env.push(t.to_string());
+    }
+    assert!(env.contains(&"HTTPS=on".to_owned()), "{env:?}");
+    assert!(env.contains(&format!("SERVER_PORT={}", server.addr.port())), "{env:?}");
+    server.wait_log(|l| l.contains("url:'https://localhost:") && l.ends_with("| CONNECT")).await;
+}
+
+#[tokio::test]
+async fn only_tls_1_2_and_1_3_are_accepted_by_a_client_that_is_not_ours() {
+    let dir = TempDir::new();
+    let pki = pki(&dir);
+    let server = Server::start(&[
+        "--ssl",
+        &format!("--sslcert={}", pki.cert),
+        &format!("--sslkey={}", pki.key),
+        "cat",
+    ])
+    .await;
+    let out = within(
+        STEP,
+        tokio::process::Command::new(fixture("tls_versions.py"))
+            .args(["127.0.0.1", &server.addr.port().to_string(), &pki.ca])
+            .output(),
+    )
+    .await
+    .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = |v: &str| {
+        report.lines().find(|l| l.starts_with(&format!("{v} "))).unwrap_or_default().to_owned()
+    };
+    assert!(line("TLSv1_2").starts_with("TLSv1_2 accepted TLSv1.2"), "{report}");
+    assert!(line("TLSv1_3").starts_with("TLSv1_3 accepted TLSv1.3"), "{report}");
+    // Refused by the server: the client offered the version and got an alert back.
+    for old in ["TLSv1", "TLSv1_1"] {
+        let l = line(old);
+        assert!(l.starts_with(&format!("{old} refused")) && l.contains("alert"), "{report}");
+    }
+}
+
+fn websocketd_exit(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(binary()).args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_certificate_files_exit_3_naming_the_file_before_anything_listens() {
+    let dir = TempDir::new();
+    let pki = pki(&dir);
+    let other = KeyPair::generate().unwrap().serialize_pem();
+    let other_key = dir.path("other.pem");
+    std::fs::write(&other_key, other).unwrap();
+    let missing = dir.path("missing.pem");
+    for (cert, key, needle) in [
+        (missing.as_str(), pki.key.as_str(), "missing.pem"),
+        (pki.key.as_str(), pki.key.as_str(), "no certificate in"),
+        (pki.cert.as_str(), pki.cert.as_str(), "cannot read a private key"),
+        (pki.cert.as_str(), other_key.as_str(), "does not match the certificate"),
+    ] {
+        let (code, stdout, _) = websocketd_exit(&[
+            "--address=127.0.0.1",
+            "--port=0",
+            "--ssl",
+            &format!("--sslcert={cert}"),
+            &format!("--sslkey={key}"),
+            "cat",
+        ]);
+        assert_eq!(code, Some(3), "{stdout}");
+        assert!(
+            stdout.contains("| FATAL  | server     |  | Can't start server: ")
+                && stdout.contains(needle),
+            "{stdout}"
+        );
+        assert!(!stdout.contains("Starting WebSocket server"), "{stdout}");
+    }
+}
+
+#[test]
+fn ssl_flags_must_come_together() {
+    let (code, _, stderr) = websocketd_exit(&["--ssl", "cat"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("Please specify both --sslcert and --sslkey when requesting --ssl."),
+        "{stderr}"
+    );
+    let (code, _, stderr) = websocketd_exit(&["--sslcert=x.pem", "cat"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("You should not be using --ssl* flags when there is no --ssl option."),
+        "{stderr}"
+    );
+}

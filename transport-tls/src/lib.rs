@@ -1,0 +1,220 @@
+//! websocketd's TLS: a rustls server configuration from PEM files, and TLS accepted on a
+//! connection under a timeout.
+//!
+//! Certificates and keys are read through `rustls-pki-types` (`PemObject`): certificate
+//! chains, and RSA (PKCS#1, PKCS#8), ECDSA (SEC1, PKCS#8) and Ed25519 keys. Only TLS 1.2 and
+//! 1.3 are offered, with rustls's safe cipher suites and ALPN `http/1.1`, and one crypto
+//! provider, ring, installed explicitly at start-up.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::rustls::crypto::ring;
+use tokio_rustls::rustls::version::{TLS12, TLS13};
+use tokio_rustls::server::TlsStream;
+
+/// Where the certificate chain and its key are.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM file with the private key.
+    pub key: PathBuf,
+}
+
+/// What can go wrong setting up TLS; each names its file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The certificate file cannot be read or parsed.
+    #[error("cannot read certificate file '{path}'")]
+    Cert {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    /// The certificate file holds no certificate.
+    #[error("no certificate in '{0}'")]
+    NoCert(PathBuf),
+    /// The key file cannot be read, parsed, or holds no key.
+    #[error("cannot read a private key from '{path}'")]
+    Key {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    /// The key does not fit the certificate (or is of a kind rustls cannot use).
+    #[error("the key in '{key}' does not match the certificate in '{cert}'")]
+    Mismatch {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// Why.
+        #[source]
+        source: tokio_rustls::rustls::Error,
+    },
+}
+
+/// Installs ring as the process's crypto provider (once; later calls do nothing).
+pub fn install_provider() {
+    let _ = ring::default_provider().install_default();
+}
+
+/// Reads the files and builds the server configuration.
+pub fn load(settings: &TlsSettings) -> Result<Arc<ServerConfig>, Error> {
+    let certs = read_certs(&settings.cert)?;
+    let key = PrivateKeyDer::from_pem_file(&settings.key)
+        .map_err(|source| Error::Key { path: settings.key.clone(), source })?;
+    let mismatch =
+        |source| Error::Mismatch { cert: settings.cert.clone(), key: settings.key.clone(), source };
+    let mut config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_protocol_versions(&[&TLS13, &TLS12])
+        .map_err(mismatch)?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(mismatch)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let cert_error = |source| Error::Cert { path: path.to_owned(), source };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(cert_error)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(cert_error)?;
+    if certs.is_empty() {
+        return Err(Error::NoCert(path.to_owned()));
+    }
+    Ok(certs)
+}
+
+/// Accepts TLS on `stream`, giving up after `timeout`.
+pub async fn accept<S>(
+    acceptor: &TlsAcceptor,
+    stream: S,
+    timeout: Duration,
+) -> io::Result<TlsStream<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(accepted) => accepted,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")),
+    }
+}
+
+/// A connection that is plain or TLS.
+#[derive(Debug)]
+pub enum MaybeTls<S> {
+    /// No TLS.
+    Plain(S),
+    /// TLS.
+    Tls(Box<TlsStream<S>>),
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for MaybeTls<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for MaybeTls<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            MaybeTls::Plain(s) => s.is_write_vectored(),
+            MaybeTls::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_flush(cx),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn good_files_load_and_bad_ones_name_their_file() {
+        let dir = std::env::temp_dir().join(format!("wsd-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let b = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let cert = write(&dir, "a.crt", &a.cert.pem());
+        let key = write(&dir, "a.key", &a.signing_key.serialize_pem());
+        let other_key = write(&dir, "b.key", &b.signing_key.serialize_pem());
+        let empty = write(&dir, "empty.pem", "");
+        assert!(load(&TlsSettings { cert: cert.clone(), key: key.clone() }).is_ok());
+        let err = |cert: &Path, key: &Path| {
+            load(&TlsSettings { cert: cert.to_owned(), key: key.to_owned() })
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err(&dir.join("missing.crt"), &key).contains("missing.crt"));
+        assert!(err(&empty, &key).contains("no certificate in"));
+        assert!(err(&cert, &empty).contains("cannot read a private key from"));
+        assert!(err(&cert, &other_key).contains("does not match the certificate"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
