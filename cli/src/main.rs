@@ -87,23 +87,11 @@ fn main() -> ExitCode {
         let listeners = match server::bind(&config).await {
             Ok(listeners) => listeners,
             Err(e) => {
-                websocketd_core::fatal!(target: "server", "Can't start server: {}", error_chain(&e));
+                websocketd_core::fatal!(target: "server", "Can't start server: {}", server::error_chain(&e));
                 return ExitCode::from(3);
             }
         };
         server::serve(config, listeners).await;
         ExitCode::SUCCESS
     })
-}
-
-/// An error and its causes on one line: `a: b: c`.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

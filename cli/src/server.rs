@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tokio_rustls::TlsAcceptor;
+use websocketd_transport_tls::TlsConfig;
 use websocketd_transport_ws::router::Endpoint;
 use websocketd_transport_ws::{App, Listener};
 
@@ -27,7 +27,7 @@ pub enum ServeError {
 pub struct Listeners {
     main: Vec<Listener>,
     redirect: Vec<Listener>,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Arc<TlsConfig>>,
 }
 
 /// Binds all listeners. Nothing is served until [`serve`] is called, so a failure here
@@ -38,7 +38,7 @@ pub async fn bind(config: &Config) -> Result<Listeners, ServeError> {
         None => None,
         Some(settings) => {
             websocketd_transport_tls::install_provider();
-            Some(TlsAcceptor::from(websocketd_transport_tls::load(settings)?))
+            Some(Arc::new(TlsConfig::new(settings.clone())?))
         }
     };
     let port = u16::try_from(config.port).map_err(|_| ServeError::Port(config.port))?;
@@ -113,8 +113,37 @@ pub async fn serve(config: Config, listeners: Listeners) {
         tracing::info!(target: "server", "Starting redirect server    : http://{host}:{port}/");
         tokio::spawn(websocketd_transport_ws::redirect::serve(listener, http, main_port));
     }
+    if let Some(tls) = listeners.tls.clone() {
+        tokio::spawn(reload_on_hangup(tls));
+    }
     wait_for_stop().await;
     websocketd_core::child::stop_all().await;
+}
+
+/// On SIGHUP, reads the certificate and key again; a broken file keeps the old ones.
+async fn reload_on_hangup(tls: Arc<TlsConfig>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else { return };
+    while hangups.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => tracing::info!(target: "server", "Reloaded TLS certificate and key"),
+            Err(e) => {
+                tracing::error!(target: "server", "Could not reload TLS, keeping the old certificate: {}", error_chain(&e));
+            }
+        }
+    }
+}
+
+/// An error and its causes on one line: `a: b: c`.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 async fn wait_for_stop() {

@@ -42,24 +42,89 @@ fn pki(dir: &TempDir) -> Pki {
     }
 }
 
-async fn wss(
-    server: &Server,
-    pki: &Pki,
-    path: &str,
-) -> tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+type Wss =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+/// A wss client trusting only `ca_pem`; an error when the TLS handshake fails.
+async fn try_wss(server: &Server, ca_pem: &str, path: &str) -> std::io::Result<Wss> {
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let mut roots = RootCertStore::empty();
-    let ca = rustls_pki_types::pem::PemObject::from_pem_slice(pki.ca_pem.as_bytes()).unwrap();
+    let ca = rustls_pki_types::pem::PemObject::from_pem_slice(ca_pem.as_bytes()).unwrap();
     roots.add(ca).unwrap();
     let config = ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let tls = TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .expect("TLS handshake");
+    let tcp = tokio::net::TcpStream::connect(server.addr).await?;
+    let tls = within(
+        STEP,
+        TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("localhost").unwrap(), tcp),
+    )
+    .await?;
     let url = format!("wss://localhost:{}{path}", server.addr.port());
-    let (ws, _) = within(STEP, tokio_tungstenite::client_async(url, tls)).await.expect("upgrade");
-    ws
+    let (ws, _) = within(STEP, tokio_tungstenite::client_async(url, tls))
+        .await
+        .map_err(std::io::Error::other)?;
+    Ok(ws)
+}
+
+async fn wss(server: &Server, pki: &Pki, path: &str) -> Wss {
+    try_wss(server, &pki.ca_pem, path).await.expect("wss connection")
+}
+
+async fn echo(ws: &mut Wss, text: &str) {
+    use futures_util::{SinkExt, StreamExt};
+    ws.send(Message::text(text)).await.unwrap();
+    let got = within(STEP, ws.next()).await;
+    assert!(matches!(&got, Some(Ok(Message::Text(t))) if t.as_str() == text), "{got:?}");
+}
+
+fn ssl_args(pki: &Pki) -> [String; 3] {
+    ["--ssl".to_owned(), format!("--sslcert={}", pki.cert), format!("--sslkey={}", pki.key)]
+}
+
+#[tokio::test]
+async fn plain_http_to_the_tls_port_gets_a_400_saying_so() {
+    let dir = TempDir::new();
+    let pki = pki(&dir);
+    let ssl = ssl_args(&pki);
+    let server = Server::start(&[&ssl[0], &ssl[1], &ssl[2], "cat"]).await;
+    let resp = raw_http(server.addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(resp.starts_with("HTTP/1.0 400 Bad Request\r\n"), "{resp}");
+    assert!(resp.ends_with("Client sent an HTTP request to an HTTPS server.\n"), "{resp}");
+    // Positive control: TLS on the same port works.
+    echo(&mut wss(&server, &pki, "/").await, "over tls").await;
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_certificate_for_new_connections_only() {
+    let dir = TempDir::new();
+    let first = pki(&dir);
+    let ssl = ssl_args(&first);
+    let server = Server::start(&[&ssl[0], &ssl[1], &ssl[2], "cat"]).await;
+    let mut old = wss(&server, &first, "/").await;
+    echo(&mut old, "before").await;
+    // New files in the same places: a certificate from another CA.
+    let other_dir = TempDir::new();
+    let second = pki(&other_dir);
+    std::fs::copy(&second.cert, &first.cert).unwrap();
+    std::fs::copy(&second.key, &first.key).unwrap();
+    let hangup = |server: &Server| {
+        let pid = nix::unistd::Pid::from_raw(server.pid() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    };
+    hangup(&server);
+    server.wait_log(|l| l.ends_with("| Reloaded TLS certificate and key")).await;
+    echo(&mut wss(&server, &second, "/").await, "new certificate").await;
+    assert!(try_wss(&server, &first.ca_pem, "/").await.is_err(), "the old certificate is gone");
+    echo(&mut old, "old connection untouched").await;
+    // A broken file keeps the current certificate and says which file.
+    std::fs::write(&first.key, "not a key").unwrap();
+    hangup(&server);
+    server
+        .wait_log(|l| {
+            l.contains("| ERROR  | server     |  | Could not reload TLS") && l.contains(&first.key)
+        })
+        .await;
+    echo(&mut wss(&server, &second, "/").await, "still the new certificate").await;
 }
 
 #[tokio::test]
@@ -171,4 +236,24 @@ fn ssl_flags_must_come_together() {
         stderr.contains("You should not be using --ssl* flags when there is no --ssl option."),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn silent_clients_do_not_delay_anyone_else() {
+    let dir = TempDir::new();
+    let pki = pki(&dir);
+    let ssl = ssl_args(&pki);
+    let server = Server::start(&[&ssl[0], &ssl[1], &ssl[2], "cat"]).await;
+    let mut silent = Vec::new();
+    for _ in 0..500 {
+        silent.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    }
+    // Each handshake waits in its own task: a real client is served at once (bounded far
+    // below the 10 s handshake timeout the silent ones are held to).
+    let served = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+        echo(&mut wss(&server, &pki, "/").await, "not delayed").await;
+    })
+    .await;
+    assert!(served.is_ok(), "a client waited behind 500 silent connections");
+    drop(silent);
 }

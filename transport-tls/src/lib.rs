@@ -9,7 +9,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -102,6 +102,46 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
     }
     Ok(certs)
 }
+
+/// The server configuration in use, which SIGHUP can replace: new connections take the
+/// current one, open connections keep theirs.
+#[derive(Debug)]
+pub struct TlsConfig {
+    settings: TlsSettings,
+    current: RwLock<Arc<ServerConfig>>,
+}
+
+impl TlsConfig {
+    /// Loads the files (see [`load`]).
+    pub fn new(settings: TlsSettings) -> Result<TlsConfig, Error> {
+        let config = load(&settings)?;
+        Ok(TlsConfig { settings, current: RwLock::new(config) })
+    }
+
+    /// An acceptor with the current configuration.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner)))
+    }
+
+    /// Reads the files again; on success new connections use them, on failure the old
+    /// configuration stays and the error says which file is wrong.
+    pub fn reload(&self) -> Result<(), Error> {
+        let config = load(&self.settings)?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = config;
+        Ok(())
+    }
+}
+
+/// Whether the first bytes of a connection are a plain HTTP request rather than a TLS
+/// ClientHello (which starts with the byte 0x16).
+pub fn looks_like_http(first: &[u8]) -> bool {
+    const METHODS: [&[u8]; 9] =
+        [b"GET ", b"POST", b"HEAD", b"PUT ", b"DELE", b"OPTI", b"PATC", b"CONN", b"TRAC"];
+    METHODS.iter().any(|m| first.starts_with(m))
+}
+
+/// What a plain HTTP request to the TLS port gets.
+pub const PLAIN_HTTP_RESPONSE: &[u8] = b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
 
 /// Accepts TLS on `stream`, giving up after `timeout`.
 pub async fn accept<S>(

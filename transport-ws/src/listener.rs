@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
-use websocketd_transport_tls::MaybeTls;
+use websocketd_transport_tls::{MaybeTls, TlsConfig};
 
 use crate::Error;
 use crate::router::App;
@@ -41,7 +41,7 @@ impl Listener {
 
     /// Serves connections until the process ends, with TLS when `tls` is given (the
     /// handshake runs in each connection's own task, under a timeout).
-    pub async fn serve(self, app: Arc<App>, tls: Option<TlsAcceptor>) {
+    pub async fn serve(self, app: Arc<App>, tls: Option<Arc<TlsConfig>>) {
         let mut backoff = Duration::from_millis(5);
         loop {
             let (stream, peer) = match self.inner.accept().await {
@@ -63,9 +63,18 @@ impl Listener {
                 let secure = tls.is_some();
                 let conn = match &tls {
                     None => MaybeTls::Plain(stream),
-                    Some(acceptor) => {
+                    Some(config) => {
+                        if plain_http_to_tls(&stream).await {
+                            let mut stream = stream;
+                            let _ = stream
+                                .write_all(websocketd_transport_tls::PLAIN_HTTP_RESPONSE)
+                                .await;
+                            let _ = stream.shutdown().await;
+                            return;
+                        }
+                        let acceptor = config.acceptor();
                         match websocketd_transport_tls::accept(
-                            acceptor,
+                            &acceptor,
                             stream,
                             TLS_HANDSHAKE_TIMEOUT,
                         )
@@ -96,6 +105,24 @@ impl Listener {
             });
         }
     }
+}
+
+/// Whether a connection to the TLS port opens with a plain HTTP request (its first bytes are
+/// peeked, bounded by the handshake timeout).
+async fn plain_http_to_tls(stream: &tokio::net::TcpStream) -> bool {
+    let mut first = [0u8; 4];
+    let peeked = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, async {
+        // A request's method may come in pieces: peek until 4 bytes are there or it is clear.
+        loop {
+            match stream.peek(&mut first).await {
+                Ok(n) if n >= 4 || n == 0 || first[0] == 0x16 => return n,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                Err(_) => return 0,
+            }
+        }
+    })
+    .await;
+    matches!(peeked, Ok(4)) && websocketd_transport_tls::looks_like_http(&first)
 }
 
 /// Binds one listener per `--address` (bracketed IPv6 allowed, host names resolved), or
