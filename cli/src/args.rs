@@ -35,6 +35,11 @@ pub struct Args {
     #[arg(long, value_name = "FILE", help_heading = "TLS")]
     pub sslkey: Option<String>,
 
+    /// Require client certificates signed by the CA(s) in this PEM file; the process sees the
+    /// certificate's subject as SSL_CLIENT_S_DN and SSL_CLIENT_VERIFY=SUCCESS.
+    #[arg(long, value_name = "FILE", help_heading = "TLS")]
+    pub sslca: Option<String>,
+
     /// Also listen on this port for plain HTTP and redirect every request (301) to --port,
     /// path and query kept. 0: off.
     #[arg(

@@ -125,11 +125,13 @@ impl TryFrom<Args> for Config {
         let loglevel: LogLevel =
             args.loglevel.parse().map_err(|_| ConfigError::LogLevel(args.loglevel.clone()))?;
         let tls = match (args.ssl, args.sslcert, args.sslkey) {
-            (true, Some(cert), Some(key)) => {
-                Some(TlsSettings { cert: cert.into(), key: key.into() })
-            }
+            (true, Some(cert), Some(key)) => Some(TlsSettings {
+                cert: cert.into(),
+                key: key.into(),
+                ca: args.sslca.map(PathBuf::from),
+            }),
             (true, _, _) => return Err(ConfigError::SslFiles),
-            (false, None, None) => None,
+            (false, None, None) if args.sslca.is_none() => None,
             (false, _, _) => return Err(ConfigError::SslWithoutSsl),
         };
         let default_port: u16 = if tls.is_some() { 443 } else { 80 };

@@ -38,6 +38,9 @@ pub async fn bind(config: &Config) -> Result<Listeners, ServeError> {
         None => None,
         Some(settings) => {
             websocketd_transport_tls::install_provider();
+            if let Some(warning) = websocketd_transport_tls::validity_warning(&settings.cert) {
+                tracing::warn!(target: "server", "{warning}");
+            }
             Some(Arc::new(TlsConfig::new(settings.clone())?))
         }
     };

@@ -39,6 +39,8 @@ pub struct RequestInfo {
     pub path_info: String,
     /// The subprotocol the server chose, if any (`WEBSOCKET_SUBPROTOCOL`).
     pub subprotocol: Option<String>,
+    /// The subject of the verified client certificate, with `--sslca` (`SSL_CLIENT_S_DN`).
+    pub client_subject: Option<std::sync::Arc<str>>,
 }
 
 /// Server-wide inputs to every child's environment.
@@ -147,6 +149,10 @@ impl RequestInfo {
         set("REQUEST_URI", self.request_uri());
         if self.tls {
             set("HTTPS", "on");
+        }
+        if let Some(subject) = &self.client_subject {
+            set("SSL_CLIENT_S_DN", subject);
+            set("SSL_CLIENT_VERIFY", "SUCCESS");
         }
         if let Some(protocol) = &self.subprotocol {
             set("WEBSOCKET_SUBPROTOCOL", protocol);

@@ -725,6 +725,7 @@ mod tests {
             script_name: "/".into(),
             path_info: "/".into(),
             subprotocol: None,
+            client_subject: None,
         }
     }
 

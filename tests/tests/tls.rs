@@ -257,3 +257,191 @@ async fn silent_clients_do_not_delay_anyone_else() {
     assert!(served.is_ok(), "a client waited behind 500 silent connections");
     drop(silent);
 }
+
+/// A client certificate (O=Example, CN=client) signed by a new CA; returns (ca pem, cert pem,
+/// key pem).
+fn client_pki() -> (String, String, String) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "client CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(DnType::OrganizationName, "Example");
+    params.distinguished_name.push(DnType::CommonName, "client");
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+/// A wss client presenting `client` (cert pem, key pem), if any; the upgrade's outcome.
+async fn mtls(server: &Server, pki: &Pki, client: Option<(&str, &str)>) -> Result<Wss, String> {
+    use rustls_pki_types::pem::PemObject;
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(rustls_pki_types::CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let builder = ClientConfig::builder().with_root_certificates(roots);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                vec![rustls_pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
+                rustls_pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+    };
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.map_err(|e| e.to_string())?;
+    let tls = within(
+        STEP,
+        TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("localhost").unwrap(), tcp),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let url = format!("wss://localhost:{}/", server.addr.port());
+    // With TLS 1.3 a refused certificate shows at the first exchange, so the upgrade tells.
+    within(STEP, tokio_tungstenite::client_async(url, tls))
+        .await
+        .map(|(ws, _)| ws)
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn sslca_requires_a_client_certificate_and_passes_its_subject() {
+    let dir = TempDir::new();
+    let pki = pki(&dir);
+    let (client_ca, client_cert, client_key) = client_pki();
+    let ca_file = dir.path("client-ca.pem");
+    std::fs::write(&ca_file, &client_ca).unwrap();
+    let ssl = ssl_args(&pki);
+    let server = Server::start(&[
+        &ssl[0],
+        &ssl[1],
+        &ssl[2],
+        &format!("--sslca={ca_file}"),
+        &fixture("env.sh"),
+    ])
+    .await;
+    let mut ws = mtls(&server, &pki, Some((&client_cert, &client_key)))
+        .await
+        .expect("a signed client is accepted");
+    let mut env = Vec::new();
+    while let Some(Ok(Message::Text(t))) = futures_util::StreamExt::next(&mut ws).await {
+        env.push(t.to_string());
+    }
+    assert!(env.contains(&"SSL_CLIENT_S_DN=CN=client,O=Example".to_owned()), "{env:?}");
+    assert!(env.contains(&"SSL_CLIENT_VERIFY=SUCCESS".to_owned()), "{env:?}");
+    assert!(mtls(&server, &pki, None).await.is_err(), "no client certificate");
+    let (_, stranger_cert, stranger_key) = client_pki();
+    assert!(
+        mtls(&server, &pki, Some((&stranger_cert, &stranger_key))).await.is_err(),
+        "a certificate from another CA"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_certificate_starts_with_a_warning() {
+    let dir = TempDir::new();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_file, key_file) = (dir.path("old.pem"), dir.path("old.key"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let server = Server::start(&[
+        "--ssl",
+        &format!("--sslcert={cert_file}"),
+        &format!("--sslkey={key_file}"),
+        "cat",
+    ])
+    .await;
+    server
+        .wait_log(|l| {
+            l.contains("| WARN   | server     |  | the certificate in '")
+                && l.contains("expired on")
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn every_key_kind_serves() {
+    let openssl = std::process::Command::new("openssl").arg("version").output().is_ok();
+    if !openssl {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "openssl is missing on CI");
+        eprintln!("note: no openssl here; skipping the key kinds");
+        return;
+    }
+    let dir = TempDir::new();
+    for (name, generate) in [
+        ("rsa-pkcs1", "openssl genrsa -traditional -out KEY 2048"),
+        ("rsa-pkcs8", "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out KEY"),
+        ("ec-sec1", "openssl ecparam -name prime256v1 -genkey -noout -out KEY"),
+        ("ec-pkcs8", "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out KEY"),
+        ("ed25519", "openssl genpkey -algorithm ed25519 -out KEY"),
+    ] {
+        let key = dir.path(&format!("{name}.key"));
+        let cert = dir.path(&format!("{name}.pem"));
+        let script = format!(
+            "{} 2>/dev/null && openssl req -new -x509 -key {key} -out {cert} -subj /CN=localhost -days 2 2>/dev/null",
+            generate.replace("KEY", &key)
+        );
+        assert!(
+            std::process::Command::new("sh").args(["-c", &script]).status().unwrap().success(),
+            "{name}"
+        );
+        let first = std::fs::read_to_string(&key).unwrap();
+        match name {
+            "rsa-pkcs1" => assert!(first.contains("BEGIN RSA PRIVATE KEY"), "{first}"),
+            "ec-sec1" => assert!(first.contains("BEGIN EC PRIVATE KEY"), "{first}"),
+            _ => assert!(first.contains("BEGIN PRIVATE KEY"), "{first}"),
+        }
+        let server = Server::start(&[
+            "--ssl",
+            &format!("--sslcert={cert}"),
+            &format!("--sslkey={key}"),
+            "cat",
+        ])
+        .await;
+        let probe = tokio::process::Command::new("openssl")
+            .args([
+                "s_client",
+                "-connect",
+                &server.addr.to_string(),
+                "-servername",
+                "localhost",
+                "-brief",
+            ])
+            .stdin(std::process::Stdio::null())
+            .output();
+        let out = within(STEP, probe).await.unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Protocol version: TLSv1.3"), "{name}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn redirport_sends_plain_http_to_https() {
+    let dir = TempDir::new();
+    let pki = pki(&dir);
+    let ssl = ssl_args(&pki);
+    let redir = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server =
+        Server::start(&[&ssl[0], &ssl[1], &ssl[2], &format!("--redirport={redir}"), "cat"]).await;
+    let resp = raw_http(
+        std::net::SocketAddr::from(([127, 0, 0, 1], redir)),
+        &format!("GET /a?b=1 HTTP/1.1\r\nHost: localhost:{redir}\r\n\r\n"),
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 301"), "{resp}");
+    assert!(
+        resp.contains(&format!("\r\nLocation: https://localhost:{}/a?b=1\r\n", server.addr.port())),
+        "{resp}"
+    );
+}

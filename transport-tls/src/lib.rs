@@ -17,9 +17,10 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::crypto::ring;
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::version::{TLS12, TLS13};
+use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 use tokio_rustls::server::TlsStream;
 
 /// Where the certificate chain and its key are.
@@ -29,6 +30,8 @@ pub struct TlsSettings {
     pub cert: PathBuf,
     /// PEM file with the private key.
     pub key: PathBuf,
+    /// With `--sslca`: PEM file with the CA(s) that client certificates must be signed by.
+    pub ca: Option<PathBuf>,
 }
 
 /// What can go wrong setting up TLS; each names its file.
@@ -56,6 +59,15 @@ pub enum Error {
         #[source]
         source: rustls_pki_types::pem::Error,
     },
+    /// The CA file cannot be read or holds no usable certificate.
+    #[error("cannot use the CA file '{path}'")]
+    Ca {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The key does not fit the certificate (or is of a kind rustls cannot use).
     #[error("the key in '{key}' does not match the certificate in '{cert}'")]
     Mismatch {
@@ -81,12 +93,28 @@ pub fn load(settings: &TlsSettings) -> Result<Arc<ServerConfig>, Error> {
         .map_err(|source| Error::Key { path: settings.key.clone(), source })?;
     let mismatch =
         |source| Error::Mismatch { cert: settings.cert.clone(), key: settings.key.clone(), source };
-    let mut config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
+    let provider = Arc::new(ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&[&TLS13, &TLS12])
-        .map_err(mismatch)?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
         .map_err(mismatch)?;
+    let builder = match &settings.ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            let ca_error = |source: Box<dyn std::error::Error + Send + Sync>| Error::Ca {
+                path: path.clone(),
+                source,
+            };
+            let mut roots = RootCertStore::empty();
+            for ca in read_certs(path).map_err(|e| ca_error(Box::new(e)))? {
+                roots.add(ca).map_err(|e| ca_error(Box::new(e)))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| ca_error(Box::new(e)))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(certs, key).map_err(mismatch)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -130,6 +158,48 @@ impl TlsConfig {
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = config;
         Ok(())
     }
+}
+
+/// A warning when the certificate in `path` (its first, the leaf) is expired or not yet
+/// valid: such a certificate still serves, but clients will refuse it.
+pub fn validity_warning(path: &Path) -> Option<String> {
+    let certs = read_certs(path).ok()?;
+    let (_, leaf) = x509_parser::parse_x509_certificate(certs.first()?.as_ref()).ok()?;
+    let validity = leaf.validity();
+    let now = x509_parser::time::ASN1Time::now();
+    if now > validity.not_after {
+        Some(format!("the certificate in '{}' expired on {}", path.display(), validity.not_after))
+    } else if now < validity.not_before {
+        Some(format!(
+            "the certificate in '{}' is not valid before {}",
+            path.display(),
+            validity.not_before
+        ))
+    } else {
+        None
+    }
+}
+
+/// The subject of a client certificate (DER) as Apache and nginx write it
+/// (`SSL_CLIENT_S_DN`), e.g. `CN=client,O=Example`.
+pub fn subject(cert_der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
+    let mut parts: Vec<String> = Vec::new();
+    for rdn in cert.subject().iter() {
+        for attr in rdn.iter() {
+            let key = x509_parser::objects::oid2abbrev(
+                attr.attr_type(),
+                x509_parser::objects::oid_registry(),
+            )
+            .map(str::to_owned)
+            .unwrap_or_else(|_| attr.attr_type().to_id_string());
+            let value = attr.as_str().map(str::to_owned).unwrap_or_default();
+            parts.push(format!("{key}={value}"));
+        }
+    }
+    // RFC 2253 order: the most specific component first.
+    parts.reverse();
+    Some(parts.join(","))
 }
 
 /// Whether the first bytes of a connection are a plain HTTP request rather than a TLS
@@ -245,9 +315,9 @@ mod tests {
         let key = write(&dir, "a.key", &a.signing_key.serialize_pem());
         let other_key = write(&dir, "b.key", &b.signing_key.serialize_pem());
         let empty = write(&dir, "empty.pem", "");
-        assert!(load(&TlsSettings { cert: cert.clone(), key: key.clone() }).is_ok());
+        assert!(load(&TlsSettings { cert: cert.clone(), key: key.clone(), ca: None }).is_ok());
         let err = |cert: &Path, key: &Path| {
-            load(&TlsSettings { cert: cert.to_owned(), key: key.to_owned() })
+            load(&TlsSettings { cert: cert.to_owned(), key: key.to_owned(), ca: None })
                 .unwrap_err()
                 .to_string()
         };

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use websocketd_transport_tls::{MaybeTls, TlsConfig};
 
 use crate::Error;
-use crate::router::App;
+use crate::router::{App, Conn};
 
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,6 +61,7 @@ impl Listener {
             let tls = tls.clone();
             tokio::spawn(async move {
                 let secure = tls.is_some();
+                let mut client_subject = None;
                 let conn = match &tls {
                     None => MaybeTls::Plain(stream),
                     Some(config) => {
@@ -80,7 +81,18 @@ impl Listener {
                         )
                         .await
                         {
-                            Ok(stream) => MaybeTls::Tls(Box::new(stream)),
+                            Ok(stream) => {
+                                let subject = stream
+                                    .get_ref()
+                                    .1
+                                    .peer_certificates()
+                                    .and_then(|certs| certs.first())
+                                    .and_then(|cert| {
+                                        websocketd_transport_tls::subject(cert.as_ref())
+                                    });
+                                client_subject = subject.map(Arc::from);
+                                MaybeTls::Tls(Box::new(stream))
+                            }
                             Err(e) => {
                                 tracing::debug!(target: "http", "TLS handshake with {peer} failed: {e}");
                                 return;
@@ -88,9 +100,11 @@ impl Listener {
                         }
                     }
                 };
+                let info = Conn { tls: secure, client_subject };
                 let service = hyper::service::service_fn(move |req| {
                     let app = Arc::clone(&app);
-                    async move { Ok::<_, std::convert::Infallible>(app.handle(req, peer, secure).await) }
+                    let info = info.clone();
+                    async move { Ok::<_, std::convert::Infallible>(app.handle(req, peer, &info).await) }
                 });
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())

@@ -35,6 +35,15 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
 }
 
+/// What a request's connection is.
+#[derive(Debug, Clone, Default)]
+pub struct Conn {
+    /// Whether it is TLS.
+    pub tls: bool,
+    /// The verified client certificate's subject, with `--sslca`.
+    pub client_subject: Option<Arc<str>>,
+}
+
 /// What WebSocket requests run.
 #[derive(Debug)]
 pub enum Endpoint {
@@ -167,9 +176,9 @@ impl App {
         &self,
         req: Request<Incoming>,
         peer: SocketAddr,
-        tls: bool,
+        conn: &Conn,
     ) -> Response<Body> {
-        let mut resp = self.route(req, peer, tls).await;
+        let mut resp = self.route(req, peer, conn).await;
         let extra = if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             &self.headers.ws
         } else {
@@ -184,14 +193,15 @@ impl App {
 
     /// websocketd's dispatch: with a command or `--dir`, an upgrade goes to a session; any
     /// other request gets the console, a static file, or 404.
-    async fn route(&self, req: Request<Incoming>, peer: SocketAddr, tls: bool) -> Response<Body> {
+    async fn route(&self, req: Request<Incoming>, peer: SocketAddr, conn: &Conn) -> Response<Body> {
+        let tls = conn.tls;
         let decoded = path::decode(req.uri().path());
         if let Some(location) = path::redirect(&decoded, req.uri().query()) {
             return moved(&location);
         }
         if let Some(endpoint) = &self.endpoint {
             if upgrade::is_upgrade(&req) {
-                return self.upgrade(req, peer, tls, endpoint, decoded);
+                return self.upgrade(req, peer, conn, endpoint, decoded);
             }
         }
         let span = tracing::info_span!(target: "http", "http", url = %url(&req, tls), remote = %ip_string(peer.ip()));
@@ -206,7 +216,7 @@ impl App {
                         tracing::error!(target: "http", "Fork not allowed since maxforks amount has been reached. CGI was not run.");
                         return plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n");
                     };
-                    let info = request_info(&req, peer, tls, script_name, path_info, None);
+                    let info = request_info(&req, peer, conn, script_name, path_info, None);
                     let span = tracing::info_span!(target: "http", "http", url = %url(&req, tls), remote = %ip_string(peer.ip()), cgiscript = %program.display());
                     span.in_scope(|| websocketd_core::access!(target: "http", "CGI"));
                     let env = &self.session.env;
@@ -246,10 +256,11 @@ impl App {
         &self,
         mut req: Request<Incoming>,
         peer: SocketAddr,
-        tls: bool,
+        conn: &Conn,
         endpoint: &Endpoint,
         decoded: String,
     ) -> Response<Body> {
+        let tls = conn.tls;
         let Some(slot) = self.slot() else {
             tracing::error!(target: "http", "Max of possible forks already active, upgrade rejected");
             return plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n");
@@ -291,7 +302,7 @@ impl App {
             return plain(StatusCode::FORBIDDEN, "Forbidden\n");
         }
         let subprotocol = upgrade::choose_subprotocol(req.headers(), &self.subprotocols);
-        let info = request_info(&req, peer, tls, script_name, path_info, subprotocol);
+        let info = request_info(&req, peer, conn, script_name, path_info, subprotocol);
         let on_upgrade = hyper::upgrade::on(&mut req);
         let ws_config = self.ws_config;
         let socket: session::Upgrade<_> = Box::pin(async move {
@@ -338,7 +349,7 @@ impl App {
 fn request_info<B>(
     req: &Request<B>,
     peer: SocketAddr,
-    tls: bool,
+    conn: &Conn,
     script_name: String,
     path_info: String,
     subprotocol: Option<&str>,
@@ -351,10 +362,11 @@ fn request_info<B>(
         uri: req.uri().clone(),
         version: req.version(),
         headers: req.headers().clone(),
-        tls,
+        tls: conn.tls,
         script_name,
         path_info,
         subprotocol: subprotocol.map(str::to_owned),
+        client_subject: conn.client_subject.clone(),
     }
 }
 
