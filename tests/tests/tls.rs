@@ -81,12 +81,20 @@ fn ssl_args(pki: &Pki) -> [String; 3] {
     ["--ssl".to_owned(), format!("--sslcert={}", pki.cert), format!("--sslkey={}", pki.key)]
 }
 
-#[tokio::test]
-async fn plain_http_to_the_tls_port_gets_a_400_saying_so() {
+/// A fresh PKI and a server with `--ssl` and `args` (flags, then the command).
+async fn tls_server(args: &[&str]) -> (TempDir, Pki, Server) {
     let dir = TempDir::new();
     let pki = pki(&dir);
     let ssl = ssl_args(&pki);
-    let server = Server::start(&[&ssl[0], &ssl[1], &ssl[2], "cat"]).await;
+    let mut all: Vec<&str> = ssl.iter().map(String::as_str).collect();
+    all.extend_from_slice(args);
+    let server = Server::start(&all).await;
+    (dir, pki, server)
+}
+
+#[tokio::test]
+async fn plain_http_to_the_tls_port_gets_a_400_saying_so() {
+    let (_dir, pki, server) = tls_server(&["cat"]).await;
     let resp = raw_http(server.addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert!(resp.starts_with("HTTP/1.0 400 Bad Request\r\n"), "{resp}");
     assert!(resp.ends_with("Client sent an HTTP request to an HTTPS server.\n"), "{resp}");
@@ -96,10 +104,7 @@ async fn plain_http_to_the_tls_port_gets_a_400_saying_so() {
 
 #[tokio::test]
 async fn sighup_reloads_the_certificate_for_new_connections_only() {
-    let dir = TempDir::new();
-    let first = pki(&dir);
-    let ssl = ssl_args(&first);
-    let server = Server::start(&[&ssl[0], &ssl[1], &ssl[2], "cat"]).await;
+    let (_dir, first, server) = tls_server(&["cat"]).await;
     let mut old = wss(&server, &first, "/").await;
     echo(&mut old, "before").await;
     // New files in the same places: a certificate from another CA.
@@ -129,15 +134,7 @@ async fn sighup_reloads_the_certificate_for_new_connections_only() {
 
 #[tokio::test]
 async fn wss_serves_the_command_and_the_child_sees_https() {
-    let dir = TempDir::new();
-    let pki = pki(&dir);
-    let server = Server::start(&[
-        "--ssl",
-        &format!("--sslcert={}", pki.cert),
-        &format!("--sslkey={}", pki.key),
-        &fixture("env.sh"),
-    ])
-    .await;
+    let (_dir, pki, server) = tls_server(&[&fixture("env.sh")]).await;
     server.wait_log(|l| l.contains("| Starting WebSocket server   : wss://127.0.0.1:")).await;
     let mut ws = wss(&server, &pki, "/secure?x=1").await;
     let mut env = Vec::new();
@@ -240,10 +237,7 @@ fn ssl_flags_must_come_together() {
 
 #[tokio::test]
 async fn silent_clients_do_not_delay_anyone_else() {
-    let dir = TempDir::new();
-    let pki = pki(&dir);
-    let ssl = ssl_args(&pki);
-    let server = Server::start(&[&ssl[0], &ssl[1], &ssl[2], "cat"]).await;
+    let (_dir, pki, server) = tls_server(&["cat"]).await;
     let mut silent = Vec::new();
     for _ in 0..500 {
         silent.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
@@ -431,12 +425,8 @@ async fn every_key_kind_serves() {
 
 #[tokio::test]
 async fn redirport_sends_plain_http_to_https() {
-    let dir = TempDir::new();
-    let pki = pki(&dir);
-    let ssl = ssl_args(&pki);
     let redir = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let server =
-        Server::start(&[&ssl[0], &ssl[1], &ssl[2], &format!("--redirport={redir}"), "cat"]).await;
+    let (_dir, _pki, server) = tls_server(&[&format!("--redirport={redir}"), "cat"]).await;
     let resp = raw_http(
         std::net::SocketAddr::from(([127, 0, 0, 1], redir)),
         &format!("GET /a?b=1 HTTP/1.1\r\nHost: localhost:{redir}\r\n\r\n"),
