@@ -438,3 +438,41 @@ async fn redirport_sends_plain_http_to_https() {
         "{resp}"
     );
 }
+
+#[tokio::test]
+async fn a_certificate_chain_with_an_intermediate_is_served_whole() {
+    let dir = TempDir::new();
+    let root_key = KeyPair::generate().unwrap();
+    let mut root_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    root_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    root_params.distinguished_name.push(DnType::CommonName, "root");
+    let root = root_params.self_signed(&root_key).unwrap();
+    let root_issuer = Issuer::new(root_params, root_key);
+    let mid_key = KeyPair::generate().unwrap();
+    let mut mid_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    mid_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    mid_params.distinguished_name.push(DnType::CommonName, "intermediate");
+    let mid = mid_params.signed_by(&mid_key, &root_issuer).unwrap();
+    let mid_issuer = Issuer::new(mid_params, mid_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &mid_issuer)
+        .unwrap();
+    // The file holds the leaf, then the intermediate; the client trusts only the root.
+    let pki = Pki {
+        ca_pem: root.pem(),
+        ca: dir.path("root.pem"),
+        cert: dir.path("chain.pem"),
+        key: dir.path("leaf.key"),
+    };
+    std::fs::write(&pki.cert, leaf.pem() + &mid.pem()).unwrap();
+    std::fs::write(&pki.key, leaf_key.serialize_pem()).unwrap();
+    let ssl = ssl_args(&pki);
+    let server = Server::start(&[&ssl[0], &ssl[1], &ssl[2], "cat"]).await;
+    echo(&mut wss(&server, &pki, "/").await, "through the chain").await;
+    // Control: the leaf alone does not verify against the root.
+    std::fs::write(&pki.cert, leaf.pem()).unwrap();
+    let alone = Server::start(&[&ssl[0], &ssl[1], &ssl[2], "cat"]).await;
+    assert!(try_wss(&alone, &pki.ca_pem, "/").await.is_err());
+}
