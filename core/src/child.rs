@@ -261,7 +261,12 @@ pub async fn stop_all() {
     };
     signal_all(Signal::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(1);
-    while Instant::now() < deadline && groups.iter().any(|&g| group_has_live_members(g)) {
+    while Instant::now() < deadline {
+        // One pass over /proc per poll, whatever the number of groups.
+        let live = live_groups();
+        if !groups.iter().any(|g| group_exists(*g) && live.contains(g)) {
+            break;
+        }
         tokio::time::sleep(GROUP_POLL).await;
     }
     signal_all(Signal::SIGKILL);
@@ -270,12 +275,18 @@ pub async fn stop_all() {
 /// Whether any process other than a zombie is in group `pgid`. Zombies are not counted:
 /// they are dead, and whoever adopted them reaps them.
 fn group_has_live_members(pgid: u32) -> bool {
-    let Ok(raw) = i32::try_from(pgid) else { return false };
-    // Cheap first: no member at all.
-    if killpg(Pid::from_raw(raw), None::<Signal>).is_err() {
-        return false;
-    }
-    let Ok(dir) = std::fs::read_dir("/proc") else { return true };
+    group_exists(pgid) && live_groups().contains(&pgid)
+}
+
+/// Whether any process, zombies included, is in group `pgid` (a cheap signal-0 check).
+fn group_exists(pgid: u32) -> bool {
+    i32::try_from(pgid).is_ok_and(|raw| killpg(Pid::from_raw(raw), None::<Signal>).is_ok())
+}
+
+/// The process groups that hold a live (non-zombie) process, from one pass over /proc.
+fn live_groups() -> std::collections::HashSet<u32> {
+    let mut groups = std::collections::HashSet::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return groups };
     for entry in dir.flatten() {
         let name = entry.file_name();
         if !name.as_encoded_bytes().iter().all(u8::is_ascii_digit) {
@@ -289,11 +300,13 @@ fn group_has_live_members(pgid: u32) -> bool {
         else {
             continue;
         };
-        if pgrp == pgid.to_string() && state != "Z" && state != "X" {
-            return true;
+        if state != "Z" && state != "X" {
+            if let Ok(pgrp) = pgrp.parse() {
+                groups.insert(pgrp);
+            }
         }
     }
-    false
+    groups
 }
 
 /// Logs each line of the child's stderr at ERROR in category `stderr`, until it closes.
