@@ -20,7 +20,7 @@ use tracing::Instrument;
 use websocketd_core::child::{self, Child, Pipes};
 use websocketd_core::env::{EnvSettings, RequestInfo};
 
-use crate::router::{Body, full};
+use crate::router::{Body, full, plain};
 
 /// The most a script's header block may take.
 const MAX_HEAD: usize = 64 * 1024;
@@ -45,13 +45,13 @@ pub async fn run(
         Ok(spawned) => spawned,
         Err(e) => {
             tracing::error!(target: "process", "Could not launch process {} ({e})", program.display());
-            return status(StatusCode::INTERNAL_SERVER_ERROR, "500 Internal Server Error\n");
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "500 Internal Server Error\n");
         }
     };
     let Pipes { stdin, stdout, stderr } = pipes;
     tokio::spawn(child::drain_stderr(stderr).in_current_span());
     tokio::spawn(feed(req.into_body(), stdin));
-    let mut guard = Guard { child: Some(child), closems, _slot: slot };
+    let guard = Guard { child: Some(child), closems, _slot: slot };
     let mut buf = BytesMut::new();
     let head_end = loop {
         if let Some(end) = head_end(&buf) {
@@ -75,7 +75,7 @@ pub async fn run(
     // when it ends or when the client goes.
     let first = (!buf.is_empty()).then(|| buf.freeze());
     let stream = futures_util::stream::unfold(
-        (Some(stdout), first, guard_take(&mut guard)),
+        (Some(stdout), first, guard),
         |(stdout, first, mut guard)| async move {
             if let Some(bytes) = first {
                 return Some((Ok(Frame::data(bytes)), (stdout, None, guard)));
@@ -115,10 +115,6 @@ struct Guard {
     child: Option<Child>,
     closems: Duration,
     _slot: Option<OwnedSemaphorePermit>,
-}
-
-fn guard_take(guard: &mut Guard) -> Guard {
-    Guard { child: guard.child.take(), closems: guard.closems, _slot: guard._slot.take() }
 }
 
 impl Guard {
@@ -181,15 +177,7 @@ fn response_head(head: &[u8]) -> Result<Response<Body>, &'static str> {
 
 fn bad_gateway(why: &str) -> Response<Body> {
     tracing::error!(target: "http", "CGI script output is malformed: {why}");
-    status(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n")
-}
-
-fn status(code: StatusCode, body: &'static str) -> Response<Body> {
-    let mut resp = Response::new(full(Bytes::from_static(body.as_bytes())));
-    *resp.status_mut() = code;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    resp
+    plain(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n")
 }
 
 #[cfg(test)]

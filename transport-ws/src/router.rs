@@ -414,7 +414,7 @@ fn url<B>(req: &Request<B>, tls: bool) -> String {
 }
 
 /// A short text/plain response, as Go's `http.Error` writes it.
-fn plain(status: StatusCode, body: &str) -> Response<Body> {
+pub(crate) fn plain(status: StatusCode, body: &str) -> Response<Body> {
     let mut resp = Response::new(full(Bytes::copy_from_slice(body.as_bytes())));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
