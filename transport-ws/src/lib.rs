@@ -3,6 +3,7 @@
 //! - [`listener`]: binding the addresses and the accept loop.
 //! - [`router`]: what each request gets: the upgrade to a session, or a plain HTTP answer.
 //! - [`path`]: cleaning request paths, as Go's mux does.
+//! - [`proxy`]: `--trustedproxy`, the real client and scheme behind a trusted reverse proxy.
 //! - [`scripts`]: `--dir`, which script a URL runs.
 //! - [`redirect`]: `--redirport`, the plain-HTTP listener that redirects to the main port.
 //! - [`console`]: `--devconsole`, the page for trying an endpoint in a browser.
@@ -16,6 +17,7 @@ pub mod files;
 pub mod listener;
 pub mod origin;
 pub mod path;
+pub mod proxy;
 pub mod redirect;
 pub mod router;
 pub mod scripts;
