@@ -118,14 +118,10 @@ impl TrustedProxies {
             return client;
         }
         let has_xff = headers.contains_key(X_FORWARDED_FOR);
-        let forwarded = if has_xff && headers.contains_key(X_FORWARDED_PROTO) {
-            Forwarded::default()
-        } else {
-            Forwarded::parse(headers)
-        };
         // X-Forwarded-For wins: nginx, HAProxy and the load balancers write it, while nginx
         // passes a client's own `Forwarded` through untouched, so with both present `Forwarded`
-        // is likely the client's invention.
+        // is likely the client's invention: then not even its `proto=` is read.
+        let forwarded = if has_xff { Forwarded::default() } else { Forwarded::parse(headers) };
         if has_xff {
             let hops = headers
                 .get_all(X_FORWARDED_FOR)
@@ -596,6 +592,12 @@ mod tests {
     #[test]
     fn xff_wins_over_forwarded() {
         let c = behind_proxy(&[("forwarded", "for=6.6.6.6"), ("x-forwarded-for", "192.0.2.7")]);
+        assert_eq!(c, client("192.0.2.7", None, false));
+        // Not even the scheme of a Forwarded the proxy did not write is believed.
+        let c = behind_proxy(&[
+            ("forwarded", "for=6.6.6.6;proto=https"),
+            ("x-forwarded-for", "192.0.2.7"),
+        ]);
         assert_eq!(c, client("192.0.2.7", None, false));
     }
 
