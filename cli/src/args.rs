@@ -55,6 +55,25 @@ pub struct Args {
     #[arg(long, value_name = "ADDRESS", action = ArgAction::Append, help_heading = "Network")]
     pub address: Vec<String>,
 
+    /// Listen on this unix socket too (alone when neither --port nor --address is given), for
+    /// a proxy such as nginx. A stale socket file is replaced; the file goes on exit.
+    #[arg(long, value_name = "PATH", help_heading = "Network")]
+    pub unixsocket: Option<String>,
+
+    /// Permissions of the --unixsocket file, in octal (e.g. 0660). Default: from the umask.
+    #[arg(long = "unixsocket-mode", value_name = "MODE", help_heading = "Network")]
+    pub unixsocket_mode: Option<String>,
+
+    /// Proxies whose X-Forwarded-For / Forwarded and X-Forwarded-Proto headers are believed:
+    /// comma-separated CIDRs or addresses, `unix` for the unix socket; repeat for more.
+    #[arg(long, value_name = "LIST", action = ArgAction::Append, help_heading = "Network")]
+    pub trustedproxy: Vec<String>,
+
+    /// On SIGTERM or SIGINT, how long clients (sent Close 1001) and processes (sent down the
+    /// termination ladder) get before what is left is killed. A second signal kills at once.
+    #[arg(long, value_name = "MS", default_value_t = 5000, help_heading = "Process")]
+    pub shutdownms: u64,
+
     /// Serve every executable in DIR instead of one COMMAND: the URL names the script
     /// (/sub/chat.sh runs DIR/sub/chat.sh; what follows it in the URL is PATH_INFO).
     #[arg(long, value_name = "DIR", help_heading = "Process")]

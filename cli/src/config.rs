@@ -12,6 +12,7 @@ use websocketd_framing::Framing;
 use websocketd_transport_tls::TlsSettings;
 use websocketd_transport_ws::files::StaticDir;
 use websocketd_transport_ws::origin::OriginPolicy;
+use websocketd_transport_ws::proxy::TrustedProxies;
 use websocketd_transport_ws::router::{Endpoint, ExtraHeaders};
 use websocketd_transport_ws::scripts::ScriptDir;
 
@@ -24,6 +25,17 @@ pub struct Config {
     pub addresses: Vec<String>,
     /// The port to listen on.
     pub port: i64,
+    /// Whether to listen on TCP at all: not when `--unixsocket` is the only listen flag.
+    pub tcp: bool,
+    /// `--unixsocket` and `--unixsocket-mode`.
+    pub unix: Option<UnixSocket>,
+    /// Whether any listen flag was given (`--port`, `--address`, `--unixsocket`,
+    /// `--redirport`): with socket activation they are ignored, with a warning.
+    pub listen_flags: bool,
+    /// `--trustedproxy`.
+    pub trusted_proxies: TrustedProxies,
+    /// `--shutdownms`: how long a shutdown may take before what is left is killed.
+    pub shutdown_bound: Duration,
     /// `--ssl` with its certificate and key.
     pub tls: Option<TlsSettings>,
     /// `--redirport` (0: off).
@@ -53,6 +65,15 @@ pub struct Config {
     pub devconsole: bool,
     /// `--origin` entries that do not parse (skipped, as websocketd does).
     pub skipped_origins: Vec<String>,
+}
+
+/// A unix socket to listen on.
+#[derive(Debug, Clone)]
+pub struct UnixSocket {
+    /// Its path.
+    pub path: PathBuf,
+    /// Its permissions, if asked.
+    pub mode: Option<u32>,
 }
 
 /// Why the flags do not make a configuration. Each is reported with exit code 1.
@@ -101,6 +122,15 @@ pub enum ConfigError {
     /// `--dir` is not a directory.
     #[error("Did you mean to specify COMMAND instead of --dir '{0}'?")]
     DirNotDir(String),
+    /// `--unixsocket-mode` is not an octal mode.
+    #[error("invalid --unixsocket-mode '{0}': use octal permissions such as 0660")]
+    UnixSocketMode(String),
+    /// `--unixsocket-mode` without `--unixsocket`.
+    #[error("please specify --unixsocket when requesting --unixsocket-mode")]
+    UnixSocketModeAlone,
+    /// A `--trustedproxy` entry that is not an address, a CIDR or `unix`.
+    #[error(transparent)]
+    TrustedProxy(#[from] websocketd_transport_ws::proxy::ProxyError),
     /// COMMAND was not found.
     #[error("Unable to locate specified COMMAND '{0}' in OS path.")]
     CommandNotFound(String),
@@ -109,7 +139,14 @@ pub enum ConfigError {
 impl ConfigError {
     /// Whether websocketd prints its short usage after this message.
     pub fn wants_usage(&self) -> bool {
-        !matches!(self, ConfigError::SslFiles | ConfigError::SslWithoutSsl)
+        !matches!(
+            self,
+            ConfigError::SslFiles
+                | ConfigError::SslWithoutSsl
+                | ConfigError::UnixSocketMode(_)
+                | ConfigError::UnixSocketModeAlone
+                | ConfigError::TrustedProxy(_)
+        )
     }
 
     /// Whether the message goes to stdout (as websocketd does for a bad log level).
@@ -206,7 +243,30 @@ impl TryFrom<Args> for Config {
             http: parse_all(&args.header_http)?,
         };
         let (origins, skipped_origins) = OriginPolicy::new(args.sameorigin, args.origin.as_deref());
+        let mode = match &args.unixsocket_mode {
+            None => None,
+            Some(_) if args.unixsocket.is_none() => return Err(ConfigError::UnixSocketModeAlone),
+            Some(raw) => Some(
+                u32::from_str_radix(raw, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o777)
+                    .ok_or_else(|| ConfigError::UnixSocketMode(raw.clone()))?,
+            ),
+        };
+        let mut trusted_proxies = TrustedProxies::default();
+        for value in &args.trustedproxy {
+            trusted_proxies.add(value)?;
+        }
+        let listen_flags = args.port.is_some()
+            || !args.address.is_empty()
+            || args.unixsocket.is_some()
+            || args.redirport != 0;
         Ok(Config {
+            tcp: args.unixsocket.is_none() || args.port.is_some() || !args.address.is_empty(),
+            unix: args.unixsocket.map(|path| UnixSocket { path: path.into(), mode }),
+            listen_flags,
+            trusted_proxies,
+            shutdown_bound: Duration::from_millis(args.shutdownms),
             cgi,
             files,
             devconsole: args.devconsole,
@@ -232,6 +292,7 @@ impl TryFrom<Args> for Config {
                 closems: Duration::from_millis(args.closems),
                 pass_stderr: args.passstderr,
                 ping: (args.pingms > 0).then(|| Duration::from_millis(args.pingms)),
+                shutdown: websocketd_core::Shutdown::new(),
                 env: EnvSettings {
                     server_software: format!("websocketd/{}", version()),
                     passenv,

@@ -72,6 +72,15 @@ fn main() -> ExitCode {
             return ExitCode::from(4);
         }
     }
+    // Before any thread starts: taking the sockets removes LISTEN_FDS and LISTEN_PID from
+    // the environment.
+    let inherited = match websocketd_transport_ws::activation::Inherited::from_env() {
+        Ok(inherited) => inherited,
+        Err(e) => {
+            websocketd_core::fatal!(target: "server", "Can't start server: {e}");
+            return ExitCode::from(3);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .thread_name("websocketd-rt")
         .enable_all()
@@ -83,8 +92,8 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    runtime.block_on(async {
-        let listeners = match server::bind(&config).await {
+    let code = runtime.block_on(async {
+        let listeners = match server::bind(&config, inherited).await {
             Ok(listeners) => listeners,
             Err(e) => {
                 websocketd_core::fatal!(target: "server", "Can't start server: {}", server::error_chain(&e));
@@ -93,5 +102,8 @@ fn main() -> ExitCode {
         };
         server::serve(config, listeners).await;
         ExitCode::SUCCESS
-    })
+    });
+    // Whatever still runs (a process's last log lines, a pipe being drained) is not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    code
 }

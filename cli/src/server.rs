@@ -1,8 +1,12 @@
-//! The running server: bind every address, say where, serve until a signal.
+//! The running server: bind every address (or take the sockets systemd hands over), say
+//! where, serve until a signal, then shut down gracefully within `--shutdownms`.
 
 use std::sync::Arc;
 
+use websocketd_core::Shutdown;
 use websocketd_transport_tls::TlsConfig;
+use websocketd_transport_ws::activation::Inherited;
+use websocketd_transport_ws::listener::Address;
 use websocketd_transport_ws::router::Endpoint;
 use websocketd_transport_ws::{App, Listener};
 
@@ -30,9 +34,9 @@ pub struct Listeners {
     tls: Option<Arc<TlsConfig>>,
 }
 
-/// Binds all listeners. Nothing is served until [`serve`] is called, so a failure here
-/// leaves nothing half-started.
-pub async fn bind(config: &Config) -> Result<Listeners, ServeError> {
+/// Binds all listeners, or takes over the `inherited` ones (socket activation). Nothing is
+/// served until [`serve`] is called, so a failure here leaves nothing half-started.
+pub async fn bind(config: &Config, inherited: Option<Inherited>) -> Result<Listeners, ServeError> {
     // TLS first: a bad certificate or key is reported before anything listens.
     let tls = match &config.tls {
         None => None,
@@ -44,8 +48,21 @@ pub async fn bind(config: &Config) -> Result<Listeners, ServeError> {
             Some(Arc::new(TlsConfig::new(settings.clone())?))
         }
     };
+    if let Some(inherited) = inherited {
+        if config.listen_flags {
+            tracing::warn!(target: "server", "Socket activation: ignoring --port, --address, --unixsocket and --redirport");
+        }
+        let (main, redirect) = inherited.into_listeners()?;
+        return Ok(Listeners { main, redirect, tls });
+    }
     let port = u16::try_from(config.port).map_err(|_| ServeError::Port(config.port))?;
-    let main = websocketd_transport_ws::bind(&config.addresses, port).await?;
+    let mut main = Vec::new();
+    if config.tcp {
+        main = websocketd_transport_ws::bind(&config.addresses, port).await?;
+    }
+    if let Some(unix) = &config.unix {
+        main.push(websocketd_transport_ws::bind_unix(&unix.path, unix.mode)?);
+    }
     let redirect = match config.redirport {
         0 => Vec::new(),
         n => {
@@ -66,8 +83,10 @@ impl std::fmt::Debug for Listeners {
     }
 }
 
-/// Logs the start-up lines and serves on every listener until SIGINT or SIGTERM, then stops
-/// every child before returning.
+/// Logs the start-up lines and serves on every listener until SIGINT or SIGTERM, then shuts
+/// down: listeners close, every client gets Close 1001 and every process the termination
+/// ladder, all within `--shutdownms`; what is left then is killed, as it is at once on a
+/// second signal.
 pub async fn serve(config: Config, listeners: Listeners) {
     match &config.endpoint {
         Some(Endpoint::Command(command)) => {
@@ -88,8 +107,10 @@ pub async fn serve(config: Config, listeners: Listeners) {
     for entry in &config.skipped_origins {
         tracing::warn!(target: "server", "Ignoring --origin entry '{entry}': not host[:port] or scheme://host[:port]");
     }
+    let shutdown = config.session.shutdown.clone();
     let app = App::new(config.endpoint, config.session, config.maxforks, config.subprotocols)
         .with_origins(config.origins)
+        .with_trusted_proxies(config.trusted_proxies)
         .with_headers(config.headers)
         .with_reverse_lookup(config.reverse_lookup)
         .with_console(config.devconsole)
@@ -97,30 +118,91 @@ pub async fn serve(config: Config, listeners: Listeners) {
         .with_cgi(config.cgi);
     let app = Arc::new(app);
     let (ws, http) = if listeners.tls.is_some() { ("wss", "https") } else { ("ws", "http") };
-    let mut main_port = 0;
+    // The port redirects go to: the first TCP listener's.
+    let main_port = listeners.main.iter().find_map(|l| l.local_addr().ok()).map_or(0, |a| a.port());
+    let mut accepting = Vec::new();
     for listener in listeners.main {
-        let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
-        main_port = port;
-        let host = listener.host.clone().unwrap_or_else(hostname);
-        tracing::info!(target: "server", "Starting WebSocket server   : {ws}://{host}:{port}/");
+        let (at, name) = place(&listener);
+        tracing::info!(target: "server", "Starting WebSocket server   : {ws}://{at}/{name}");
         if config.devconsole {
-            tracing::info!(target: "server", "Developer console enabled   : {http}://{host}:{port}/");
+            tracing::info!(target: "server", "Developer console enabled   : {http}://{at}/{name}");
         } else if serves_files {
-            tracing::info!(target: "server", "Serving CGI or static files : {http}://{host}:{port}/");
+            tracing::info!(target: "server", "Serving CGI or static files : {http}://{at}/{name}");
         }
-        tokio::spawn(listener.serve(Arc::clone(&app), listeners.tls.clone()));
+        accepting.push(tokio::spawn(listener.serve(Arc::clone(&app), listeners.tls.clone())));
     }
     for listener in listeners.redirect {
-        let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
-        let host = listener.host.clone().unwrap_or_else(hostname);
-        tracing::info!(target: "server", "Starting redirect server    : http://{host}:{port}/");
-        tokio::spawn(websocketd_transport_ws::redirect::serve(listener, http, main_port));
+        let (at, name) = place(&listener);
+        tracing::info!(target: "server", "Starting redirect server    : http://{at}/{name}");
+        let serve =
+            websocketd_transport_ws::redirect::serve(listener, http, main_port, shutdown.clone());
+        accepting.push(tokio::spawn(serve));
     }
     if let Some(tls) = listeners.tls.clone() {
         tokio::spawn(reload_on_hangup(tls));
     }
-    wait_for_stop().await;
-    websocketd_core::child::stop_all().await;
+    let Some(mut signals) = Signals::new() else {
+        tracing::error!(target: "server", "Cannot watch SIGINT and SIGTERM: serving until killed");
+        return std::future::pending().await;
+    };
+    let first = signals.next().await;
+    shut_down(&shutdown, first, accepting, &mut signals, config.shutdown_bound).await;
+}
+
+/// Where a listener listens, for the start-up lines: `host:port`, or `unix:PATH`; and the
+/// name systemd gave it, if any, as ` (socket NAME)`.
+fn place(listener: &Listener) -> (String, String) {
+    let at = match listener.address() {
+        Ok(Address::Tcp(addr)) => {
+            let host = match &listener.host {
+                Some(host) => host.clone(),
+                // Bound to all interfaces: the machine's name, as websocketd says.
+                None if addr.ip().is_unspecified() => hostname(),
+                None => websocketd_core::env::ip_string(addr.ip()),
+            };
+            let host = if host.contains(':') && !host.starts_with('[') {
+                format!("[{host}]")
+            } else {
+                host
+            };
+            format!("{host}:{}", addr.port())
+        }
+        Ok(unix @ Address::Unix(_)) => unix.to_string(),
+        Err(_) => "?".to_owned(),
+    };
+    let name = listener.fd_name.as_ref().map(|n| format!(" (socket {n})")).unwrap_or_default();
+    (at, name)
+}
+
+/// The graceful shutdown after signal `first`: stop accepting, close every connection and
+/// session, wait for them within `bound`; then kill what is left, also at once if a second
+/// signal comes.
+async fn shut_down(
+    shutdown: &Shutdown,
+    first: &'static str,
+    accepting: Vec<tokio::task::JoinHandle<()>>,
+    signals: &mut Signals,
+    bound: std::time::Duration,
+) {
+    let open = shutdown.running();
+    tracing::info!(target: "server", "Received {first}: shutting down ({open} connections open, at most {} ms)", bound.as_millis());
+    shutdown.begin();
+    // The listeners end at once, and with them the socket files this server made.
+    for task in accepting {
+        let _ = task.await;
+    }
+    tokio::select! {
+        () = shutdown.finished() => {
+            tracing::debug!(target: "server", "Every connection and process ended");
+        }
+        () = tokio::time::sleep(bound) => {
+            tracing::warn!(target: "server", "Shutdown took longer than {} ms: killing the processes left", bound.as_millis());
+        }
+        second = signals.next() => {
+            tracing::warn!(target: "server", "Received {second} again: killing the processes left");
+        }
+    }
+    websocketd_core::child::kill_all().await;
 }
 
 /// On SIGHUP, reads the certificate and key again; a broken file keeps the old ones.
@@ -149,16 +231,27 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-async fn wait_for_stop() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) =
-        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-    else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
+/// SIGINT and SIGTERM, the signals that stop the server.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Option<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Some(Signals {
+            int: signal(SignalKind::interrupt()).ok()?,
+            term: signal(SignalKind::terminate()).ok()?,
+        })
+    }
+
+    /// The next one to arrive, by name.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+        }
     }
 }
 

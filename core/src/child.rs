@@ -248,19 +248,19 @@ fn live() -> std::sync::MutexGuard<'static, BTreeSet<u32>> {
     LIVE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Stops every child's group on the server's way out: SIGTERM, up to a second's grace,
-/// then SIGKILL for what is left.
-pub async fn stop_all() {
+/// Kills every child's group on the server's way out (after the graceful part had its
+/// chance), and waits, for up to a second, until none of their processes is alive.
+pub async fn kill_all() {
     let groups: Vec<u32> = live().iter().copied().collect();
-    let signal_all = |signal: Signal| {
-        for &pgid in &groups {
-            if let Ok(raw) = i32::try_from(pgid) {
-                let _ = killpg(Pid::from_raw(raw), signal);
-            }
+    if groups.is_empty() {
+        return;
+    }
+    for &pgid in &groups {
+        if let Ok(raw) = i32::try_from(pgid) {
+            let _ = killpg(Pid::from_raw(raw), Signal::SIGKILL);
         }
-    };
-    signal_all(Signal::SIGTERM);
-    let deadline = Instant::now() + Duration::from_secs(1);
+    }
+    let deadline = Instant::now() + AFTER_KILL;
     while Instant::now() < deadline {
         // One pass over /proc per poll, whatever the number of groups.
         let live = live_groups();
@@ -269,7 +269,6 @@ pub async fn stop_all() {
         }
         tokio::time::sleep(GROUP_POLL).await;
     }
-    signal_all(Signal::SIGKILL);
 }
 
 /// Whether any process other than a zombie is in group `pgid`. Zombies are not counted:

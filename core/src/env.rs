@@ -8,7 +8,7 @@
 //! `X-Forwarded-For`.
 
 use std::ffi::OsString;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -19,8 +19,11 @@ use http::{HeaderMap, Method, Uri, Version};
 pub struct RequestInfo {
     /// The connection's identifier: `UNIQUE_ID` and the log's `id`.
     pub id: u64,
-    /// The client's address, if the transport has one.
-    pub remote_addr: Option<SocketAddr>,
+    /// The client's address, if known (none for a unix-socket peer that is not a trusted
+    /// proxy).
+    pub remote_addr: Option<IpAddr>,
+    /// The client's port, if known (a proxy's forwarding header may not say).
+    pub remote_port: Option<u16>,
     /// The client's name (reverse lookup); the address when there is none.
     pub remote_host: Option<String>,
     /// The request method.
@@ -79,12 +82,22 @@ impl EnvSettings {
 impl RequestInfo {
     /// The client's IP as websocketd prints it: no brackets, IPv4-mapped addresses as IPv4.
     pub fn remote_ip(&self) -> String {
-        self.remote_addr.map(|a| ip_string(a.ip())).unwrap_or_default()
+        self.remote_addr.map(ip_string).unwrap_or_default()
     }
 
     /// The name the logs and `REMOTE_HOST` use for the client.
     pub fn remote_name(&self) -> String {
         self.remote_host.clone().unwrap_or_else(|| self.remote_ip())
+    }
+
+    /// The client as the logs name it: [`remote_name`](Self::remote_name), or `unix` when
+    /// the client is a unix-socket peer with no known address.
+    pub fn remote_label(&self) -> String {
+        match (&self.remote_host, self.remote_addr) {
+            (Some(name), _) => name.clone(),
+            (None, Some(ip)) => ip_string(ip),
+            (None, None) => "unix".to_owned(),
+        }
     }
 
     /// The Host header, as sent.
@@ -145,7 +158,7 @@ impl RequestInfo {
             set(empty, "");
         }
         set("UNIQUE_ID", &self.id.to_string());
-        set("REMOTE_PORT", &self.remote_addr.map(|a| a.port().to_string()).unwrap_or_default());
+        set("REMOTE_PORT", &self.remote_port.map(|p| p.to_string()).unwrap_or_default());
         set("REQUEST_URI", self.request_uri());
         if self.tls {
             set("HTTPS", "on");

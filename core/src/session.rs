@@ -64,6 +64,9 @@ pub struct SessionConfig {
     pub pass_stderr: bool,
     /// Ping the client this often, and drop it when silent for twice as long (`--pingms`).
     pub ping: Option<Duration>,
+    /// The server's shutdown: when it begins, the client gets Close 1001 and the child the
+    /// termination ladder.
+    pub shutdown: crate::Shutdown,
 }
 
 /// The client side of a session: a stream and sink of WebSocket messages.
@@ -109,7 +112,7 @@ pub fn run<S: Socket + 'static>(
         "session",
         url = %req.url(),
         id = req.id,
-        remote = %req.remote_name(),
+        remote = %req.remote_label(),
         command = %command.program.display(),
         origin = %req.origin(),
         pid = tracing::field::Empty,
@@ -128,9 +131,15 @@ async fn lifetime<S: Socket>(
     slot: Option<OwnedSemaphorePermit>,
 ) {
     let Some(ws) = socket.await else { return };
-    let (tx, rx) = ws.split();
+    let (mut tx, mut rx) = ws.split();
     crate::access!(target: "session", "CONNECT");
-    session(tx, rx, env, &command, &config).await;
+    if config.shutdown.is_begun() {
+        // Upgraded just as the server began to stop: no child is started any more. (Boxed: it
+        // is rare, and would otherwise take room in every session's future.)
+        Box::pin(close_after(&mut tx, &mut rx, Some(going_away()))).await;
+    } else {
+        session(tx, rx, env, &command, &config).await;
+    }
     // The child is reaped: its slot is free before anyone reads that the session is over.
     drop(slot);
     crate::access!(target: "session", "DISCONNECT");
@@ -144,6 +153,8 @@ enum End {
     BadOutput(websocketd_framing::Error),
     /// The client left, in this way.
     ClientLeft(Gone),
+    /// The server is shutting down.
+    Shutdown,
 }
 
 /// How the client left.
@@ -197,6 +208,7 @@ async fn session<S: Socket>(
             tokio::select! {
                 end = &mut out => break end,
                 gone = &mut inp => break End::ClientLeft(gone),
+                () = config.shutdown.begun() => break End::Shutdown,
                 // Reap a child that exits while something else still holds its stdout.
                 _ = child.wait(), if reaping => reaping = false,
                 () = until(silence.map(|s| last_heard + s)) => {
@@ -239,6 +251,13 @@ async fn ending<S: Socket>(
             let frame = close_frame(CloseCode::Error, "invalid output from process");
             let goodbye = async move {
                 close_after(&mut tx, &mut rx, Some(frame)).await;
+            };
+            tokio::join!(goodbye, stop(&mut child, &mut ladder, &stdout));
+        }
+        End::Shutdown => {
+            tracing::debug!(target: "session", "Server shutting down: closing with 1001");
+            let goodbye = async move {
+                close_after(&mut tx, &mut rx, Some(going_away())).await;
             };
             tokio::join!(goodbye, stop(&mut child, &mut ladder, &stdout));
         }
@@ -572,6 +591,11 @@ fn close_frame(code: CloseCode, reason: &str) -> CloseFrame {
     CloseFrame { code, reason: reason.to_owned().into() }
 }
 
+/// The Close frame of a server that shuts down.
+fn going_away() -> CloseFrame {
+    close_frame(CloseCode::Away, "server shutting down")
+}
+
 /// The Close frame that reports how the child ended.
 fn close_for_status(status: Option<ExitStatus>) -> CloseFrame {
     use std::os::unix::process::ExitStatusExt;
@@ -686,12 +710,19 @@ mod tests {
         (mpsc::UnboundedSender<Result<Message, WsError>>, mpsc::UnboundedReceiver<Message>);
 
     fn start(program: &str, args: &[&str]) -> (Client, tokio::task::JoinHandle<()>) {
+        start_with(config(), program, args)
+    }
+
+    fn start_with(
+        config: SessionConfig,
+        program: &str,
+        args: &[&str],
+    ) -> (Client, tokio::task::JoinHandle<()>) {
         let (to_session, incoming) = mpsc::unbounded_channel();
         let (sent, from_session) = mpsc::unbounded_channel();
         let socket = ChannelSocket { incoming, sent };
         let command =
             Command { program: program.into(), args: args.iter().map(OsString::from).collect() };
-        let config = config();
         let task =
             tokio::spawn(run(ready(socket), &request(), Arc::new(command), Arc::new(config), None));
         ((to_session, from_session), task)
@@ -709,6 +740,7 @@ mod tests {
             env: EnvSettings::default(),
             pass_stderr: false,
             ping: None,
+            shutdown: crate::Shutdown::new(),
         }
     }
 
@@ -716,6 +748,7 @@ mod tests {
         RequestInfo {
             id: 1,
             remote_addr: None,
+            remote_port: None,
             remote_host: None,
             method: http::Method::GET,
             uri: http::Uri::from_static("/"),
@@ -754,6 +787,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_shutdown_sends_1001_and_stops_the_child() {
+        let config = config();
+        let shutdown = config.shutdown.clone();
+        // The child would echo forever; only the shutdown ends the session.
+        let ((tx, mut rx), task) = start_with(config, "/bin/cat", &[]);
+        tx.send(Ok(Message::text("before"))).unwrap();
+        assert_eq!(next(&mut rx).await, Message::text("before"));
+        shutdown.begin();
+        let Message::Close(Some(frame)) = next(&mut rx).await else { panic!("expected a Close") };
+        assert_eq!((frame.code, frame.reason.as_str()), (CloseCode::Away, "server shutting down"));
+        tx.send(Ok(Message::Close(None))).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
     async fn an_oversized_message_error_is_answered_with_1009() {
         use tokio_tungstenite::tungstenite::error::CapacityError;
         let ((tx, mut rx), task) = start("/bin/cat", &[]);
@@ -767,7 +815,8 @@ mod tests {
     #[tokio::test]
     async fn an_idle_session_costs_little_memory() {
         // Every connection holds its session's future: it must stay small (it was 8 KiB
-        // before the ending was boxed and the arguments were trimmed).
+        // before the ending was boxed and the arguments were trimmed; watching for the
+        // shutdown added 72 bytes to 2024).
         let (a, _b) = tokio::io::duplex(64);
         let role = tokio_tungstenite::tungstenite::protocol::Role::Server;
         let ws = WebSocketStream::from_raw_socket(a, role, None).await;
@@ -775,6 +824,6 @@ mod tests {
         let config = config();
         let fut = run(ready(ws), &request(), Arc::new(command), Arc::new(config), None);
         let size = std::mem::size_of_val(&fut);
-        assert!(size <= 2048, "a session's future takes {size} bytes");
+        assert!(size <= 2176, "a session's future takes {size} bytes");
     }
 }

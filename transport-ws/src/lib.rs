@@ -1,16 +1,18 @@
 //! websocketd's network side: listeners, HTTP/1.1 through hyper, and the WebSocket upgrade.
 //!
-//! - [`listener`]: binding the addresses and the accept loop.
+//! - [`activation`]: systemd socket activation, the listeners handed over.
+//! - [`listener`]: binding TCP addresses and unix sockets, and the accept loop.
 //! - [`router`]: what each request gets: the upgrade to a session, or a plain HTTP answer.
 //! - [`path`]: cleaning request paths, as Go's mux does.
-//! - [`proxy`]: `--trustedproxy`, the real client and scheme behind a trusted reverse proxy.
 //! - [`scripts`]: `--dir`, which script a URL runs.
+//! - [`proxy`]: `--trustedproxy`, the real client and scheme behind a trusted reverse proxy.
 //! - [`redirect`]: `--redirport`, the plain-HTTP listener that redirects to the main port.
 //! - [`console`]: `--devconsole`, the page for trying an endpoint in a browser.
 //! - [`files`]: `--staticdir`, static files.
 //! - [`cgi`]: `--cgidir`, CGI/1.1 scripts.
 //! - [`upgrade`]: the RFC 6455 handshake checks and the 101 response.
 
+pub mod activation;
 pub mod cgi;
 pub mod console;
 pub mod files;
@@ -23,7 +25,7 @@ pub mod router;
 pub mod scripts;
 pub mod upgrade;
 
-pub use listener::{Listener, bind};
+pub use listener::{Listener, bind, bind_unix};
 pub use router::App;
 
 /// What can go wrong on the network side.
@@ -38,5 +40,21 @@ pub enum Error {
         /// Why.
         #[source]
         source: std::io::Error,
+    },
+    /// A unix socket could not be listened on.
+    #[error("listen unix {}: {reason}", path.display())]
+    Unix {
+        /// The socket's path.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A socket handed over by systemd (`LISTEN_FDS`) cannot be served.
+    #[error("inherited file descriptor {fd}: {reason}")]
+    Inherited {
+        /// The descriptor.
+        fd: i32,
+        /// Why.
+        reason: String,
     },
 }

@@ -1,18 +1,27 @@
-//! Binding and accepting. The accept loop only accepts: each connection is served in its
-//! own task, and accept errors (such as running out of file descriptors) back off instead
-//! of ending the server.
+//! Binding and accepting, on TCP and on unix sockets. The accept loop only accepts: each
+//! connection is served in its own task, and accept errors (such as running out of file
+//! descriptors) back off instead of ending the server. When the shutdown begins, the loop
+//! stops, a socket file it made is removed, and each connection finishes the response it is
+//! writing, then closes.
 
+use std::io;
 use std::net::SocketAddr;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use websocketd_core::Shutdown;
 use websocketd_transport_tls::{MaybeTls, TlsConfig};
 
 use crate::Error;
+use crate::proxy::Peer;
 use crate::router::{App, Conn};
 
 /// How long a client may take to send its request headers.
@@ -20,46 +29,138 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may take over the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A bound listening socket and how it was asked for.
+/// A listening socket and how it was asked for.
 #[derive(Debug)]
 pub struct Listener {
-    inner: TcpListener,
-    /// The host part as given on the command line (`None` for all interfaces).
+    inner: Inner,
+    /// The host part as given on the command line (`None` for all interfaces, a unix socket
+    /// or an inherited socket).
     pub host: Option<String>,
+    /// The name systemd gave an inherited socket (`FileDescriptorName=`), if any.
+    pub fd_name: Option<String>,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Tcp(TcpListener),
+    Unix {
+        listener: UnixListener,
+        path: Option<PathBuf>,
+        /// The socket file this server made, removed when the listener goes.
+        _file: Option<SocketFile>,
+    },
+}
+
+/// Where a listener listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A unix socket's path (`None` for an unnamed or abstract one).
+    Unix(Option<PathBuf>),
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Address::Tcp(addr) => write!(f, "{addr}"),
+            Address::Unix(Some(path)) => write!(f, "unix:{}", path.display()),
+            Address::Unix(None) => f.write_str("unix:(unnamed)"),
+        }
+    }
+}
+
+/// An accepted connection.
+#[derive(Debug)]
+pub enum Stream {
+    /// Over TCP.
+    Tcp(TcpStream),
+    /// Over a unix socket.
+    Unix(UnixStream),
 }
 
 impl Listener {
-    /// The address actually bound (with the real port when 0 was asked).
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.inner.local_addr()
+    /// A TCP listener from a socket already listening (handed over by systemd).
+    pub fn from_tcp(listener: std::net::TcpListener, fd_name: Option<String>) -> io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        Ok(Listener { inner: Inner::Tcp(TcpListener::from_std(listener)?), host: None, fd_name })
+    }
+
+    /// A unix listener from a socket already listening (handed over by systemd). Its file, if
+    /// any, belongs to whoever made it and is left alone.
+    pub fn from_unix(
+        listener: std::os::unix::net::UnixListener,
+        fd_name: Option<String>,
+    ) -> io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        let path = listener.local_addr()?.as_pathname().map(Path::to_path_buf);
+        let listener = UnixListener::from_std(listener)?;
+        Ok(Listener { inner: Inner::Unix { listener, path, _file: None }, host: None, fd_name })
+    }
+
+    /// Where it listens.
+    pub fn address(&self) -> io::Result<Address> {
+        match &self.inner {
+            Inner::Tcp(l) => l.local_addr().map(Address::Tcp),
+            Inner::Unix { path, .. } => Ok(Address::Unix(path.clone())),
+        }
+    }
+
+    /// The TCP address actually bound (with the real port when 0 was asked); an error for a
+    /// unix socket.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        match &self.inner {
+            Inner::Tcp(l) => l.local_addr(),
+            Inner::Unix { .. } => Err(io::Error::other("a unix socket has no TCP address")),
+        }
     }
 
     /// Accepts one connection.
-    pub async fn accept(&self) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
-        self.inner.accept().await
+    pub async fn accept(&self) -> io::Result<(Stream, Peer)> {
+        match &self.inner {
+            Inner::Tcp(l) => {
+                let (stream, peer) = l.accept().await?;
+                let _ = stream.set_nodelay(true);
+                Ok((Stream::Tcp(stream), Peer::Tcp(peer)))
+            }
+            Inner::Unix { listener, .. } => {
+                let (stream, _) = listener.accept().await?;
+                Ok((Stream::Unix(stream), Peer::Unix))
+            }
+        }
     }
 
-    /// Serves connections until the process ends, with TLS when `tls` is given (the
-    /// handshake runs in each connection's own task, under a timeout).
-    pub async fn serve(self, app: Arc<App>, tls: Option<Arc<TlsConfig>>) {
+    /// Accepts until `shutdown` begins, backing off on errors.
+    async fn next(&self, shutdown: &Shutdown) -> Option<(Stream, Peer)> {
         let mut backoff = Duration::from_millis(5);
         loop {
-            let (stream, peer) = match self.inner.accept().await {
-                Ok(accepted) => {
-                    backoff = Duration::from_millis(5);
-                    accepted
-                }
+            let accepted = tokio::select! {
+                accepted = self.accept() => accepted,
+                () = shutdown.begun() => return None,
+            };
+            match accepted {
+                Ok(accepted) => return Some(accepted),
                 Err(e) => {
                     tracing::error!(target: "server", "Accept failed: {e}; retrying in {backoff:?}");
-                    tokio::time::sleep(backoff).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = shutdown.begun() => return None,
+                    }
                     backoff = (backoff * 2).min(Duration::from_secs(1));
-                    continue;
                 }
-            };
-            let _ = stream.set_nodelay(true);
+            }
+        }
+    }
+
+    /// Serves connections until the shutdown begins, with TLS when `tls` is given (the
+    /// handshake runs in each connection's own task, under a timeout).
+    pub async fn serve(self, app: Arc<App>, tls: Option<Arc<TlsConfig>>) {
+        let shutdown = app.shutdown().clone();
+        while let Some((stream, peer)) = self.next(&shutdown).await {
             let app = Arc::clone(&app);
             let tls = tls.clone();
-            tokio::spawn(async move {
+            let watch = shutdown.clone();
+            shutdown.spawn(async move {
                 let secure = tls.is_some();
                 let mut client_subject = None;
                 let conn = match &tls {
@@ -100,11 +201,11 @@ impl Listener {
                         }
                     }
                 };
-                let info = Conn { tls: secure, client_subject };
+                let info = Conn { tls: secure, client_subject, peer };
                 let service = hyper::service::service_fn(move |req| {
                     let app = Arc::clone(&app);
                     let info = info.clone();
-                    async move { Ok::<_, std::convert::Infallible>(app.handle(req, peer, &info).await) }
+                    async move { Ok::<_, std::convert::Infallible>(app.handle(req, &info).await) }
                 });
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -113,7 +214,16 @@ impl Listener {
                     .header_read_timeout(HEADER_READ_TIMEOUT)
                     .serve_connection(TokioIo::new(conn), service)
                     .with_upgrades();
-                if let Err(e) = conn.await {
+                let mut conn = pin!(conn);
+                let ended = tokio::select! {
+                    ended = conn.as_mut() => ended,
+                    () = watch.begun() => {
+                        // Finish the response under way, then close.
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
+                    }
+                };
+                if let Err(e) = ended {
                     tracing::debug!(target: "http", "Connection from {peer} ended: {e}");
                 }
             });
@@ -121,9 +231,106 @@ impl Listener {
     }
 }
 
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Tcp(addr) => write!(f, "{addr}"),
+            Peer::Unix => f.write_str("unix socket"),
+        }
+    }
+}
+
+impl Stream {
+    /// The local TCP address, if it is TCP.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Stream::Tcp(s) => s.local_addr().ok(),
+            Stream::Unix(_) => None,
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Tcp(s) => s.is_write_vectored(),
+            Stream::Unix(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A socket file made by [`bind_unix`]: removed on drop, unless another file has taken its
+/// place meanwhile (a newer server's).
+#[derive(Debug)]
+struct SocketFile {
+    path: PathBuf,
+    id: (u64, u64),
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let same =
+            std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.id);
+        if same {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 /// Whether a connection to the TLS port opens with a plain HTTP request (its first bytes are
-/// peeked, bounded by the handshake timeout).
-async fn plain_http_to_tls(stream: &tokio::net::TcpStream) -> bool {
+/// peeked, bounded by the handshake timeout). Only TCP can be peeked at; on a unix socket the
+/// TLS handshake itself fails instead.
+async fn plain_http_to_tls(stream: &Stream) -> bool {
+    let Stream::Tcp(stream) = stream else { return false };
     let mut first = [0u8; 4];
     let peeked = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, async {
         // A request's method may come in pieces: peek until 4 bytes are there or it is clear.
@@ -151,7 +358,7 @@ pub async fn bind(addresses: &[String], port: u16) -> Result<Vec<Listener>, Erro
                 .await
                 .map_err(|source| Error::Bind { addr: format!(":{port}"), source })?,
         };
-        listeners.push(Listener { inner, host: None });
+        listeners.push(Listener { inner: Inner::Tcp(inner), host: None, fd_name: None });
         return Ok(listeners);
     }
     for address in addresses {
@@ -159,7 +366,58 @@ pub async fn bind(addresses: &[String], port: u16) -> Result<Vec<Listener>, Erro
         let inner = TcpListener::bind(target.as_str())
             .await
             .map_err(|source| Error::Bind { addr: target.clone(), source })?;
-        listeners.push(Listener { inner, host: Some(address.clone()) });
+        listeners.push(Listener {
+            inner: Inner::Tcp(inner),
+            host: Some(address.clone()),
+            fd_name: None,
+        });
     }
     Ok(listeners)
+}
+
+/// Listens on the unix socket `path`, with permissions `mode` if given. A socket file nobody
+/// answers on (left by a server that died) is replaced; one where a server answers is not,
+/// nor is a file of any other kind. The file is removed when the listener goes.
+pub fn bind_unix(path: &Path, mode: Option<u32>) -> Result<Listener, Error> {
+    let fail = |reason: String| Error::Unix { path: path.to_path_buf(), reason };
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(fail("the file exists and is not a socket".to_owned()));
+        }
+        match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => return Err(fail("another server is listening on it".to_owned())),
+            // Nobody listens: what is left of a server that did not clean up.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                std::fs::remove_file(path)
+                    .map_err(|e| fail(format!("cannot remove the stale socket file: {e}")))?;
+                tracing::info!(target: "server", "Removed stale socket file {}", path.display());
+            }
+            Err(e) => return Err(fail(format!("cannot tell whether it is in use: {e}"))),
+        }
+    }
+    let listener =
+        with_umask(mode, || UnixListener::bind(path)).map_err(|e| fail(format!("bind: {e}")))?;
+    if let Some(mode) = mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| fail(format!("chmod {mode:o}: {e}")))?;
+    }
+    let meta = std::fs::symlink_metadata(path).map_err(|e| fail(format!("stat: {e}")))?;
+    let file = SocketFile { path: path.to_path_buf(), id: (meta.dev(), meta.ino()) };
+    Ok(Listener {
+        inner: Inner::Unix { listener, path: Some(path.to_path_buf()), _file: Some(file) },
+        host: None,
+        fd_name: None,
+    })
+}
+
+/// Runs `f` with a umask that lets the file it makes have at most `mode`'s permissions, so
+/// a socket file is never connectable by more users than asked, not even for a moment.
+fn with_umask<T>(mode: Option<u32>, f: impl FnOnce() -> T) -> T {
+    use nix::sys::stat::{Mode, umask};
+    let Some(mode) = mode else { return f() };
+    let mask = Mode::from_bits_truncate(!mode & 0o777);
+    let old = umask(mask);
+    let out = f();
+    umask(old);
+    out
 }

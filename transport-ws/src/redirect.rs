@@ -11,15 +11,19 @@ use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 
+use websocketd_core::Shutdown;
+
 use crate::listener::Listener;
 
 /// Where a request to the redirect port is sent: `scheme://<Host's host>:<port><path?query>`.
-/// Without a Host header, the address the request came in on is used.
-pub fn location<B>(req: &Request<B>, scheme: &str, port: u16, local: SocketAddr) -> String {
+/// Without a Host header, the address the request came in on is used (`localhost` on a unix
+/// socket).
+pub fn location<B>(req: &Request<B>, scheme: &str, port: u16, local: Option<SocketAddr>) -> String {
     let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(host_part);
-    let host = match host {
-        Some(h) if !h.is_empty() => h.to_owned(),
-        _ => match local.ip().to_canonical() {
+    let host = match (host, local) {
+        (Some(h), _) if !h.is_empty() => h.to_owned(),
+        (_, None) => "localhost".to_owned(),
+        (_, Some(local)) => match local.ip().to_canonical() {
             std::net::IpAddr::V6(v6) => format!("[{v6}]"),
             v4 => v4.to_string(),
         },
@@ -36,14 +40,20 @@ fn host_part(host: &str) -> &str {
     host.split(':').next().unwrap_or(host)
 }
 
-/// Answers every request on `listener` with a 301 to `scheme` on `port`.
-pub async fn serve(listener: Listener, scheme: &'static str, port: u16) {
+/// Answers every request on `listener` with a 301 to `scheme` on `port`, until `shutdown`
+/// begins.
+pub async fn serve(listener: Listener, scheme: &'static str, port: u16, shutdown: Shutdown) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.begun() => return,
+        };
+        let Ok((stream, _)) = accepted else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let local = stream.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let local = stream.local_addr();
+        // Not waited for on the way out: a redirect is answered at once.
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                 let to = location(&req, scheme, port, local);
@@ -81,12 +91,15 @@ mod tests {
         let local: SocketAddr = "127.0.0.1:8081".parse().unwrap();
         let v6: SocketAddr = "[::1]:8081".parse().unwrap();
         assert_eq!(
-            location(&req(Some("h:8081"), "/a/b?q=1"), "http", 80, local),
+            location(&req(Some("h:8081"), "/a/b?q=1"), "http", 80, Some(local)),
             "http://h:80/a/b?q=1"
         );
-        assert_eq!(location(&req(Some("h"), "/"), "https", 443, local), "https://h:443/");
-        assert_eq!(location(&req(Some("[::1]:8081"), "/x"), "http", 9, v6), "http://[::1]:9/x");
-        assert_eq!(location(&req(None, "/x"), "http", 9, v6), "http://[::1]:9/x");
-        assert_eq!(location(&req(None, "/x"), "http", 9, local), "http://127.0.0.1:9/x");
+        assert_eq!(location(&req(Some("h"), "/"), "https", 443, Some(local)), "https://h:443/");
+        assert_eq!(
+            location(&req(Some("[::1]:8081"), "/x"), "http", 9, Some(v6)),
+            "http://[::1]:9/x"
+        );
+        assert_eq!(location(&req(None, "/x"), "http", 9, Some(v6)), "http://[::1]:9/x");
+        assert_eq!(location(&req(None, "/x"), "http", 9, Some(local)), "http://127.0.0.1:9/x");
     }
 }

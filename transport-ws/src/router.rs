@@ -4,7 +4,7 @@
 //! answered with 101 and handed to a session. Every other request is a 404, as websocketd
 //! answers with nothing else configured.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -24,6 +24,7 @@ use websocketd_core::{SessionConfig, session};
 
 use crate::files::StaticDir;
 use crate::origin::OriginPolicy;
+use crate::proxy::{Client, Peer, TrustedProxies};
 use crate::scripts::{Lookup, ScriptDir};
 use crate::{cgi, console, path, upgrade};
 
@@ -36,12 +37,14 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 }
 
 /// What a request's connection is.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Conn {
     /// Whether it is TLS.
     pub tls: bool,
     /// The verified client certificate's subject, with `--sslca`.
     pub client_subject: Option<Arc<str>>,
+    /// Who is at the other end.
+    pub peer: Peer,
 }
 
 /// What WebSocket requests run.
@@ -64,6 +67,7 @@ pub struct App {
     ws_config: WebSocketConfig,
     subprotocols: Vec<String>,
     origins: OriginPolicy,
+    proxies: TrustedProxies,
     headers: ExtraHeaders,
     reverse_lookup: bool,
     /// With `--devconsole`: when the server started (the page's Last-Modified).
@@ -129,6 +133,7 @@ impl App {
             ws_config,
             subprotocols,
             origins: OriginPolicy::default(),
+            proxies: TrustedProxies::default(),
             headers: ExtraHeaders::default(),
             reverse_lookup: false,
             console: None,
@@ -139,6 +144,17 @@ impl App {
     pub fn with_origins(mut self, origins: OriginPolicy) -> App {
         self.origins = origins;
         self
+    }
+
+    /// The proxies whose forwarding headers name the client (`--trustedproxy`).
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> App {
+        self.proxies = proxies;
+        self
+    }
+
+    /// The server's shutdown, which every connection and session watches.
+    pub fn shutdown(&self) -> &websocketd_core::Shutdown {
+        &self.session.shutdown
     }
 
     /// Response headers to add (`--header`, `--header-ws`, `--header-http`).
@@ -171,14 +187,10 @@ impl App {
         self
     }
 
-    /// Answers one request from `peer`, with the command line's extra headers.
-    pub async fn handle(
-        &self,
-        req: Request<Incoming>,
-        peer: SocketAddr,
-        conn: &Conn,
-    ) -> Response<Body> {
-        let mut resp = self.route(req, peer, conn).await;
+    /// Answers one request on `conn`, with the command line's extra headers.
+    pub async fn handle(&self, req: Request<Incoming>, conn: &Conn) -> Response<Body> {
+        let client = self.proxies.client(&conn.peer, conn.tls, req.headers());
+        let mut resp = self.route(req, client, conn).await;
         let extra = if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             &self.headers.ws
         } else {
@@ -193,18 +205,18 @@ impl App {
 
     /// websocketd's dispatch: with a command or `--dir`, an upgrade goes to a session; any
     /// other request gets the console, a static file, or 404.
-    async fn route(&self, req: Request<Incoming>, peer: SocketAddr, conn: &Conn) -> Response<Body> {
-        let tls = conn.tls;
+    async fn route(&self, req: Request<Incoming>, client: Client, conn: &Conn) -> Response<Body> {
+        let tls = client.https;
         let decoded = path::decode(req.uri().path());
         if let Some(location) = path::redirect(&decoded, req.uri().query()) {
             return moved(&location);
         }
         if let Some(endpoint) = &self.endpoint {
             if upgrade::is_upgrade(&req) {
-                return self.upgrade(req, peer, conn, endpoint, decoded);
+                return self.upgrade(req, client, conn, endpoint, decoded);
             }
         }
-        let span = tracing::info_span!(target: "http", "http", url = %url(&req, tls), remote = %ip_string(peer.ip()));
+        let span = tracing::info_span!(target: "http", "http", url = %url(&req, tls), remote = %remote(&client));
         if let Some(since) = self.console {
             span.in_scope(|| websocketd_core::access!(target: "http", "DEVCONSOLE"));
             return console::respond(req.headers(), since).map(full);
@@ -216,8 +228,8 @@ impl App {
                         tracing::error!(target: "http", "Fork not allowed since maxforks amount has been reached. CGI was not run.");
                         return plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n");
                     };
-                    let info = request_info(&req, peer, conn, script_name, path_info, None);
-                    let span = tracing::info_span!(target: "http", "http", url = %url(&req, tls), remote = %ip_string(peer.ip()), cgiscript = %program.display());
+                    let info = request_info(&req, client, conn, script_name, path_info, None);
+                    let span = tracing::info_span!(target: "http", "http", url = %url(&req, tls), remote = %remote(&client), cgiscript = %program.display());
                     span.in_scope(|| websocketd_core::access!(target: "http", "CGI"));
                     let env = &self.session.env;
                     let run = cgi::run(req, info, program, env, self.session.closems, slot);
@@ -255,12 +267,12 @@ impl App {
     fn upgrade(
         &self,
         mut req: Request<Incoming>,
-        peer: SocketAddr,
+        client: Client,
         conn: &Conn,
         endpoint: &Endpoint,
         decoded: String,
     ) -> Response<Body> {
-        let tls = conn.tls;
+        let tls = client.https;
         let Some(slot) = self.slot() else {
             tracing::error!(target: "http", "Max of possible forks already active, upgrade rejected");
             return plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n");
@@ -272,11 +284,11 @@ impl App {
                     (Arc::new(Command { program, args: Vec::new() }), script_name, path_info)
                 }
                 Lookup::NotFound => {
-                    not_found(&req, peer, tls, None);
+                    not_found(&req, &client, None);
                     return plain(StatusCode::NOT_FOUND, "404 Not Found\n");
                 }
                 Lookup::Refused(why) => {
-                    not_found(&req, peer, tls, Some(why));
+                    not_found(&req, &client, Some(why));
                     return plain(StatusCode::NOT_FOUND, "404 Not Found\n");
                 }
             },
@@ -284,7 +296,7 @@ impl App {
         let accept = match upgrade::check(&req) {
             Ok(key) => derive_accept_key(key),
             Err(refusal) => {
-                let span = tracing::info_span!(target: "session", "session", url = %url(&req, tls), remote = %ip_string(peer.ip()));
+                let span = tracing::info_span!(target: "session", "session", url = %url(&req, tls), remote = %remote(&client));
                 span.in_scope(|| {
                     websocketd_core::access!(target: "session", "Unable to Upgrade: {}", refusal.reason());
                 });
@@ -297,12 +309,12 @@ impl App {
         let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok());
         let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
         if let Err(why) = self.origins.check(origin, host, tls) {
-            let span = tracing::info_span!(target: "session", "session", url = %url(&req, tls), remote = %ip_string(peer.ip()), origin = %origin.unwrap_or("file:"));
+            let span = tracing::info_span!(target: "session", "session", url = %url(&req, tls), remote = %remote(&client), origin = %origin.unwrap_or("file:"));
             span.in_scope(|| websocketd_core::access!(target: "session", "{why}"));
             return plain(StatusCode::FORBIDDEN, "Forbidden\n");
         }
         let subprotocol = upgrade::choose_subprotocol(req.headers(), &self.subprotocols);
-        let info = request_info(&req, peer, conn, script_name, path_info, subprotocol);
+        let info = request_info(&req, client, conn, script_name, path_info, subprotocol);
         let on_upgrade = hyper::upgrade::on(&mut req);
         let ws_config = self.ws_config;
         let socket: session::Upgrade<_> = Box::pin(async move {
@@ -318,17 +330,21 @@ impl App {
             }
         });
         let session_config = Arc::clone(&self.session);
-        if self.reverse_lookup {
-            // The name is looked up after the 101 (bounded), then the session starts.
-            let mut info = info.clone();
-            tokio::spawn(async move {
-                info.remote_host = Some(reverse_name(peer.ip()).await);
-                let session = session::run(socket, &info, command, session_config, slot);
-                drop(info);
-                session.await;
-            });
-        } else {
-            tokio::spawn(session::run(socket, &info, command, session_config, slot));
+        let shutdown = &self.session.shutdown;
+        match client.ip.filter(|_| self.reverse_lookup) {
+            Some(ip) => {
+                // The name is looked up after the 101 (bounded), then the session starts.
+                let mut info = info.clone();
+                shutdown.spawn(async move {
+                    info.remote_host = Some(reverse_name(ip).await);
+                    let session = session::run(socket, &info, command, session_config, slot);
+                    drop(info);
+                    session.await;
+                });
+            }
+            None => {
+                shutdown.spawn(session::run(socket, &info, command, session_config, slot));
+            }
         }
         let mut resp = Response::new(full(Bytes::new()));
         *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -348,7 +364,7 @@ impl App {
 /// What the process learns about `req`.
 fn request_info<B>(
     req: &Request<B>,
-    peer: SocketAddr,
+    client: Client,
     conn: &Conn,
     script_name: String,
     path_info: String,
@@ -356,13 +372,14 @@ fn request_info<B>(
 ) -> RequestInfo {
     RequestInfo {
         id: next_id(),
-        remote_addr: Some(peer),
+        remote_addr: client.ip,
+        remote_port: client.port,
         remote_host: None,
         method: req.method().clone(),
         uri: req.uri().clone(),
         version: req.version(),
         headers: req.headers().clone(),
-        tls: conn.tls,
+        tls: client.https,
         script_name,
         path_info,
         subprotocol: subprotocol.map(str::to_owned),
@@ -371,7 +388,7 @@ fn request_info<B>(
 }
 
 /// The client's name by reverse DNS, or its address when there is none within the timeout.
-async fn reverse_name(ip: std::net::IpAddr) -> String {
+async fn reverse_name(ip: IpAddr) -> String {
     let ip = ip.to_canonical();
     let lookup = tokio::task::spawn_blocking(move || dns_lookup::lookup_addr(&ip));
     match tokio::time::timeout(REVERSE_LOOKUP_TIMEOUT, lookup).await {
@@ -382,14 +399,20 @@ async fn reverse_name(ip: std::net::IpAddr) -> String {
 
 /// Logs a WebSocket request with no script behind it; `why` when something is there that
 /// may not be run.
-fn not_found<B>(req: &Request<B>, peer: SocketAddr, tls: bool, why: Option<&str>) {
-    let span = tracing::info_span!(target: "session", "session", url = %url(req, tls), remote = %ip_string(peer.ip()));
+fn not_found<B>(req: &Request<B>, client: &Client, why: Option<&str>) {
+    let span = tracing::info_span!(target: "session", "session", url = %url(req, client.https), remote = %remote(client));
     span.in_scope(|| {
         if let Some(why) = why {
             tracing::error!(target: "session", "Refused to run {}: {why}", req.uri().path());
         }
         websocketd_core::access!(target: "session", "NOT FOUND: script not found");
     });
+}
+
+/// The client as the logs name it: its address, or `unix` for a unix-socket peer whose
+/// address nobody trusted told.
+fn remote(client: &Client) -> String {
+    client.ip.map_or_else(|| "unix".to_owned(), ip_string)
 }
 
 /// A 301 to `location`, as Go's mux writes it.
