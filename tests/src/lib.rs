@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -151,13 +151,21 @@ impl Server {
     /// Starts websocketd with `listen` flags, then `args`, with extra environment `env`.
     pub async fn start_with(listen: &[&str], args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = tokio::process::Command::new(binary());
-        cmd.args(listen)
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
+        cmd.args(listen).args(args).envs(env.iter().copied());
+        Server::launch(cmd).await
+    }
+
+    /// Starts websocketd listening only on the unix socket `path`, with `args`.
+    pub async fn start_unix(path: &str, args: &[&str]) -> Server {
+        let mut cmd = tokio::process::Command::new(binary());
+        cmd.arg(format!("--unixsocket={path}")).args(args);
+        Server::launch(cmd).await
+    }
+
+    /// Runs `cmd` (websocketd, or something that execs it) and waits for its first start-up
+    /// line; `addr` is the TCP address it names, or port 0 for a unix socket.
+    pub async fn launch(mut cmd: tokio::process::Command) -> Server {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).kill_on_drop(true);
         let mut child = cmd.spawn().expect("start websocketd");
         let stdout = child.stdout.take().expect("stdout");
         let log = Arc::new((Mutex::new(Vec::<String>::new()), Notify::new()));
@@ -171,16 +179,14 @@ impl Server {
         });
         let mut server = Server { child, addr: "127.0.0.1:0".parse().unwrap(), log };
         let line = server.wait_log(|l| l.contains("Starting WebSocket server")).await;
-        let port: u16 = line
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.trim_end_matches('/').parse().ok())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
-        let host = line.split("ws://").nth(1).and_then(|r| r.rsplit_once(':')).map(|(h, _)| h);
-        let ip = match host {
-            Some("[::1]") => "::1".to_owned(),
-            _ => "127.0.0.1".to_owned(),
-        };
+        // `ws://host:port/`, perhaps followed by the name of an inherited socket.
+        let at = line.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or("");
+        if at.starts_with("unix:") {
+            return server;
+        }
+        let (host, port) = at.rsplit_once(':').unwrap_or_else(|| panic!("no port in {line:?}"));
+        let port: u16 = port.parse().unwrap_or_else(|_| panic!("no port in {line:?}"));
+        let ip = if host == "[::1]" { "::1" } else { "127.0.0.1" };
         server.addr = SocketAddr::new(ip.parse().unwrap(), port);
         server
     }
@@ -254,8 +260,18 @@ impl Server {
 
     /// Stops the server with SIGTERM and waits for it.
     pub async fn stop(mut self) -> std::process::ExitStatus {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        self.wait().await
+    }
+
+    /// Sends the server `signal`.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
         let pid = nix::unistd::Pid::from_raw(self.pid() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(pid, signal);
+    }
+
+    /// Waits (bounded) for the server to exit.
+    pub async fn wait(&mut self) -> std::process::ExitStatus {
         within(STEP, self.child.wait()).await.expect("wait for websocketd")
     }
 }
@@ -288,8 +304,52 @@ pub async fn connect(url: &str) -> Ws {
     ws
 }
 
+/// Connects a WebSocket client to `path` over the unix socket `socket`, with `headers`.
+pub async fn connect_unix(
+    socket: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> WebSocketStream<UnixStream> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let stream = within(STEP, UnixStream::connect(socket)).await.expect("connect unix socket");
+    let mut req = format!("ws://localhost:8080{path}").into_client_request().expect("request");
+    for (name, value) in headers {
+        req.headers_mut().insert(http_name(name), value.parse().expect("header value"));
+    }
+    let (ws, _) = within(STEP, tokio_tungstenite::client_async(req, stream))
+        .await
+        .unwrap_or_else(|e| panic!("connect {socket}: {e}"));
+    ws
+}
+
+/// Connects a WebSocket client to `url` over TCP from the local address `from`, with
+/// `headers`.
+pub async fn connect_from(
+    from: std::net::IpAddr,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> WebSocketStream<TcpStream> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind(SocketAddr::new(from, 0)).expect("bind the client's address");
+    let stream = within(STEP, socket.connect(addr)).await.expect("connect");
+    let mut req = format!("ws://{addr}{path}").into_client_request().expect("request");
+    for (name, value) in headers {
+        req.headers_mut().insert(http_name(name), value.parse().expect("header value"));
+    }
+    let (ws, _) = within(STEP, tokio_tungstenite::client_async(req, stream))
+        .await
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    ws
+}
+
+fn http_name(name: &str) -> tokio_tungstenite::tungstenite::http::HeaderName {
+    name.parse().expect("header name")
+}
+
 /// The next data message (text or binary), skipping pings; panics on close or error.
-pub async fn recv(ws: &mut Ws) -> Message {
+pub async fn recv<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> Message {
     within(STEP, async {
         loop {
             match ws.next().await {
@@ -303,7 +363,7 @@ pub async fn recv(ws: &mut Ws) -> Message {
 }
 
 /// The next message as text; panics if it is not text.
-pub async fn recv_text(ws: &mut Ws) -> String {
+pub async fn recv_text<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> String {
     match recv(ws).await {
         Message::Text(t) => t.to_string(),
         other => panic!("expected text, got {other:?}"),
@@ -312,7 +372,9 @@ pub async fn recv_text(ws: &mut Ws) -> String {
 
 /// Reads until the server's Close and returns its code and reason (1006 if the connection
 /// ended without one). Data messages before it are returned too.
-pub async fn recv_close(ws: &mut Ws) -> (u16, String, Vec<Message>) {
+pub async fn recv_close<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+) -> (u16, String, Vec<Message>) {
     within(STEP, async {
         let mut data = Vec::new();
         loop {
@@ -331,7 +393,7 @@ pub async fn recv_close(ws: &mut Ws) -> (u16, String, Vec<Message>) {
 }
 
 /// Sends a text message.
-pub async fn send_text(ws: &mut Ws, text: &str) {
+pub async fn send_text<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, text: &str) {
     within(STEP, ws.send(Message::text(text))).await.expect("send");
 }
 
@@ -531,4 +593,116 @@ fn parse_frame(buf: &[u8]) -> Option<((u8, Vec<u8>), usize)> {
     }
     let payload = buf.get(at..at + len)?.to_vec();
     Some(((opcode, payload), at + len))
+}
+
+/// A real nginx in front of websocketd: started by `tests/fixtures/nginx.py` on a loopback
+/// port bound before it starts, with its own configuration and files in a temp directory.
+#[derive(Debug)]
+pub struct Nginx {
+    child: tokio::process::Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    dir: TempDir,
+}
+
+impl Nginx {
+    /// Starts nginx proxying WebSocket and HTTP requests to the unix sockets `upstreams`
+    /// (round robin), with the usual upgrade and forwarding headers. `None` when nginx is
+    /// not installed, which fails the test under `CI=true`.
+    pub async fn start(upstreams: &[&str]) -> Option<Nginx> {
+        let Some(nginx) = find_program("nginx", &["/usr/sbin/nginx"]) else {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "nginx is missing on CI");
+            eprintln!("note: no nginx here; skipping the proxy test");
+            return None;
+        };
+        let dir = TempDir::new();
+        let servers: String =
+            upstreams.iter().map(|u| format!("        server unix:{u};\n")).collect();
+        let template = NGINX_CONF.replace("@UPSTREAMS@", &servers);
+        let template_path = dir.path("nginx.conf.in");
+        std::fs::write(&template_path, template).expect("write the nginx template");
+        let mut cmd = tokio::process::Command::new(fixture("nginx.py"));
+        cmd.arg(&nginx)
+            .arg(&dir.0)
+            .arg(&template_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("start nginx");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = within(STEP, lines.next_line()).await.expect("read").expect("nginx's port");
+        let port: u16 = line.strip_prefix("PORT ").and_then(|p| p.parse().ok()).expect("port");
+        Some(Nginx { child, addr: SocketAddr::from(([127, 0, 0, 1], port)), dir })
+    }
+
+    /// nginx's error log so far.
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM makes the master stop its worker first; SIGKILL would orphan the worker.
+        let Some(pid) = self.child.id() else { return };
+        let pid = nix::unistd::Pid::from_raw(pid as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// nginx's configuration: the README's, plus what a throwaway instance needs (foreground,
+/// files in its own directory, workers as the user running the test).
+const NGINX_CONF: &str = r#"
+daemon off;
+user root;
+worker_processes 1;
+pid @DIR@/nginx.pid;
+error_log @DIR@/error.log info;
+events { worker_connections 512; }
+http {
+    access_log off;
+    client_body_temp_path @DIR@/body;
+    proxy_temp_path @DIR@/proxy;
+    fastcgi_temp_path @DIR@/fastcgi;
+    uwsgi_temp_path @DIR@/uwsgi;
+    scgi_temp_path @DIR@/scgi;
+
+    map $http_upgrade $connection_upgrade {
+        default upgrade;
+        ''      close;
+    }
+    upstream websocketd {
+@UPSTREAMS@    }
+    server {
+        listen 127.0.0.1:@PORT@;
+        location / {
+            proxy_pass http://websocketd;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_read_timeout 1h;
+        }
+    }
+}
+"#;
+
+/// `name` on PATH, or the first of `also` that exists.
+pub fn find_program(name: &str, also: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .chain(also.iter().map(PathBuf::from))
+        .find(|p| p.is_file())
 }
