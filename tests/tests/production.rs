@@ -156,6 +156,18 @@ async fn a_trusted_proxy_names_the_client_and_the_scheme() {
 }
 
 #[tokio::test]
+async fn a_trusted_proxy_forwarded_header_gives_the_client_port_too() {
+    let server = Server::start(&["--trustedproxy=127.0.0.0/8", &fixture("env.sh")]).await;
+    let from = "127.0.0.1".parse().unwrap();
+    let forwarded = [("Forwarded", r#"for="[2001:db8::7]:4711";proto=https, for=127.0.0.9"#)];
+    let mut ws = connect_from(from, server.addr, "/", &forwarded).await;
+    let env = child_env(&mut ws).await;
+    assert_eq!(var(&env, "REMOTE_ADDR"), Some("2001:db8::7"));
+    assert_eq!(var(&env, "REMOTE_PORT"), Some("4711"));
+    assert_eq!(var(&env, "HTTPS"), Some("on"));
+}
+
+#[tokio::test]
 async fn an_untrusted_peer_cannot_spoof_its_address_or_scheme() {
     let server =
         Server::start(&["--trustedproxy=10.0.0.0/8,unix", "--sameorigin", &fixture("env.sh")])
@@ -313,6 +325,28 @@ async fn socket_activation_serves_the_inherited_tcp_and_unix_sockets() {
     wait_dead(unix_child).await;
     // The file belongs to whoever made the socket (systemd): it stays.
     assert!(std::path::Path::new(&sock).exists());
+}
+
+#[tokio::test]
+async fn an_inherited_socket_named_redirect_serves_the_redirects() {
+    let mut cmd = tokio::process::Command::new(fixture("activate.py"));
+    cmd.args(["web=tcp", "redirect=tcp", "--"]).arg(binary()).arg("cat");
+    let server = Server::launch(cmd).await;
+    server
+        .wait_log(|l| l.contains("Starting redirect server") && l.contains("(socket redirect)"))
+        .await;
+    // activate.py printed each port before it exec'd the server.
+    let line = server.wait_log(|l| l.starts_with("PORT redirect ")).await;
+    let port: u16 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let redirect = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let resp = raw_http(redirect, "GET /a?b=1 HTTP/1.1\r\nHost: example.org\r\n\r\n").await;
+    assert!(resp.starts_with("HTTP/1.1 301"), "{resp}");
+    let location = format!("location: http://example.org:{}/a?b=1", server.addr.port());
+    assert!(resp.to_ascii_lowercase().contains(&location), "{resp}");
+    // The main socket serves WebSockets.
+    let mut ws = server.connect("/").await;
+    send_text(&mut ws, "main").await;
+    assert_eq!(recv_text(&mut ws).await, "main");
 }
 
 #[tokio::test]
