@@ -138,9 +138,7 @@ pub async fn serve(config: Config, listeners: Listeners) {
             websocketd_transport_ws::redirect::serve(listener, http, main_port, shutdown.clone());
         accepting.push(tokio::spawn(serve));
     }
-    if let Some(tls) = listeners.tls.clone() {
-        tokio::spawn(reload_on_hangup(tls));
-    }
+    tokio::spawn(on_hangup(listeners.tls.clone()));
     let Some(mut signals) = Signals::new() else {
         tracing::error!(target: "server", "Cannot watch SIGINT and SIGTERM: serving until killed");
         return std::future::pending().await;
@@ -205,11 +203,17 @@ async fn shut_down(
     websocketd_core::child::kill_all().await;
 }
 
-/// On SIGHUP, reads the certificate and key again; a broken file keeps the old ones.
-async fn reload_on_hangup(tls: Arc<TlsConfig>) {
+/// On SIGHUP, reads the certificate and key again; a broken file keeps the old ones. Without
+/// TLS there is nothing to reload, and the signal is only logged: its default action would
+/// end the server at once, leaving every child orphaned.
+async fn on_hangup(tls: Option<Arc<TlsConfig>>) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hangups) = signal(SignalKind::hangup()) else { return };
     while hangups.recv().await.is_some() {
+        let Some(tls) = &tls else {
+            tracing::info!(target: "server", "Received SIGHUP: nothing to reload");
+            continue;
+        };
         match tls.reload() {
             Ok(()) => tracing::info!(target: "server", "Reloaded TLS certificate and key"),
             Err(e) => {

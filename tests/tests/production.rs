@@ -247,6 +247,18 @@ async fn shutdown_sends_1001_stops_every_child_and_removes_the_socket() {
 }
 
 #[tokio::test]
+async fn a_hangup_does_not_stop_the_server_or_orphan_its_children() {
+    let server = Server::start(&["sh", "-c", PID_THEN_CAT]).await;
+    let mut ws = server.connect("/").await;
+    let child: u32 = recv_text(&mut ws).await.parse().unwrap();
+    server.signal(Signal::SIGHUP);
+    server.wait_log(|l| l.contains("Received SIGHUP: nothing to reload")).await;
+    send_text(&mut ws, "still here").await;
+    assert_eq!(recv_text(&mut ws).await, "still here");
+    assert!(is_alive(child));
+}
+
+#[tokio::test]
 async fn shutdown_is_bounded_by_shutdownms() {
     // SIGINT and SIGTERM are ignored, and --closems makes the ladder take minutes: only the
     // bound ends it.
