@@ -280,16 +280,21 @@ impl Drop for Server {
     fn drop(&mut self) {
         // SIGTERM lets the server take its children down with it; give it a bounded moment
         // before kill_on_drop's SIGKILL.
-        let Some(pid) = self.child.id() else { return };
-        let pid = nix::unistd::Pid::from_raw(pid as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = std::time::Instant::now() + Duration::from_secs(3);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        terminate(&mut self.child, Duration::from_secs(3));
+    }
+}
+
+/// Sends `child` SIGTERM and waits up to `limit` for it to exit (synchronously: for `Drop`).
+fn terminate(child: &mut tokio::process::Child, limit: Duration) {
+    let Some(pid) = child.id() else { return };
+    let pid = nix::unistd::Pid::from_raw(pid as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
         }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -646,16 +651,7 @@ impl Nginx {
 impl Drop for Nginx {
     fn drop(&mut self) {
         // SIGTERM makes the master stop its worker first; SIGKILL would orphan the worker.
-        let Some(pid) = self.child.id() else { return };
-        let pid = nix::unistd::Pid::from_raw(pid as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        terminate(&mut self.child, Duration::from_secs(5));
     }
 }
 

@@ -258,20 +258,21 @@ async fn a_hangup_does_not_stop_the_server_or_orphan_its_children() {
     assert!(is_alive(child));
 }
 
-#[tokio::test]
-async fn shutdown_is_bounded_by_shutdownms() {
-    // SIGINT and SIGTERM are ignored, and --closems makes the ladder take minutes: only the
-    // bound ends it.
-    let mut server = Server::start(&[
-        "--shutdownms=300",
-        "--closems=60000",
-        "sh",
-        "-c",
-        "trap '' INT TERM; echo $$; exec sleep 100000",
-    ])
-    .await;
+/// A server with `shutdown` (a `--shutdownms` flag) whose one child ignores SIGINT and
+/// SIGTERM, and whose ladder (`--closems`) would take minutes; with a client and that
+/// child's pid.
+async fn stubborn(shutdown: &str) -> (Server, Ws, u32) {
+    let sh = "trap '' INT TERM; echo $$; exec sleep 100000";
+    let server = Server::start(&[shutdown, "--closems=60000", "sh", "-c", sh]).await;
     let mut ws = server.connect("/").await;
     let child: u32 = recv_text(&mut ws).await.parse().unwrap();
+    (server, ws, child)
+}
+
+#[tokio::test]
+async fn shutdown_is_bounded_by_shutdownms() {
+    // Only the bound ends this shutdown.
+    let (mut server, mut ws, child) = stubborn("--shutdownms=300").await;
     server.signal(Signal::SIGINT);
     let (code, _, _) = recv_close(&mut ws).await;
     assert_eq!(code, 1001);
@@ -283,16 +284,7 @@ async fn shutdown_is_bounded_by_shutdownms() {
 
 #[tokio::test]
 async fn a_second_signal_kills_the_children_and_exits_at_once() {
-    let mut server = Server::start(&[
-        "--shutdownms=600000",
-        "--closems=60000",
-        "sh",
-        "-c",
-        "trap '' INT TERM; echo $$; exec sleep 100000",
-    ])
-    .await;
-    let mut ws = server.connect("/").await;
-    let child: u32 = recv_text(&mut ws).await.parse().unwrap();
+    let (mut server, mut ws, child) = stubborn("--shutdownms=600000").await;
     server.signal(Signal::SIGTERM);
     server.wait_log(|l| l.contains("Received SIGTERM: shutting down")).await;
     let (code, _, _) = recv_close(&mut ws).await;
