@@ -107,6 +107,10 @@ pub async fn serve(config: Config, listeners: Listeners) {
     for entry in &config.skipped_origins {
         tracing::warn!(target: "server", "Ignoring --origin entry '{entry}': not host[:port] or scheme://host[:port]");
     }
+    // Watched before the start-up lines say the server is up: a signal that comes right after
+    // them must not find its default action (ending the server, orphaning every child).
+    let signals = Signals::new();
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let shutdown = config.session.shutdown.clone();
     let app = App::new(config.endpoint, config.session, config.maxforks, config.subprotocols)
         .with_origins(config.origins)
@@ -138,8 +142,10 @@ pub async fn serve(config: Config, listeners: Listeners) {
             websocketd_transport_ws::redirect::serve(listener, http, main_port, shutdown.clone());
         accepting.push(tokio::spawn(serve));
     }
-    tokio::spawn(on_hangup(listeners.tls.clone()));
-    let Some(mut signals) = Signals::new() else {
+    if let Some(hangups) = hangups {
+        tokio::spawn(on_hangup(hangups, listeners.tls.clone()));
+    }
+    let Some(mut signals) = signals else {
         tracing::error!(target: "server", "Cannot watch SIGINT and SIGTERM: serving until killed");
         return std::future::pending().await;
     };
@@ -206,9 +212,7 @@ async fn shut_down(
 /// On SIGHUP, reads the certificate and key again; a broken file keeps the old ones. Without
 /// TLS there is nothing to reload, and the signal is only logged: its default action would
 /// end the server at once, leaving every child orphaned.
-async fn on_hangup(tls: Option<Arc<TlsConfig>>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hangups) = signal(SignalKind::hangup()) else { return };
+async fn on_hangup(mut hangups: tokio::signal::unix::Signal, tls: Option<Arc<TlsConfig>>) {
     while hangups.recv().await.is_some() {
         let Some(tls) = &tls else {
             tracing::info!(target: "server", "Received SIGHUP: nothing to reload");
