@@ -93,11 +93,7 @@ impl RequestInfo {
     /// The client as the logs name it: [`remote_name`](Self::remote_name), or `unix` when
     /// the client is a unix-socket peer with no known address.
     pub fn remote_label(&self) -> String {
-        match (&self.remote_host, self.remote_addr) {
-            (Some(name), _) => name.clone(),
-            (None, Some(ip)) => ip_string(ip),
-            (None, None) => "unix".to_owned(),
-        }
+        self.remote_host.clone().unwrap_or_else(|| address_label(self.remote_addr))
     }
 
     /// The Host header, as sent.
@@ -188,6 +184,12 @@ impl RequestInfo {
         }
         env
     }
+}
+
+/// A client address as the logs write it: as [`ip_string`], or `unix` for a unix-socket peer
+/// whose address nobody trusted told.
+pub fn address_label(ip: Option<IpAddr>) -> String {
+    ip.map_or_else(|| "unix".to_owned(), ip_string)
 }
 
 /// A new connection identifier: nanoseconds since the epoch as websocketd uses, made

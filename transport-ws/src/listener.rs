@@ -116,7 +116,7 @@ impl Listener {
     }
 
     /// Accepts one connection.
-    pub async fn accept(&self) -> io::Result<(Stream, Peer)> {
+    async fn accept(&self) -> io::Result<(Stream, Peer)> {
         match &self.inner {
             Inner::Tcp(l) => {
                 let (stream, peer) = l.accept().await?;
@@ -130,8 +130,9 @@ impl Listener {
         }
     }
 
-    /// Accepts until `shutdown` begins, backing off on errors.
-    async fn next(&self, shutdown: &Shutdown) -> Option<(Stream, Peer)> {
+    /// The next connection, or `None` once `shutdown` has begun; accept errors (such as
+    /// running out of descriptors) are logged and backed off from.
+    pub async fn next(&self, shutdown: &Shutdown) -> Option<(Stream, Peer)> {
         let mut backoff = Duration::from_millis(5);
         loop {
             let accepted = tokio::select! {

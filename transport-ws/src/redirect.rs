@@ -43,15 +43,7 @@ fn host_part(host: &str) -> &str {
 /// Answers every request on `listener` with a 301 to `scheme` on `port`, until `shutdown`
 /// begins.
 pub async fn serve(listener: Listener, scheme: &'static str, port: u16, shutdown: Shutdown) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = shutdown.begun() => return,
-        };
-        let Ok((stream, _)) = accepted else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
+    while let Some((stream, _)) = listener.next(&shutdown).await {
         let local = stream.local_addr();
         // Not waited for on the way out: a redirect is answered at once.
         tokio::spawn(async move {

@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tracing::Instrument;
 use websocketd_core::command::Command;
-use websocketd_core::env::{RequestInfo, ip_string, next_id};
+use websocketd_core::env::{RequestInfo, address_label, ip_string, next_id};
 use websocketd_core::{SessionConfig, session};
 
 use crate::files::StaticDir;
@@ -216,7 +216,7 @@ impl App {
                 return self.upgrade(req, client, conn, endpoint, decoded);
             }
         }
-        let span = tracing::info_span!(target: "http", "http", url = %url(&req, tls), remote = %remote(&client));
+        let span = tracing::info_span!(target: "http", "http", url = %url(&req, tls), remote = %address_label(client.ip));
         if let Some(since) = self.console {
             span.in_scope(|| websocketd_core::access!(target: "http", "DEVCONSOLE"));
             return console::respond(req.headers(), since).map(full);
@@ -229,7 +229,7 @@ impl App {
                         return plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n");
                     };
                     let info = request_info(&req, client, conn, script_name, path_info, None);
-                    let span = tracing::info_span!(target: "http", "http", url = %url(&req, tls), remote = %remote(&client), cgiscript = %program.display());
+                    let span = tracing::info_span!(target: "http", "http", url = %url(&req, tls), remote = %address_label(client.ip), cgiscript = %program.display());
                     span.in_scope(|| websocketd_core::access!(target: "http", "CGI"));
                     let env = &self.session.env;
                     let run = cgi::run(req, info, program, env, self.session.closems, slot);
@@ -296,7 +296,7 @@ impl App {
         let accept = match upgrade::check(&req) {
             Ok(key) => derive_accept_key(key),
             Err(refusal) => {
-                let span = tracing::info_span!(target: "session", "session", url = %url(&req, tls), remote = %remote(&client));
+                let span = tracing::info_span!(target: "session", "session", url = %url(&req, tls), remote = %address_label(client.ip));
                 span.in_scope(|| {
                     websocketd_core::access!(target: "session", "Unable to Upgrade: {}", refusal.reason());
                 });
@@ -309,7 +309,7 @@ impl App {
         let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok());
         let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
         if let Err(why) = self.origins.check(origin, host, tls) {
-            let span = tracing::info_span!(target: "session", "session", url = %url(&req, tls), remote = %remote(&client), origin = %origin.unwrap_or("file:"));
+            let span = tracing::info_span!(target: "session", "session", url = %url(&req, tls), remote = %address_label(client.ip), origin = %origin.unwrap_or("file:"));
             span.in_scope(|| websocketd_core::access!(target: "session", "{why}"));
             return plain(StatusCode::FORBIDDEN, "Forbidden\n");
         }
@@ -400,19 +400,13 @@ async fn reverse_name(ip: IpAddr) -> String {
 /// Logs a WebSocket request with no script behind it; `why` when something is there that
 /// may not be run.
 fn not_found<B>(req: &Request<B>, client: &Client, why: Option<&str>) {
-    let span = tracing::info_span!(target: "session", "session", url = %url(req, client.https), remote = %remote(client));
+    let span = tracing::info_span!(target: "session", "session", url = %url(req, client.https), remote = %address_label(client.ip));
     span.in_scope(|| {
         if let Some(why) = why {
             tracing::error!(target: "session", "Refused to run {}: {why}", req.uri().path());
         }
         websocketd_core::access!(target: "session", "NOT FOUND: script not found");
     });
-}
-
-/// The client as the logs name it: its address, or `unix` for a unix-socket peer whose
-/// address nobody trusted told.
-fn remote(client: &Client) -> String {
-    client.ip.map_or_else(|| "unix".to_owned(), ip_string)
 }
 
 /// A 301 to `location`, as Go's mux writes it.
