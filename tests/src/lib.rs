@@ -315,42 +315,41 @@ pub async fn connect_unix(
     path: &str,
     headers: &[(&str, &str)],
 ) -> WebSocketStream<UnixStream> {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let stream = within(STEP, UnixStream::connect(socket)).await.expect("connect unix socket");
-    let mut req = format!("ws://localhost:8080{path}").into_client_request().expect("request");
-    for (name, value) in headers {
-        req.headers_mut().insert(http_name(name), value.parse().expect("header value"));
-    }
-    let (ws, _) = within(STEP, tokio_tungstenite::client_async(req, stream))
-        .await
-        .unwrap_or_else(|e| panic!("connect {socket}: {e}"));
-    ws
+    handshake(stream, &format!("ws://localhost:8080{path}"), headers).await
 }
 
-/// Connects a WebSocket client to `url` over TCP from the local address `from`, with
-/// `headers`.
+/// Connects a WebSocket client to `path` at `addr` over TCP from the local address `from`,
+/// with `headers`.
 pub async fn connect_from(
     from: std::net::IpAddr,
     addr: SocketAddr,
     path: &str,
     headers: &[(&str, &str)],
 ) -> WebSocketStream<TcpStream> {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket.bind(SocketAddr::new(from, 0)).expect("bind the client's address");
     let stream = within(STEP, socket.connect(addr)).await.expect("connect");
-    let mut req = format!("ws://{addr}{path}").into_client_request().expect("request");
+    handshake(stream, &format!("ws://{addr}{path}"), headers).await
+}
+
+/// The client's WebSocket handshake for `url` on `stream`, with extra `headers`.
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> WebSocketStream<S> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = url.into_client_request().expect("request");
     for (name, value) in headers {
-        req.headers_mut().insert(http_name(name), value.parse().expect("header value"));
+        let name: tokio_tungstenite::tungstenite::http::HeaderName =
+            name.parse().expect("header name");
+        req.headers_mut().insert(name, value.parse().expect("header value"));
     }
     let (ws, _) = within(STEP, tokio_tungstenite::client_async(req, stream))
         .await
-        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        .unwrap_or_else(|e| panic!("connect {url}: {e}"));
     ws
-}
-
-fn http_name(name: &str) -> tokio_tungstenite::tungstenite::http::HeaderName {
-    name.parse().expect("header name")
 }
 
 /// The next data message (text or binary), skipping pings; panics on close or error.
