@@ -4,8 +4,10 @@
 //! - [`scenario`]: the scenarios, their server commands and their target ratios.
 //! - [`target`]: starting, measuring and stopping a server under test.
 //! - [`ceiling`]: a trivial in-process server, to show the load generator's own limits.
+//! - [`bounds`]: what bounds the connection targets, from the measured figures.
 //! - [`stats`]: medians and percentiles.
 
+pub mod bounds;
 pub mod ceiling;
 pub mod load;
 pub mod scenario;

@@ -78,8 +78,36 @@ pub async fn connection_rate(
     Ok((firsts.len() as f64 / elapsed, firsts))
 }
 
-/// Messages per second echoed on one connection with at most `window` messages in flight.
-pub async fn echo_pipelined(ws: Ws, msg: Message, window: usize, time: Duration) -> Result<f64> {
+/// What an echo run counts and bounds: messages, or bytes (an echo may come back cut
+/// differently from how it was sent).
+#[derive(Debug, Clone, Copy)]
+pub enum Unit {
+    /// Every data message is one.
+    Messages,
+    /// Every byte of a data message is one.
+    Bytes,
+}
+
+impl Unit {
+    fn of(self, m: &Message) -> usize {
+        match self {
+            Unit::Messages => 1,
+            Unit::Bytes => m.len(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Unit::Messages => "messages",
+            Unit::Bytes => "bytes",
+        }
+    }
+}
+
+/// Units per second echoed on one connection: `msg` sent over and over, pipelined, with at
+/// most `window` units in flight. Messages are queued and flushed only when the window is
+/// full, as a busy client would batch them.
+pub async fn echo(ws: Ws, msg: Message, unit: Unit, window: usize, time: Duration) -> Result<f64> {
     let (mut tx, mut rx) = ws.split();
     let credit = Arc::new(Semaphore::new(window));
     let received = Arc::new(AtomicU64::new(0));
@@ -91,20 +119,23 @@ pub async fn echo_pipelined(ws: Ws, msg: Message, window: usize, time: Duration)
         tokio::spawn(async move {
             while let Some(Ok(m)) = rx.next().await {
                 if m.is_text() || m.is_binary() {
-                    received.fetch_add(1, Ordering::Relaxed);
-                    credit.add_permits(1);
+                    let n = unit.of(&m);
+                    received.fetch_add(n as u64, Ordering::Relaxed);
+                    credit.add_permits(n);
                 }
             }
         })
     };
+    let need = u32::try_from(unit.of(&msg))?;
     while Instant::now() < deadline {
-        match credit.try_acquire() {
+        match credit.try_acquire_many(need) {
             Ok(permit) => permit.forget(),
             Err(_) => {
                 tx.flush().await?;
-                match tokio::time::timeout(Duration::from_secs(10), credit.acquire()).await {
+                match tokio::time::timeout(Duration::from_secs(10), credit.acquire_many(need)).await
+                {
                     Ok(Ok(permit)) => permit.forget(),
-                    _ => bail!("echo stalled with {window} messages in flight"),
+                    _ => bail!("echo stalled with {window} {} in flight", unit.name()),
                 }
             }
         }
@@ -117,37 +148,9 @@ pub async fn echo_pipelined(ws: Ws, msg: Message, window: usize, time: Duration)
     Ok(count as f64 / elapsed)
 }
 
-/// Bytes per second echoed on one connection: binary messages of `chunk` bytes with at most
-/// `window` bytes in flight (the echo may come back cut differently).
-pub async fn echo_bytes(ws: Ws, chunk: usize, window: usize, time: Duration) -> Result<f64> {
-    let (mut tx, mut rx) = ws.split();
-    let credit = Arc::new(Semaphore::new(window));
-    let received = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let deadline = start + time;
-    let reader = {
-        let credit = Arc::clone(&credit);
-        let received = Arc::clone(&received);
-        tokio::spawn(async move {
-            while let Some(Ok(m)) = rx.next().await {
-                received.fetch_add(m.len() as u64, Ordering::Relaxed);
-                credit.add_permits(m.len());
-            }
-        })
-    };
-    let payload = Bytes::from(vec![b'b'; chunk]);
-    let need = u32::try_from(chunk)?;
-    while Instant::now() < deadline {
-        match tokio::time::timeout(Duration::from_secs(10), credit.acquire_many(need)).await {
-            Ok(Ok(permit)) => permit.forget(),
-            _ => bail!("binary echo stalled with {window} bytes in flight"),
-        }
-        tx.send(Message::Binary(payload.clone())).await?;
-    }
-    let count = received.load(Ordering::Relaxed);
-    let elapsed = start.elapsed().as_secs_f64();
-    reader.abort();
-    Ok(count as f64 / elapsed)
+/// A binary message of `size` bytes.
+pub fn binary(size: usize) -> Message {
+    Message::Binary(Bytes::from(vec![b'b'; size]))
 }
 
 /// Bytes per second sent in binary messages of `chunk` bytes to a child that discards them.

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use websocketd_bench::scenario::{Better, Goal, Metric, Scenario};
 use websocketd_bench::stats::{self, median};
 use websocketd_bench::target::Target;
-use websocketd_bench::{ceiling, load};
+use websocketd_bench::{bounds, ceiling, load};
 
 /// Benchmarks websocketd for Rust against the reference websocketd.
 #[derive(Debug, Parser)]
@@ -116,6 +116,7 @@ async fn run(args: Args) -> Result<()> {
     let ceiling = if args.no_ceiling { Vec::new() } else { measure_ceiling(time).await? };
     print_report(&results, &targets);
     print_ceiling(&ceiling, &results);
+    print_bounds(&ceiling, &results, &machine);
     let elapsed = started.elapsed().as_secs_f64();
     println!("\ntotal time: {elapsed:.0} s");
 
@@ -257,16 +258,18 @@ fn print_report(results: &[((String, &'static str, &'static str), Series)], targ
 
 /// The load generator against the trivial in-process server.
 async fn measure_ceiling(time: Duration) -> Result<Vec<(&'static str, &'static str, f64)>> {
+    use load::Unit::{Bytes, Messages};
     let addr = ceiling::start().await?;
     let mut out = Vec::new();
     let (rate, _) = load::connection_rate(addr, 32, time).await?;
     out.push(("connections, 32 clients", "conn/s", rate));
     let echo =
-        load::echo_pipelined(load::connect(addr, "/").await?, load::line64(), 1000, time).await?;
+        load::echo(load::connect(addr, "/").await?, load::line64(), Messages, 1000, time).await?;
     out.push(("echo 64 B lines, pipelined", "msg/s", echo));
     let (push, _) = load::download(load::connect(addr, "/push").await?, time).await?;
     out.push(("server push 64 B lines", "msg/s", push));
-    let bin = load::echo_bytes(load::connect(addr, "/").await?, 65536, 128 << 10, time).await?;
+    let ws = load::connect(addr, "/").await?;
+    let bin = load::echo(ws, load::binary(65536), Bytes, 128 << 10, time).await?;
     out.push(("binary echo 64 KiB", "MB/s", bin / 1e6));
     let (_, down) = load::download(load::connect(addr, "/download64k").await?, time).await?;
     out.push(("binary download 64 KiB", "MB/s", down / 1e6));
@@ -331,6 +334,41 @@ fn print_ceiling(
             times
         };
         println!("  {name:<52} {value:>12.2} {unit}{times}");
+    }
+}
+
+/// What bounds the connection targets, when both servers ran the connection scenarios.
+fn print_bounds(
+    ceiling: &[(&'static str, &'static str, f64)],
+    results: &[((String, &'static str, &'static str), Series)],
+    machine: &Value,
+) {
+    let series = |scenario: &str, figure: &str| {
+        results.iter().find(|((s, f, _), _)| s == scenario && *f == figure).map(|(_, s)| s)
+    };
+    let lookup = |scenario: &str, figure: &str, who: &str| {
+        series(scenario, figure).and_then(|s| s.values.get(who)).map(|v| median(v))
+    };
+    let goal = |scenario: &str, figure: &str| match series(scenario, figure)?.goal? {
+        Goal::AtLeast(g) | Goal::AtMost(g) => Some(g),
+    };
+    let (Some(rate_goal), Some(first_goal)) = (
+        goal("connections, 32 clients", "connections"),
+        goal("connections, 1 client", "first message p50"),
+    ) else {
+        return;
+    };
+    let floor = ceiling.iter().find(|(_, unit, _)| *unit == "ms").map(|&(_, _, v)| v);
+    let cpus = machine["cpus"].as_f64().unwrap_or(1.0);
+    let lines = bounds::explain(&lookup, cpus, rate_goal, first_goal, floor);
+    if !lines.is_empty() {
+        println!(
+            "
+what bounds the connection targets:"
+        );
+        for line in lines {
+            println!("  {line}");
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::load;
 use crate::stats::{millis, percentile};
-use crate::target::Running;
+use crate::target::{self, Running};
 
 /// Which way is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,9 +172,20 @@ impl Scenario {
         let addr = server.addr;
         Ok(match self.kind {
             Kind::Connections(clients) => {
-                let cpu0 = server.cpu_seconds();
+                let cpu = || {
+                    [
+                        server.cpu_seconds(),
+                        server.kernel_cpu_seconds(),
+                        server.children_cpu_seconds(),
+                        target::own_cpu_seconds(),
+                    ]
+                };
+                let before = cpu();
                 let (rate, firsts) = load::connection_rate(addr, clients, time).await?;
-                let cpu_ms = (server.cpu_seconds() - cpu0) * 1000.0 / firsts.len().max(1) as f64;
+                let after = cpu();
+                let [server_ms, kernel_ms, children_ms, client_ms] = std::array::from_fn(|i| {
+                    (after[i] - before[i]) * 1000.0 / firsts.len().max(1) as f64
+                });
                 let ms = millis(&firsts);
                 let rate_goal = (clients == 32).then_some(Goal::AtLeast(1.3));
                 vec![
@@ -187,13 +198,16 @@ impl Scenario {
                         Some(Goal::AtMost(0.8)),
                     ),
                     metric("first message p99", "ms", percentile(&ms, 99.0), Lower, None),
-                    metric("server CPU per connection", "ms", cpu_ms, Lower, None),
+                    metric("server CPU per connection", "ms", server_ms, Lower, None),
+                    metric("  of it in the kernel", "ms", kernel_ms, Lower, None),
+                    metric("children's CPU per connection", "ms", children_ms, Lower, None),
+                    metric("load generator CPU per connection", "ms", client_ms, Lower, None),
                 ]
             }
             Kind::Echo64 => {
                 let ws = load::connect(addr, "/").await?;
                 // 1000 lines in flight stays under the ~150 KiB at which websocketd 0.4.1 hangs.
-                let rate = load::echo_pipelined(ws, load::line64(), 1000, time).await?;
+                let rate = load::echo(ws, load::line64(), load::Unit::Messages, 1000, time).await?;
                 vec![metric("echo", "msg/s", rate, Higher, Some(Goal::AtLeast(4.0)))]
             }
             Kind::Push => {
@@ -208,7 +222,8 @@ impl Scenario {
                 let ws = load::connect(addr, "/").await?;
                 // Two chunks (or 64 KiB) in flight: under websocketd 0.4.1's deadlock point.
                 let window = (2 * chunk).max(64 << 10);
-                let rate = load::echo_bytes(ws, chunk, window, time).await?;
+                let rate =
+                    load::echo(ws, load::binary(chunk), load::Unit::Bytes, window, time).await?;
                 let goal = (chunk == 65536).then_some(Goal::AtLeast(2.0));
                 vec![metric("binary echo", "MB/s", rate / 1e6, Higher, goal)]
             }

@@ -83,15 +83,18 @@ impl Running {
 
     /// CPU time the server itself has used so far (user and system, children excluded).
     pub fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else { return 0.0 };
-        // Fields after the name: state is 3rd overall; utime and stime are the 14th and 15th.
-        let fields: Vec<&str> = after.split_ascii_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        let hz =
-            nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100)
-                as f64;
-        (ticks(11) + ticks(12)) / hz
+        stat_seconds(&self.pid.to_string(), &[UTIME, STIME])
+    }
+
+    /// The part of [`Running::cpu_seconds`] spent in the kernel on the server's behalf.
+    pub fn kernel_cpu_seconds(&self) -> f64 {
+        stat_seconds(&self.pid.to_string(), &[STIME])
+    }
+
+    /// CPU time the server's reaped children have used so far (user and system): with a
+    /// child that is started for every connection, mostly the cost of starting it.
+    pub fn children_cpu_seconds(&self) -> f64 {
+        stat_seconds(&self.pid.to_string(), &[CUTIME, CSTIME])
     }
 
     /// How many descriptors the server has open.
@@ -147,4 +150,27 @@ fn stat(pid: i32) -> Option<(String, String)> {
     let after = &stat[stat.rfind(')')? + 1..];
     let mut f = after.split_ascii_whitespace();
     Some((f.next()?.to_owned(), f.next()?.to_owned()))
+}
+
+/// CPU time this process (the load generator) has used so far, user and system.
+pub fn own_cpu_seconds() -> f64 {
+    stat_seconds("self", &[UTIME, STIME])
+}
+
+// Clock-tick fields of `/proc/PID/stat`, counted from the one after the name (the state is 0).
+const UTIME: usize = 11;
+const STIME: usize = 12;
+const CUTIME: usize = 13;
+const CSTIME: usize = 14;
+
+/// The sum of some clock-tick fields of `/proc/PID/stat`, in seconds.
+fn stat_seconds(pid: &str, fields: &[usize]) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The name may hold spaces and parentheses: the fields start after its last `)`.
+    let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else { return 0.0 };
+    let values: Vec<&str> = after.split_ascii_whitespace().collect();
+    let ticks: f64 =
+        fields.iter().filter_map(|&i| values.get(i).and_then(|v| v.parse::<f64>().ok())).sum();
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100);
+    ticks / hz as f64
 }
