@@ -6,6 +6,7 @@
 //! - [`path`]: cleaning request paths, as Go's mux does.
 //! - [`scripts`]: `--dir`, which script a URL runs.
 //! - [`proxy`]: `--trustedproxy`, the real client and scheme behind a trusted reverse proxy.
+//! - [`readahead`]: large reads from a WebSocket only while its bytes flow.
 //! - [`redirect`]: `--redirport`, the plain-HTTP listener that redirects to the main port.
 //! - [`console`]: `--devconsole`, the page for trying an endpoint in a browser.
 //! - [`files`]: `--staticdir`, static files.
@@ -20,6 +21,7 @@ pub mod listener;
 pub mod origin;
 pub mod path;
 pub mod proxy;
+pub mod readahead;
 pub mod redirect;
 pub mod router;
 pub mod scripts;

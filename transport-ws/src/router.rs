@@ -25,6 +25,7 @@ use websocketd_core::{SessionConfig, session};
 use crate::files::StaticDir;
 use crate::origin::OriginPolicy;
 use crate::proxy::{Client, Peer, TrustedProxies};
+use crate::readahead::ReadAhead;
 use crate::scripts::{Lookup, ScriptDir};
 use crate::{cgi, console, path, upgrade};
 
@@ -320,7 +321,7 @@ impl App {
         let socket: session::Upgrade<_> = Box::pin(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
-                    let io = TokioIo::new(upgraded);
+                    let io = ReadAhead::new(TokioIo::new(upgraded));
                     Some(WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await)
                 }
                 Err(e) => {
