@@ -8,66 +8,97 @@ pub type Lookup<'a> = dyn Fn(&str, &str, &str) -> Option<f64> + 'a;
 const RATE_SCENARIO: &str = "connections, 32 clients";
 const FIRST_SCENARIO: &str = "connections, 1 client";
 
+/// Where one connection's CPU time went, in milliseconds.
+struct Budget {
+    /// The machine's busy time (every process and the kernel).
+    busy: f64,
+    /// Idle, or taken by the hypervisor.
+    idle: f64,
+    server: f64,
+    server_kernel: f64,
+    children: f64,
+    client: f64,
+}
+
+impl Budget {
+    fn of(median: &Lookup<'_>, who: &str) -> Option<Budget> {
+        let figure = |name: &str| median(RATE_SCENARIO, name, who);
+        Some(Budget {
+            busy: figure("machine's busy CPU per connection")?,
+            idle: figure("  idle or stolen")?,
+            server: figure("server CPU per connection")?,
+            server_kernel: figure("  of it in the kernel")?,
+            children: figure("children's CPU per connection")?,
+            client: figure("load generator CPU per connection")?,
+        })
+    }
+
+    /// What is neither the server, its children nor the load generator: mostly the kernel's
+    /// network work done outside their own time (softirqs).
+    fn other(&self) -> f64 {
+        self.busy - self.server - self.children - self.client
+    }
+}
+
 /// Lines explaining the bounds, empty when the figures they need are missing.
 ///
-/// With every core busy, `cpus / rate` is the CPU time one connection costs in all. Taking
-/// away what the children, the load generator and everything else cost leaves what the
-/// server may use for a target rate; the server's kernel time (its system calls: sockets,
-/// pipes, spawning) is a floor no user-space change lowers. `floor_ms` is the time to start
-/// `cat` and echo one line through it with no network at all.
+/// A connection rate is at most the machine's CPU divided by what one connection costs. Per
+/// websocketd connection the machine spent its busy time plus what it left idle, so a rate
+/// `rate_goal` times websocketd's needs one of ours to cost at most that sum divided by
+/// `rate_goal`, even if we used every idle moment. Taking away what our children, the load
+/// generator and the rest cost leaves what our server may use; its kernel time (system calls
+/// on sockets and pipes, spawning) is a floor no change in user space lowers.
+///
+/// `floors` are two times that have nothing to do with the server: starting `cat` and
+/// echoing one line through it with no network, and connecting and the handshake with a
+/// trivial in-process server. The first message needs both, one after the other: the child
+/// is started once the handshake is done (the client's message meanwhile waits in its pipe).
 pub fn explain(
     median: &Lookup<'_>,
-    cpus: f64,
-    rate_goal: f64,
-    first_goal: f64,
-    floor_ms: Option<f64>,
+    rate_goal: Option<f64>,
+    first_goal: Option<f64>,
+    floors: Option<(f64, f64)>,
 ) -> Vec<String> {
     let mut lines = Vec::new();
-    let figure = |who: &str, name: &str| median(RATE_SCENARIO, name, who);
-    let budget = |who: &str| -> Option<(f64, [f64; 4])> {
-        let rate = figure(who, "connections")?;
-        let parts = [
-            figure(who, "server CPU per connection")?,
-            figure(who, "  of it in the kernel")?,
-            figure(who, "children's CPU per connection")?,
-            figure(who, "load generator CPU per connection")?,
-        ];
-        Some((cpus * 1000.0 / rate, parts))
-    };
-    if let (Some((ours, [server, kernel, children, client])), Some((theirs, t))) =
-        (budget("ours"), budget("websocketd"))
+    if let (Some(rate_goal), Some(ours), Some(theirs)) =
+        (rate_goal, Budget::of(median, "ours"), Budget::of(median, "websocketd"))
     {
         lines.push(format!(
-            "CPU per connection, {RATE_SCENARIO}, every core busy (ms; other = the rest, mostly \
+            "CPU per connection, {RATE_SCENARIO} (ms; other = the rest of the busy time, mostly \
              the kernel's network work):"
         ));
-        for (who, total, [s, k, c, g]) in
-            [("ours", ours, [server, kernel, children, client]), ("websocketd", theirs, t)]
-        {
+        for (who, b) in [("ours", &ours), ("websocketd", &theirs)] {
             lines.push(format!(
-                "  {who:<10} {total:.2} = server {s:.2} ({k:.2} in the kernel) + children {c:.2} \
-                 + load generator {g:.2} + other {:.2}",
-                total - s - c - g
+                "  {who:<10} {:.2} = server {:.2} ({:.2} in the kernel) + children {:.2} + load \
+                 generator {:.2} + other {:.2}; idle or stolen besides: {:.2}",
+                b.busy,
+                b.server,
+                b.server_kernel,
+                b.children,
+                b.client,
+                b.other(),
+                b.idle
             ));
         }
-        let allowed = theirs / rate_goal;
-        let for_server = allowed - (ours - server);
+        let allowed = (theirs.busy + theirs.idle) / rate_goal;
+        let for_server = allowed - (ours.busy - ours.server);
         lines.push(format!(
             "  {rate_goal}x websocketd's rate allows {allowed:.2} ms per connection, which leaves \
-             our server {for_server:.2} ms; it uses {server:.2}, {kernel:.2} of it in the kernel"
+             our server {for_server:.2} ms; it uses {:.2}, {:.2} of it in the kernel",
+            ours.server, ours.server_kernel
         ));
     }
     let first = |who: &str| median(FIRST_SCENARIO, "first message p50", who);
-    if let (Some(ours), Some(theirs), Some(floor)) = (first("ours"), first("websocketd"), floor_ms)
+    if let (Some(first_goal), Some(ours), Some(theirs), Some((spawn, network))) =
+        (first_goal, first("ours"), first("websocketd"), floors)
     {
         let allowed = theirs * first_goal;
         lines.push(format!(
             "first message p50, {FIRST_SCENARIO}: {first_goal}x websocketd's {theirs:.2} ms is \
-             {allowed:.2} ms; starting cat and echoing through it takes {floor:.2} ms with no \
-             network, which leaves {:.2} ms for connecting, the handshake and the relay; ours \
-             takes {:.2} ms for them",
-            allowed - floor,
-            ours - floor
+             {allowed:.2} ms. Starting cat and echoing through it takes {spawn:.2} ms with no \
+             network; connecting and the handshake take {network:.2} ms with no child: {:.2} ms \
+             one after the other. Ours takes {ours:.2} ms",
+            spawn + network
         ));
     }
     lines

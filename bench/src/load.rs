@@ -78,6 +78,19 @@ pub async fn connection_rate(
     Ok((firsts.len() as f64 / elapsed, firsts))
 }
 
+/// Times from connecting to a finished handshake, one connection at a time for `time`.
+pub async fn handshakes(addr: SocketAddr, time: Duration) -> Result<Vec<Duration>> {
+    let deadline = Instant::now() + time;
+    let mut times = Vec::new();
+    while Instant::now() < deadline {
+        let t0 = Instant::now();
+        let ws = connect(addr, "/").await?;
+        times.push(t0.elapsed());
+        drop(ws);
+    }
+    Ok(times)
+}
+
 /// What an echo run counts and bounds: messages, or bytes (an echo may come back cut
 /// differently from how it was sent).
 #[derive(Debug, Clone, Copy)]

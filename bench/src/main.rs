@@ -116,7 +116,7 @@ async fn run(args: Args) -> Result<()> {
     let ceiling = if args.no_ceiling { Vec::new() } else { measure_ceiling(time).await? };
     print_report(&results, &targets);
     print_ceiling(&ceiling, &results);
-    print_bounds(&ceiling, &results, &machine);
+    print_bounds(&ceiling, &results);
     let elapsed = started.elapsed().as_secs_f64();
     println!("\ntotal time: {elapsed:.0} s");
 
@@ -256,6 +256,11 @@ fn print_report(results: &[((String, &'static str, &'static str), Series)], targ
     }
 }
 
+/// The ceiling's figure for connecting and the handshake, with no child process.
+const NETWORK_FLOOR: &str = "connect and handshake, p50, 1 at a time";
+/// The ceiling's figure for starting a child and echoing through it, with no network.
+const SPAWN_FLOOR: &str = "no network: spawn cat to its echo, p50, 1 at a time";
+
 /// The load generator against the trivial in-process server.
 async fn measure_ceiling(time: Duration) -> Result<Vec<(&'static str, &'static str, f64)>> {
     use load::Unit::{Bytes, Messages};
@@ -263,6 +268,8 @@ async fn measure_ceiling(time: Duration) -> Result<Vec<(&'static str, &'static s
     let mut out = Vec::new();
     let (rate, _) = load::connection_rate(addr, 32, time).await?;
     out.push(("connections, 32 clients", "conn/s", rate));
+    let handshakes = load::handshakes(addr, time).await?;
+    out.push((NETWORK_FLOOR, "ms", stats::percentile(&stats::millis(&handshakes), 50.0)));
     let echo =
         load::echo(load::connect(addr, "/").await?, load::line64(), Messages, 1000, time).await?;
     out.push(("echo 64 B lines, pipelined", "msg/s", echo));
@@ -279,7 +286,7 @@ async fn measure_ceiling(time: Duration) -> Result<Vec<(&'static str, &'static s
     out.push(("no network: spawn cat, echo, wait; 32 at once", "proc/s", spawns));
     let (_, firsts) = load::process_churn(1, time).await?;
     let floor = stats::percentile(&stats::millis(&firsts), 50.0);
-    out.push(("no network: spawn cat to its echo, p50, 1 at a time", "ms", floor));
+    out.push((SPAWN_FLOOR, "ms", floor));
     Ok(out)
 }
 
@@ -298,7 +305,7 @@ fn print_ceiling(
             .and_then(|(_, s)| s.values.get("websocketd"))
             .map(|v| median(v));
         let times = theirs.map_or(String::new(), |t| format!("  = {:.1}x websocketd", value / t));
-        let times = if *unit == "ms" {
+        let times = if *name == SPAWN_FLOOR {
             let first = |who: &str| {
                 results
                     .iter()
@@ -341,7 +348,6 @@ fn print_ceiling(
 fn print_bounds(
     ceiling: &[(&'static str, &'static str, f64)],
     results: &[((String, &'static str, &'static str), Series)],
-    machine: &Value,
 ) {
     let series = |scenario: &str, figure: &str| {
         results.iter().find(|((s, f, _), _)| s == scenario && *f == figure).map(|(_, s)| s)
@@ -352,15 +358,11 @@ fn print_bounds(
     let goal = |scenario: &str, figure: &str| match series(scenario, figure)?.goal? {
         Goal::AtLeast(g) | Goal::AtMost(g) => Some(g),
     };
-    let (Some(rate_goal), Some(first_goal)) = (
-        goal("connections, 32 clients", "connections"),
-        goal("connections, 1 client", "first message p50"),
-    ) else {
-        return;
-    };
-    let floor = ceiling.iter().find(|(_, unit, _)| *unit == "ms").map(|&(_, _, v)| v);
-    let cpus = machine["cpus"].as_f64().unwrap_or(1.0);
-    let lines = bounds::explain(&lookup, cpus, rate_goal, first_goal, floor);
+    let rate_goal = goal("connections, 32 clients", "connections");
+    let first_goal = goal("connections, 1 client", "first message p50");
+    let figure = |name: &str| ceiling.iter().find(|(n, _, _)| *n == name).map(|&(_, _, v)| v);
+    let floors = figure(SPAWN_FLOOR).zip(figure(NETWORK_FLOOR));
+    let lines = bounds::explain(&lookup, rate_goal, first_goal, floors);
     if !lines.is_empty() {
         println!(
             "

@@ -173,7 +173,10 @@ impl Scenario {
         Ok(match self.kind {
             Kind::Connections(clients) => {
                 let cpu = || {
+                    let (busy, idle) = target::machine_cpu_seconds();
                     [
+                        busy,
+                        idle,
                         server.cpu_seconds(),
                         server.kernel_cpu_seconds(),
                         server.children_cpu_seconds(),
@@ -183,9 +186,10 @@ impl Scenario {
                 let before = cpu();
                 let (rate, firsts) = load::connection_rate(addr, clients, time).await?;
                 let after = cpu();
-                let [server_ms, kernel_ms, children_ms, client_ms] = std::array::from_fn(|i| {
-                    (after[i] - before[i]) * 1000.0 / firsts.len().max(1) as f64
-                });
+                let [busy_ms, idle_ms, server_ms, kernel_ms, children_ms, client_ms] =
+                    std::array::from_fn(|i| {
+                        (after[i] - before[i]) * 1000.0 / firsts.len().max(1) as f64
+                    });
                 let ms = millis(&firsts);
                 let rate_goal = (clients == 32).then_some(Goal::AtLeast(1.3));
                 vec![
@@ -198,6 +202,8 @@ impl Scenario {
                         Some(Goal::AtMost(0.8)),
                     ),
                     metric("first message p99", "ms", percentile(&ms, 99.0), Lower, None),
+                    metric("machine's busy CPU per connection", "ms", busy_ms, Lower, None),
+                    metric("  idle or stolen", "ms", idle_ms, Lower, None),
                     metric("server CPU per connection", "ms", server_ms, Lower, None),
                     metric("  of it in the kernel", "ms", kernel_ms, Lower, None),
                     metric("children's CPU per connection", "ms", children_ms, Lower, None),

@@ -157,6 +157,26 @@ pub fn own_cpu_seconds() -> f64 {
     stat_seconds("self", &[UTIME, STIME])
 }
 
+/// CPU time the whole machine has spent so far: busy (user, system, interrupts), and idle
+/// or taken by the hypervisor (idle, I/O wait, steal), from the first line of `/proc/stat`.
+pub fn machine_cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("cpu "))
+        .map(|l| l.split_ascii_whitespace().filter_map(|v| v.parse().ok()).collect())
+        .unwrap_or_default();
+    let sum = |fields: &[usize]| fields.iter().filter_map(|&i| ticks.get(i)).sum::<f64>() / hz();
+    // user nice system idle iowait irq softirq steal (guest time is within user already)
+    (sum(&[0, 1, 2, 5, 6]), sum(&[3, 4, 7]))
+}
+
+/// Clock ticks per second.
+fn hz() -> f64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as f64
+}
+
 // Clock-tick fields of `/proc/PID/stat`, counted from the one after the name (the state is 0).
 const UTIME: usize = 11;
 const STIME: usize = 12;
@@ -171,6 +191,5 @@ fn stat_seconds(pid: &str, fields: &[usize]) -> f64 {
     let values: Vec<&str> = after.split_ascii_whitespace().collect();
     let ticks: f64 =
         fields.iter().filter_map(|&i| values.get(i).and_then(|v| v.parse::<f64>().ok())).sum();
-    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100);
-    ticks / hz as f64
+    ticks / hz()
 }
