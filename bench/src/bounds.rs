@@ -2,11 +2,10 @@
 //! each connection's CPU time goes, how much of it a target leaves to our server, and how
 //! much of the first message's wait is spent starting the child alone.
 
+use crate::scenario::names::{self, CLIENTS_32 as RATE_SCENARIO, ONE_CLIENT as FIRST_SCENARIO};
+
 /// The median of one figure for one server: `(scenario, figure, server)`.
 pub type Lookup<'a> = dyn Fn(&str, &str, &str) -> Option<f64> + 'a;
-
-const RATE_SCENARIO: &str = "connections, 32 clients";
-const FIRST_SCENARIO: &str = "connections, 1 client";
 
 /// Where one connection's CPU time went, in milliseconds.
 struct Budget {
@@ -24,12 +23,12 @@ impl Budget {
     fn of(median: &Lookup<'_>, who: &str) -> Option<Budget> {
         let figure = |name: &str| median(RATE_SCENARIO, name, who);
         Some(Budget {
-            busy: figure("machine's busy CPU per connection")?,
-            idle: figure("  idle or stolen")?,
-            server: figure("server CPU per connection")?,
-            server_kernel: figure("  of it in the kernel")?,
-            children: figure("children's CPU per connection")?,
-            client: figure("load generator CPU per connection")?,
+            busy: figure(names::BUSY)?,
+            idle: figure(names::IDLE)?,
+            server: figure(names::SERVER)?,
+            server_kernel: figure(names::SERVER_KERNEL)?,
+            children: figure(names::CHILDREN)?,
+            client: figure(names::CLIENT)?,
         })
     }
 
@@ -89,7 +88,7 @@ pub fn explain(
             ours.server, ours.server_kernel
         ));
     }
-    let first = |who: &str| median(FIRST_SCENARIO, "first message p50", who);
+    let first = |who: &str| median(FIRST_SCENARIO, names::FIRST_P50, who);
     if let (Some(first_goal), Some(ours), Some(theirs), Some((spawn, network))) =
         (first_goal, first("ours"), first("websocketd"), floors)
     {

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use serde_json::{Value, json};
 
-use websocketd_bench::scenario::{Better, Goal, Metric, Scenario};
+use websocketd_bench::scenario::{Better, Goal, Metric, Scenario, names};
 use websocketd_bench::stats::{self, median};
 use websocketd_bench::target::Target;
 use websocketd_bench::{bounds, ceiling, load};
@@ -267,7 +267,7 @@ async fn measure_ceiling(time: Duration) -> Result<Vec<(&'static str, &'static s
     let addr = ceiling::start().await?;
     let mut out = Vec::new();
     let (rate, _) = load::connection_rate(addr, 32, time).await?;
-    out.push(("connections, 32 clients", "conn/s", rate));
+    out.push((names::CLIENTS_32, "conn/s", rate));
     let handshakes = load::handshakes(addr, time).await?;
     out.push((NETWORK_FLOOR, "ms", stats::percentile(&stats::millis(&handshakes), 50.0)));
     let echo =
@@ -309,9 +309,7 @@ fn print_ceiling(
             let first = |who: &str| {
                 results
                     .iter()
-                    .find(|((s, f, _), _)| {
-                        s == "connections, 1 client" && *f == "first message p50"
-                    })
+                    .find(|((s, f, _), _)| s == names::ONE_CLIENT && *f == names::FIRST_P50)
                     .and_then(|(_, s)| s.values.get(who))
                     .map(|v| format!("{who} +{:.2} ms", median(v) - value))
             };
@@ -326,7 +324,7 @@ fn print_ceiling(
             let conn = |who: &str| {
                 results
                     .iter()
-                    .find(|((s, _, u), _)| s == "connections, 32 clients" && *u == "conn/s")
+                    .find(|((s, _, u), _)| s == names::CLIENTS_32 && *u == "conn/s")
                     .and_then(|(_, s)| s.values.get(who))
                     .map(|v| format!("{who} {:.0}%", 100.0 * median(v) / value))
             };
@@ -358,16 +356,13 @@ fn print_bounds(
     let goal = |scenario: &str, figure: &str| match series(scenario, figure)?.goal? {
         Goal::AtLeast(g) | Goal::AtMost(g) => Some(g),
     };
-    let rate_goal = goal("connections, 32 clients", "connections");
-    let first_goal = goal("connections, 1 client", "first message p50");
+    let rate_goal = goal(names::CLIENTS_32, names::RATE);
+    let first_goal = goal(names::ONE_CLIENT, names::FIRST_P50);
     let figure = |name: &str| ceiling.iter().find(|(n, _, _)| *n == name).map(|&(_, _, v)| v);
     let floors = figure(SPAWN_FLOOR).zip(figure(NETWORK_FLOOR));
     let lines = bounds::explain(&lookup, rate_goal, first_goal, floors);
     if !lines.is_empty() {
-        println!(
-            "
-what bounds the connection targets:"
-        );
+        println!("\nwhat bounds the connection targets:");
         for line in lines {
             println!("  {line}");
         }

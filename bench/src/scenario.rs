@@ -97,6 +97,30 @@ pub enum Kind {
     DeepPipeline,
 }
 
+/// Names that other parts of the report look figures up by.
+pub mod names {
+    /// The connection scenario with one client.
+    pub const ONE_CLIENT: &str = "connections, 1 client";
+    /// The connection scenario with 32 clients.
+    pub const CLIENTS_32: &str = "connections, 32 clients";
+    /// Connections per second.
+    pub const RATE: &str = "connections";
+    /// Time from connecting to the first echo, median.
+    pub const FIRST_P50: &str = "first message p50";
+    /// The machine's busy CPU time per connection.
+    pub const BUSY: &str = "machine's busy CPU per connection";
+    /// CPU time left idle or stolen by the hypervisor, per connection.
+    pub const IDLE: &str = "  idle or stolen";
+    /// The server's CPU per connection.
+    pub const SERVER: &str = "server CPU per connection";
+    /// The part of [`SERVER`] spent in the kernel.
+    pub const SERVER_KERNEL: &str = "  of it in the kernel";
+    /// The server's children's CPU per connection.
+    pub const CHILDREN: &str = "children's CPU per connection";
+    /// The load generator's own CPU per connection.
+    pub const CLIENT: &str = "load generator CPU per connection";
+}
+
 /// A named scenario and how the server is started for it.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -116,8 +140,8 @@ impl Scenario {
     pub fn all() -> Vec<Scenario> {
         use Kind::*;
         let kinds = [
-            ("connections, 1 client", Connections(1)),
-            ("connections, 32 clients", Connections(32)),
+            (names::ONE_CLIENT, Connections(1)),
+            (names::CLIENTS_32, Connections(32)),
             ("echo 64 B lines, pipelined", Echo64),
             ("server push 64 B lines", Push),
             ("binary echo 4 KiB", BinaryEcho(4096)),
@@ -174,14 +198,8 @@ impl Scenario {
             Kind::Connections(clients) => {
                 let cpu = || {
                     let (busy, idle) = target::machine_cpu_seconds();
-                    [
-                        busy,
-                        idle,
-                        server.cpu_seconds(),
-                        server.kernel_cpu_seconds(),
-                        server.children_cpu_seconds(),
-                        target::own_cpu_seconds(),
-                    ]
+                    let (ours, own) = (server.cpu(), target::own_cpu());
+                    [busy, idle, ours.total(), ours.system, ours.children, own.total()]
                 };
                 let before = cpu();
                 let (rate, firsts) = load::connection_rate(addr, clients, time).await?;
@@ -193,21 +211,21 @@ impl Scenario {
                 let ms = millis(&firsts);
                 let rate_goal = (clients == 32).then_some(Goal::AtLeast(1.3));
                 vec![
-                    metric("connections", "conn/s", rate, Higher, rate_goal),
+                    metric(names::RATE, "conn/s", rate, Higher, rate_goal),
                     metric(
-                        "first message p50",
+                        names::FIRST_P50,
                         "ms",
                         percentile(&ms, 50.0),
                         Lower,
                         Some(Goal::AtMost(0.8)),
                     ),
                     metric("first message p99", "ms", percentile(&ms, 99.0), Lower, None),
-                    metric("machine's busy CPU per connection", "ms", busy_ms, Lower, None),
-                    metric("  idle or stolen", "ms", idle_ms, Lower, None),
-                    metric("server CPU per connection", "ms", server_ms, Lower, None),
-                    metric("  of it in the kernel", "ms", kernel_ms, Lower, None),
-                    metric("children's CPU per connection", "ms", children_ms, Lower, None),
-                    metric("load generator CPU per connection", "ms", client_ms, Lower, None),
+                    metric(names::BUSY, "ms", busy_ms, Lower, None),
+                    metric(names::IDLE, "ms", idle_ms, Lower, None),
+                    metric(names::SERVER, "ms", server_ms, Lower, None),
+                    metric(names::SERVER_KERNEL, "ms", kernel_ms, Lower, None),
+                    metric(names::CHILDREN, "ms", children_ms, Lower, None),
+                    metric(names::CLIENT, "ms", client_ms, Lower, None),
                 ]
             }
             Kind::Echo64 => {

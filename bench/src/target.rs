@@ -81,20 +81,9 @@ impl Running {
             .unwrap_or(0)
     }
 
-    /// CPU time the server itself has used so far (user and system, children excluded).
-    pub fn cpu_seconds(&self) -> f64 {
-        stat_seconds(&self.pid.to_string(), &[UTIME, STIME])
-    }
-
-    /// The part of [`Running::cpu_seconds`] spent in the kernel on the server's behalf.
-    pub fn kernel_cpu_seconds(&self) -> f64 {
-        stat_seconds(&self.pid.to_string(), &[STIME])
-    }
-
-    /// CPU time the server's reaped children have used so far (user and system): with a
-    /// child that is started for every connection, mostly the cost of starting it.
-    pub fn children_cpu_seconds(&self) -> f64 {
-        stat_seconds(&self.pid.to_string(), &[CUTIME, CSTIME])
+    /// CPU time the server has used so far, and its reaped children.
+    pub fn cpu(&self) -> CpuTimes {
+        CpuTimes::of(&self.pid.to_string())
     }
 
     /// How many descriptors the server has open.
@@ -146,15 +135,49 @@ fn is_live(pid: i32) -> bool {
 
 /// A process's state and parent, from /proc.
 fn stat(pid: i32) -> Option<(String, String)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 1..];
-    let mut f = after.split_ascii_whitespace();
-    Some((f.next()?.to_owned(), f.next()?.to_owned()))
+    let mut fields = stat_fields(&pid.to_string())?.into_iter();
+    Some((fields.next()?, fields.next()?))
 }
 
-/// CPU time this process (the load generator) has used so far, user and system.
-pub fn own_cpu_seconds() -> f64 {
-    stat_seconds("self", &[UTIME, STIME])
+/// The fields of `/proc/PID/stat` that follow the name; the state is the first.
+fn stat_fields(pid: &str) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name may hold spaces and parentheses: the fields start after its last `)`.
+    let after = &stat[stat.rfind(')')? + 1..];
+    Some(after.split_ascii_whitespace().map(str::to_owned).collect())
+}
+
+/// CPU times of one process so far, in seconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuTimes {
+    /// In user space.
+    pub user: f64,
+    /// In the kernel on its behalf.
+    pub system: f64,
+    /// Used by its children it has reaped (user and system): for a server that starts a
+    /// child for every connection, mostly the cost of starting it.
+    pub children: f64,
+}
+
+impl CpuTimes {
+    /// Of the process `pid` (or `self`), read from `/proc/PID/stat` at once; zero if it is gone.
+    fn of(pid: &str) -> CpuTimes {
+        let Some(fields) = stat_fields(pid) else { return CpuTimes::default() };
+        let seconds =
+            |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / hz();
+        // Counted from the state: utime, stime, cutime and cstime are fields 11 to 14.
+        CpuTimes { user: seconds(11), system: seconds(12), children: seconds(13) + seconds(14) }
+    }
+
+    /// User and system together.
+    pub fn total(&self) -> f64 {
+        self.user + self.system
+    }
+}
+
+/// CPU times of this process, the load generator.
+pub fn own_cpu() -> CpuTimes {
+    CpuTimes::of("self")
 }
 
 /// CPU time the whole machine has spent so far: busy (user, system, interrupts), and idle
@@ -175,21 +198,4 @@ pub fn machine_cpu_seconds() -> (f64, f64) {
 /// Clock ticks per second.
 fn hz() -> f64 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as f64
-}
-
-// Clock-tick fields of `/proc/PID/stat`, counted from the one after the name (the state is 0).
-const UTIME: usize = 11;
-const STIME: usize = 12;
-const CUTIME: usize = 13;
-const CSTIME: usize = 14;
-
-/// The sum of some clock-tick fields of `/proc/PID/stat`, in seconds.
-fn stat_seconds(pid: &str, fields: &[usize]) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The name may hold spaces and parentheses: the fields start after its last `)`.
-    let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else { return 0.0 };
-    let values: Vec<&str> = after.split_ascii_whitespace().collect();
-    let ticks: f64 =
-        fields.iter().filter_map(|&i| values.get(i).and_then(|v| v.parse::<f64>().ok())).sum();
-    ticks / hz()
 }
