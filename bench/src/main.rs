@@ -307,11 +307,8 @@ fn print_ceiling(
         let times = theirs.map_or(String::new(), |t| format!("  = {:.1}x websocketd", value / t));
         let times = if *name == SPAWN_FLOOR {
             let first = |who: &str| {
-                results
-                    .iter()
-                    .find(|((s, f, _), _)| s == names::ONE_CLIENT && *f == names::FIRST_P50)
-                    .and_then(|(_, s)| s.values.get(who))
-                    .map(|v| format!("{who} +{:.2} ms", median(v) - value))
+                median_of(results, names::ONE_CLIENT, names::FIRST_P50, who)
+                    .map(|m| format!("{who} +{:.2} ms", m - value))
             };
             let over: Vec<String> =
                 ["ours", "websocketd"].iter().filter_map(|w| first(w)).collect();
@@ -322,11 +319,8 @@ fn print_ceiling(
             }
         } else if *unit == "proc/s" {
             let conn = |who: &str| {
-                results
-                    .iter()
-                    .find(|((s, _, u), _)| s == names::CLIENTS_32 && *u == "conn/s")
-                    .and_then(|(_, s)| s.values.get(who))
-                    .map(|v| format!("{who} {:.0}%", 100.0 * median(v) / value))
+                median_of(results, names::CLIENTS_32, names::RATE, who)
+                    .map(|m| format!("{who} {:.0}%", 100.0 * m / value))
             };
             let shares: Vec<String> =
                 ["ours", "websocketd"].iter().filter_map(|w| conn(w)).collect();
@@ -342,18 +336,33 @@ fn print_ceiling(
     }
 }
 
+/// The series of one figure of one scenario.
+fn series<'a>(
+    results: &'a [((String, &'static str, &'static str), Series)],
+    scenario: &str,
+    figure: &str,
+) -> Option<&'a Series> {
+    results.iter().find(|((s, f, _), _)| s == scenario && *f == figure).map(|(_, s)| s)
+}
+
+/// The median of one figure of one scenario for one server.
+fn median_of(
+    results: &[((String, &'static str, &'static str), Series)],
+    scenario: &str,
+    figure: &str,
+    who: &str,
+) -> Option<f64> {
+    series(results, scenario, figure).and_then(|s| s.values.get(who)).map(|v| median(v))
+}
+
 /// What bounds the connection targets, when both servers ran the connection scenarios.
 fn print_bounds(
     ceiling: &[(&'static str, &'static str, f64)],
     results: &[((String, &'static str, &'static str), Series)],
 ) {
-    let series = |scenario: &str, figure: &str| {
-        results.iter().find(|((s, f, _), _)| s == scenario && *f == figure).map(|(_, s)| s)
-    };
-    let lookup = |scenario: &str, figure: &str, who: &str| {
-        series(scenario, figure).and_then(|s| s.values.get(who)).map(|v| median(v))
-    };
-    let goal = |scenario: &str, figure: &str| match series(scenario, figure)?.goal? {
+    let lookup =
+        |scenario: &str, figure: &str, who: &str| median_of(results, scenario, figure, who);
+    let goal = |scenario: &str, figure: &str| match series(results, scenario, figure)?.goal? {
         Goal::AtLeast(g) | Goal::AtMost(g) => Some(g),
     };
     let rate_goal = goal(names::CLIENTS_32, names::RATE);
