@@ -2,6 +2,7 @@
 //! and report what they measured. Writes are batched (many frames per flush) and reads run
 //! in their own task, so the client is never the bottleneck (see `ceiling` in the report).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +40,33 @@ pub fn line64() -> Message {
     Message::text("x".repeat(64))
 }
 
+/// Runs `tasks` loops side by side for `time`, each calling `round` over and over; a round
+/// returns the time it measured. Returns rounds per second and every round's time.
+async fn rounds<F, Fut>(tasks: usize, time: Duration, round: F) -> Result<(f64, Vec<Duration>)>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<Duration>> + Send + 'static,
+{
+    let start = Instant::now();
+    let deadline = start + time;
+    let mut loops = Vec::new();
+    for _ in 0..tasks {
+        let round = round.clone();
+        loops.push(tokio::spawn(async move {
+            let mut times = Vec::new();
+            while Instant::now() < deadline {
+                times.push(round().await?);
+            }
+            anyhow::Ok(times)
+        }));
+    }
+    let mut times = Vec::new();
+    for l in loops {
+        times.extend(l.await??);
+    }
+    Ok((times.len() as f64 / start.elapsed().as_secs_f64(), times))
+}
+
 /// Connections per second with `clients` clients for `time`: each connection upgrades,
 /// sends one message, waits for its echo and closes. Also returns, per connection, the time
 /// from connecting to the echo (time to first message).
@@ -47,47 +75,34 @@ pub async fn connection_rate(
     clients: usize,
     time: Duration,
 ) -> Result<(f64, Vec<Duration>)> {
-    let start = Instant::now();
-    let deadline = start + time;
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        tasks.push(tokio::spawn(async move {
-            let mut firsts = Vec::new();
-            while Instant::now() < deadline {
-                let t0 = Instant::now();
-                let mut ws = connect(addr, "/").await?;
-                ws.send(Message::text("hello")).await?;
-                match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-                    Ok(Some(Ok(Message::Text(t)))) if t == "hello" => firsts.push(t0.elapsed()),
-                    other => bail!("no echo: {other:?}"),
-                }
-                let _ = ws.close(None).await;
-                let _ = tokio::time::timeout(Duration::from_secs(5), async {
-                    while let Some(Ok(_)) = ws.next().await {}
-                })
-                .await;
-            }
-            anyhow::Ok(firsts)
-        }));
-    }
-    let mut firsts = Vec::new();
-    for task in tasks {
-        firsts.extend(task.await??);
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    Ok((firsts.len() as f64 / elapsed, firsts))
+    rounds(clients, time, move || async move {
+        let t0 = Instant::now();
+        let mut ws = connect(addr, "/").await?;
+        ws.send(Message::text("hello")).await?;
+        let first = match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) if t == "hello" => t0.elapsed(),
+            other => bail!("no echo: {other:?}"),
+        };
+        let _ = ws.close(None).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(Ok(_)) = ws.next().await {}
+        })
+        .await;
+        Ok(first)
+    })
+    .await
 }
 
 /// Times from connecting to a finished handshake, one connection at a time for `time`.
 pub async fn handshakes(addr: SocketAddr, time: Duration) -> Result<Vec<Duration>> {
-    let deadline = Instant::now() + time;
-    let mut times = Vec::new();
-    while Instant::now() < deadline {
+    let (_, times) = rounds(1, time, move || async move {
         let t0 = Instant::now();
         let ws = connect(addr, "/").await?;
-        times.push(t0.elapsed());
+        let took = t0.elapsed();
         drop(ws);
-    }
+        Ok(took)
+    })
+    .await?;
     Ok(times)
 }
 
@@ -273,33 +288,21 @@ pub async fn drain(mut ws: Ws, counter: Arc<AtomicU64>) {
 pub async fn process_churn(tasks: usize, time: Duration) -> Result<(f64, Vec<Duration>)> {
     use std::process::Stdio;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let start = Instant::now();
-    let deadline = start + time;
-    let mut loops = Vec::new();
-    for _ in 0..tasks {
-        loops.push(tokio::spawn(async move {
-            let mut firsts = Vec::new();
-            while Instant::now() < deadline {
-                let t0 = Instant::now();
-                let mut child = tokio::process::Command::new("cat")
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .spawn()?;
-                let mut stdin = child.stdin.take().context("stdin")?;
-                let mut stdout = child.stdout.take().context("stdout")?;
-                stdin.write_all(b"hello\n").await?;
-                let mut line = [0u8; 6];
-                stdout.read_exact(&mut line).await?;
-                firsts.push(t0.elapsed());
-                drop(stdin);
-                child.wait().await?;
-            }
-            anyhow::Ok(firsts)
-        }));
-    }
-    let mut firsts = Vec::new();
-    for l in loops {
-        firsts.extend(l.await??);
-    }
-    Ok((firsts.len() as f64 / start.elapsed().as_secs_f64(), firsts))
+    rounds(tasks, time, || async {
+        let t0 = Instant::now();
+        let mut child = tokio::process::Command::new("cat")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut stdin = child.stdin.take().context("stdin")?;
+        let mut stdout = child.stdout.take().context("stdout")?;
+        stdin.write_all(b"hello\n").await?;
+        let mut line = [0u8; 6];
+        stdout.read_exact(&mut line).await?;
+        let first = t0.elapsed();
+        drop(stdin);
+        child.wait().await?;
+        Ok(first)
+    })
+    .await
 }
