@@ -12,7 +12,8 @@ use clap::{ArgAction, CommandFactory, Parser, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "websocketd",
-    override_usage = "websocketd [options] COMMAND [command args]",
+    override_usage = "websocketd [options] COMMAND [command args]\n       websocketd [options] --dir=DIR",
+    after_help = concat!("Full documentation: ", env!("CARGO_PKG_REPOSITORY"), "#readme"),
     disable_version_flag = true,
     disable_help_flag = true,
     args_override_self = true,
@@ -271,6 +272,26 @@ where
         }
     }
     out.extend(argv);
+    out
+}
+
+/// A parse error with one tip at most: for a mistyped flag, clap suggests the flag meant
+/// and also how to pass the word to COMMAND (`-- --prot`), which only confuses; the second
+/// tip is dropped when there is a first.
+pub fn one_tip(e: clap::Error) -> clap::Error {
+    use clap::error::ContextKind;
+    let has = |kind| e.get(kind).is_some();
+    if !(has(ContextKind::SuggestedArg) && has(ContextKind::Suggested)) {
+        return e;
+    }
+    let mut command = Args::command();
+    command.build();
+    let mut out = clap::Error::new(e.kind()).with_cmd(&command);
+    for (kind, value) in e.context() {
+        if kind != ContextKind::Suggested {
+            out.insert(kind, value.clone());
+        }
+    }
     out
 }
 

@@ -134,6 +134,20 @@ pub enum ConfigError {
     /// COMMAND was not found.
     #[error("Unable to locate specified COMMAND '{0}' in OS path.")]
     CommandNotFound(String),
+    /// COMMAND is a bare name that is not in PATH but is in the current directory.
+    #[error("Unable to locate specified COMMAND '{name}' in OS path. The current directory has it: did you mean {here}?{hint}", here = shell_word(&format!("./{name}")), hint = if *.executable { String::new() } else { format!(" It is not executable either: chmod +x {}", shell_word(name)) })]
+    CommandInCurrentDir {
+        /// The name as given.
+        name: String,
+        /// Whether the file there is executable.
+        executable: bool,
+    },
+    /// COMMAND is a file without execute permission.
+    #[error("COMMAND '{0}' is not executable. Make it so with: chmod +x {word}", word = shell_word(.0))]
+    CommandNotExecutable(String),
+    /// COMMAND is a directory.
+    #[error("COMMAND '{0}' is a directory. To serve the programs in it, use --dir={word}", word = shell_word(.0))]
+    CommandIsDirectory(String),
 }
 
 impl ConfigError {
@@ -183,7 +197,7 @@ impl TryFrom<Args> for Config {
                 let mut words = args.command.into_iter();
                 let name = words.next().unwrap_or_default().to_string_lossy().into_owned();
                 let program = command::resolve(&name, std::env::var_os("PATH").as_deref())
-                    .map_err(|_| ConfigError::CommandNotFound(name.clone()))?;
+                    .map_err(command_error)?;
                 Some(Endpoint::Command(std::sync::Arc::new(Command {
                     program,
                     args: words.collect(),
@@ -293,11 +307,7 @@ impl TryFrom<Args> for Config {
                 pass_stderr: args.passstderr,
                 ping: (args.pingms > 0).then(|| Duration::from_millis(args.pingms)),
                 shutdown: websocketd_core::Shutdown::new(),
-                env: EnvSettings {
-                    server_software: format!("websocketd/{}", version()),
-                    passenv,
-                    default_port,
-                },
+                env: EnvSettings { server_software: format!("websocketd/{}", version()), passenv },
             },
         })
     }
@@ -312,6 +322,31 @@ fn script_dir(dir: &str) -> Result<ScriptDir, ConfigError> {
         return Err(ConfigError::DirNotDir(dir.to_owned()));
     }
     ScriptDir::new(absolute).map_err(|_| ConfigError::DirMissing(dir.to_owned()))
+}
+
+/// What to tell a user whose COMMAND was not found.
+fn command_error(e: command::LookupError) -> ConfigError {
+    use command::LookupError;
+    match e {
+        LookupError::InCurrentDir { name, executable } => {
+            ConfigError::CommandInCurrentDir { name, executable }
+        }
+        LookupError::NotExecutable(name) => ConfigError::CommandNotExecutable(name),
+        LookupError::Directory(name) => ConfigError::CommandIsDirectory(name),
+        LookupError::NotFound(name) => ConfigError::CommandNotFound(name),
+        // The lookup's reasons may grow; a new one still reads as not found.
+        other => ConfigError::CommandNotFound(other.name().to_owned()),
+    }
+}
+
+/// `word` as a shell would need it typed in a suggested command: as is when it has only
+/// harmless characters, else in single quotes.
+fn shell_word(word: &str) -> String {
+    let harmless = |c: char| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c);
+    if !word.is_empty() && word.chars().all(harmless) {
+        return word.to_owned();
+    }
+    format!("'{}'", word.replace('\'', r"'\''"))
 }
 
 /// An HTTP token (RFC 9110), as a subprotocol name must be.

@@ -8,13 +8,20 @@ use websocketd::args::{self, Args};
 use websocketd::config::{self, Config};
 use websocketd::server;
 
-const SHORT_USAGE: &str = "\
+const SHORT_USAGE: &str = concat!(
+    "\
 Usage:
 
-  Export a single executable program a WebSocket server:
+  Export a single executable program as a WebSocket server:
     websocketd [options] COMMAND [command args]
 
-  Full documentation at README.md, or run: websocketd --help";
+  Or export every executable in a directory, one per URL:
+    websocketd [options] --dir=DIR
+
+  Full documentation at ",
+    env!("CARGO_PKG_REPOSITORY"),
+    "#readme, or run: websocketd --help"
+);
 
 fn main() -> ExitCode {
     let argv: Vec<_> = std::env::args_os().collect();
@@ -22,6 +29,7 @@ fn main() -> ExitCode {
     let args = match Args::try_parse_from(args::normalize(argv)) {
         Ok(args) => args,
         Err(e) => {
+            let e = args::one_tip(e);
             // Help too goes to stderr, as websocketd prints it.
             eprint!("{}", e.render());
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
@@ -96,7 +104,7 @@ fn main() -> ExitCode {
         let listeners = match server::bind(&config, inherited).await {
             Ok(listeners) => listeners,
             Err(e) => {
-                websocketd_core::fatal!(target: "server", "Can't start server: {}", server::error_chain(&e));
+                websocketd_core::fatal!(target: "server", "Can't start server: {}", server::explain(&e));
                 return ExitCode::from(3);
             }
         };

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use websocketd_core::Shutdown;
+use websocketd_core::command::Command;
 use websocketd_transport_tls::TlsConfig;
 use websocketd_transport_ws::activation::Inherited;
 use websocketd_transport_ws::listener::Address;
@@ -88,20 +89,25 @@ impl std::fmt::Debug for Listeners {
 /// ladder, all within `--shutdownms`; what is left then is killed, as it is at once on a
 /// second signal.
 pub async fn serve(config: Config, listeners: Listeners) {
+    // Every path in these lines is absolute, however it was given.
     match &config.endpoint {
         Some(Endpoint::Command(command)) => {
-            tracing::info!(target: "server", "Serving using application   : {}", command.line());
+            let shown = Command { program: absolute(&command.program), args: command.args.clone() };
+            tracing::info!(target: "server", "Serving using application   : {}", shown.line());
         }
         Some(Endpoint::Dir(dir)) => {
-            tracing::info!(target: "server", "Serving from directory      : {}", dir.root().display());
+            let root = absolute(dir.root());
+            tracing::info!(target: "server", "Serving from directory      : {}", root.display());
         }
         None => {}
     }
     if let Some(files) = &config.files {
-        tracing::info!(target: "server", "Serving static content from : {}", files.root().display());
+        let root = absolute(files.root());
+        tracing::info!(target: "server", "Serving static content from : {}", root.display());
     }
     if let Some(cgi) = &config.cgi {
-        tracing::info!(target: "server", "Serving CGI scripts from    : {}", cgi.root().display());
+        let root = absolute(cgi.root());
+        tracing::info!(target: "server", "Serving CGI scripts from    : {}", root.display());
     }
     let serves_files = config.files.is_some() || config.cgi.is_some();
     for entry in &config.skipped_origins {
@@ -227,6 +233,33 @@ async fn on_hangup(mut hangups: tokio::signal::unix::Signal, tls: Option<Arc<Tls
     }
 }
 
+/// Why the server could not start, with its causes, and what to do about it when that is
+/// clear: a port below 1024 without the privilege to bind it, a port already taken.
+pub fn explain(e: &ServeError) -> String {
+    let mut text = error_chain(e);
+    let ServeError::Bind(websocketd_transport_ws::Error::Bind { addr, source }) = e else {
+        return text;
+    };
+    let port = addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+    match (source.kind(), port) {
+        (std::io::ErrorKind::PermissionDenied, Some(port)) if port < 1024 => {
+            let exe = std::env::current_exe()
+                .map_or_else(|_| "websocketd".to_owned(), |p| p.display().to_string());
+            text.push_str(&format!(
+                ". Ports below 1024 need privileges: use a higher one (--port=8080), or let this \
+                 binary bind them with: sudo setcap cap_net_bind_service=+ep {exe}"
+            ));
+        }
+        (std::io::ErrorKind::AddrInUse, Some(port)) => {
+            text.push_str(&format!(
+                ". Another program is listening on port {port}: stop it, or choose another --port"
+            ));
+        }
+        _ => {}
+    }
+    text
+}
+
 /// An error and its causes on one line: `a: b: c`.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
@@ -261,6 +294,11 @@ impl Signals {
             _ = self.term.recv() => "SIGTERM",
         }
     }
+}
+
+/// `path` made absolute against the current directory (as given if that fails).
+fn absolute(path: &std::path::Path) -> std::path::PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn hostname() -> String {

@@ -52,7 +52,12 @@ fn wait_bounded(child: &mut Child) -> ExitStatus {
 
 /// Runs websocketd with `args` to its exit (bounded).
 fn run(args: &[&str]) -> Run {
-    let mut child = websocketd().args(args).spawn().expect("start websocketd");
+    run_cmd(websocketd().args(args))
+}
+
+/// Runs `cmd` (websocketd, set up) to its exit (bounded).
+fn run_cmd(cmd: &mut Command) -> Run {
+    let mut child = cmd.spawn().expect("start websocketd");
     let out = collect(child.stdout.take().expect("stdout"));
     let err = collect(child.stderr.take().expect("stderr"));
     let status = wait_bounded(&mut child);
@@ -160,19 +165,167 @@ fn a_command_not_in_path_exits_1_with_websocketds_message_on_stderr() {
     );
 }
 
-#[test]
-fn a_command_file_that_is_not_executable_exits_1() {
+/// A script in `dir` with permissions `mode`.
+fn script(dir: &TempDir, name: &str, mode: u32) -> String {
     use std::os::unix::fs::PermissionsExt;
-    let dir = TempDir::new("noexec");
-    let script = dir.0.join("script.sh");
+    let script = dir.0.join(name);
     std::fs::write(&script, "#!/bin/sh\necho hi\n").expect("write script");
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    let path = script.to_string_lossy().into_owned();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    script.to_string_lossy().into_owned()
+}
+
+/// The first line of a run's stderr: the message, before the short usage.
+fn first_line(r: &Run) -> &str {
+    r.stderr.lines().next().unwrap_or_default()
+}
+
+#[test]
+fn a_command_file_that_is_not_executable_exits_1_suggesting_chmod() {
+    let dir = TempDir::new("noexec");
+    let path = script(&dir, "script.sh", 0o644);
     let r = run(&[&path]);
     assert_eq!(r.code, Some(1), "{r:?}");
-    assert!(
-        r.stderr.contains(&format!("Unable to locate specified COMMAND '{path}' in OS path.")),
+    assert_eq!(
+        first_line(&r),
+        format!("COMMAND '{path}' is not executable. Make it so with: chmod +x {path}"),
         "{r:?}"
+    );
+    assert!(r.stderr.contains("Usage:"), "short usage after it: {r:?}");
+}
+
+#[test]
+fn a_bare_command_in_the_current_directory_suggests_dot_slash() {
+    let dir = TempDir::new("here");
+    script(&dir, "count.sh", 0o755);
+    script(&dir, "plain.sh", 0o644);
+    let r = run_cmd(websocketd().arg("count.sh").current_dir(&dir.0).env("PATH", "/bin:/usr/bin"));
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert_eq!(
+        first_line(&r),
+        "Unable to locate specified COMMAND 'count.sh' in OS path. The current directory has \
+         it: did you mean ./count.sh?",
+        "{r:?}"
+    );
+    let r = run_cmd(websocketd().arg("plain.sh").current_dir(&dir.0).env("PATH", "/bin:/usr/bin"));
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert_eq!(
+        first_line(&r),
+        "Unable to locate specified COMMAND 'plain.sh' in OS path. The current directory has \
+         it: did you mean ./plain.sh? It is not executable either: chmod +x plain.sh",
+        "{r:?}"
+    );
+    // Positive control: the suggestion works.
+    let r = run_cmd(websocketd().args(["--port=70000", "./count.sh"]).current_dir(&dir.0));
+    assert_eq!(r.code, Some(3), "./count.sh is found, and only the port fails: {r:?}");
+}
+
+#[test]
+fn a_directory_as_command_suggests_dir() {
+    let dir = TempDir::new("dir-as-command");
+    let path = dir.0.to_string_lossy().into_owned();
+    let r = run(&[&path]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert_eq!(
+        first_line(&r),
+        format!("COMMAND '{path}' is a directory. To serve the programs in it, use --dir={path}"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_mistyped_flag_suggests_the_right_one() {
+    for typed in ["--prot=8080", "-prot=8080", "--sameorign"] {
+        let r = run(&[typed, "cat"]);
+        assert_eq!(r.code, Some(2), "{r:?}");
+        let flag = typed.trim_start_matches('-').split('=').next().unwrap_or_default();
+        assert!(
+            r.stderr.starts_with(&format!("error: unexpected argument '--{flag}' found\n")),
+            "{r:?}"
+        );
+        let meant = if flag == "prot" { "--port" } else { "--sameorigin" };
+        assert!(
+            r.stderr.contains(&format!("\n  tip: a similar argument exists: '{meant}'\n")),
+            "{r:?}"
+        );
+        assert!(!r.stderr.contains("to pass"), "one tip only: {r:?}");
+    }
+}
+
+#[test]
+fn help_shows_both_forms_and_where_the_documentation_is() {
+    let r = run(&["--help"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(
+        r.stderr.contains(
+            "Usage: websocketd [options] COMMAND [command args]\n       websocketd [options] --dir=DIR\n"
+        ),
+        "{r:?}"
+    );
+    assert!(
+        r.stderr.contains("Full documentation: https://github.com/websocketd-rs/websocketd#readme"),
+        "{r:?}"
+    );
+    assert!(!r.stderr.contains("README.md"), "{r:?}");
+    let r = run(&[]);
+    assert!(
+        r.stderr.contains("  Export a single executable program as a WebSocket server:\n"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("    websocketd [options] --dir=DIR\n"), "{r:?}");
+    assert!(
+        r.stderr.contains(
+            "Full documentation at https://github.com/websocketd-rs/websocketd#readme, or run: websocketd --help"
+        ),
+        "{r:?}"
+    );
+}
+
+/// The lowest port this machine keeps for privileged processes, if there is one.
+fn privileged_port() -> Option<u16> {
+    let start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse::<u16>().ok())
+        .unwrap_or(1024);
+    (start > 1).then(|| start.min(1024) - 1)
+}
+
+#[test]
+fn a_privileged_port_without_the_privilege_suggests_what_to_do() {
+    use std::os::unix::process::CommandExt;
+    let Some(port) = privileged_port() else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "no privileged ports on CI");
+        eprintln!("note: every port is unprivileged here; skipping");
+        return;
+    };
+    // As root, run a copy of the binary (which any user may execute) as nobody.
+    let dir = TempDir::new("privileged");
+    let copy = dir.0.join("websocketd");
+    std::fs::copy(env!("CARGO_BIN_EXE_websocketd"), &copy).expect("copy the binary");
+    let mut cmd = Command::new(&copy);
+    cmd.args(["--address=127.0.0.1", &format!("--port={port}"), "cat"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // /proc/self belongs to the process's effective user.
+    let root = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
+    if root {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        // std drops the supplementary groups too when it changes the user from root.
+        cmd.uid(65534).gid(65534);
+    }
+    let r = run_cmd(&mut cmd);
+    assert_eq!(r.code, Some(3), "{r:?}");
+    let fatal = r.stdout.lines().find(|l| l.contains("| FATAL  | server     |  | "));
+    let fatal = fatal.unwrap_or_else(|| panic!("no FATAL line: {r:?}"));
+    let exe = copy.display();
+    assert!(
+        fatal.ends_with(&format!(
+            "| Can't start server: listen tcp 127.0.0.1:{port}: Permission denied (os error 13). \
+             Ports below 1024 need privileges: use a higher one (--port=8080), or let this binary \
+             bind them with: sudo setcap cap_net_bind_service=+ep {exe}"
+        )),
+        "{fatal}"
     );
 }
 
@@ -194,7 +347,13 @@ fn a_port_already_in_use_exits_3_with_a_fatal_log_line() {
     assert_eq!(r.code, Some(3), "{r:?}");
     let fatal = r.stdout.lines().find(|l| l.contains("| FATAL  | server     |  | "));
     let fatal = fatal.unwrap_or_else(|| panic!("no FATAL line: {r:?}"));
-    assert!(fatal.contains("Can't start server: "), "{fatal}");
+    assert!(
+        fatal.ends_with(&format!(
+            "| Can't start server: listen tcp 127.0.0.1:{port}: Address already in use (os error \
+             98). Another program is listening on port {port}: stop it, or choose another --port"
+        )),
+        "{fatal}"
+    );
     drop(taken);
 }
 

@@ -53,8 +53,6 @@ pub struct EnvSettings {
     pub server_software: String,
     /// The `--passenv` variables as captured at start-up, already cleaned and non-empty.
     pub passenv: Vec<(String, String)>,
-    /// `SERVER_PORT` when the Host header has none.
-    pub default_port: u16,
 }
 
 impl EnvSettings {
@@ -132,8 +130,9 @@ impl RequestInfo {
         }
         let (server_name, server_port) = match split_host_port(self.host()) {
             Ok((host, port)) => (host.to_owned(), port.to_owned()),
+            // The scheme's port: the client's, which a trusted proxy may have told.
             Err(HostPortError::MissingPort) => {
-                (self.host().to_owned(), settings.default_port.to_string())
+                (self.host().to_owned(), if self.tls { "443" } else { "80" }.to_owned())
             }
             Err(HostPortError::Invalid) => (String::new(), String::new()),
         };
@@ -280,6 +279,36 @@ mod tests {
         assert_eq!(split_host_port(""), Err(HostPortError::MissingPort));
         assert_eq!(split_host_port("h:1:2"), Err(HostPortError::Invalid));
         assert_eq!(split_host_port("[::1"), Err(HostPortError::Invalid));
+    }
+
+    #[test]
+    fn a_host_without_a_port_has_the_port_of_the_clients_scheme() {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::HOST, "chat.example".parse().unwrap());
+        let mut req = RequestInfo {
+            id: 1,
+            remote_addr: None,
+            remote_port: None,
+            remote_host: None,
+            method: Method::GET,
+            uri: Uri::from_static("/"),
+            version: Version::HTTP_11,
+            headers,
+            // As when a trusted proxy says the client came over https.
+            tls: true,
+            script_name: "/".into(),
+            path_info: "/".into(),
+            subprotocol: None,
+            client_subject: None,
+        };
+        let var = |req: &RequestInfo, name: &str| {
+            let env = req.cgi_env(&EnvSettings::default());
+            env.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+        };
+        assert_eq!(var(&req, "SERVER_PORT").as_deref(), Some("443"));
+        assert_eq!(var(&req, "SERVER_NAME").as_deref(), Some("chat.example"));
+        req.tls = false;
+        assert_eq!(var(&req, "SERVER_PORT").as_deref(), Some("80"));
     }
 
     #[test]
