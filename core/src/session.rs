@@ -48,6 +48,10 @@ const STDIN_BACKLOG: usize = 1024 * 1024;
 const BACKLOG_KEEP: usize = 64 * 1024;
 /// How long a close handshake may take before the connection is just dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long the last stderr lines may take to be logged once the process group is gone (a
+/// process that left the group may still hold the pipe): the session's last line,
+/// DISCONNECT, comes after them.
+const STDERR_GRACE: Duration = Duration::from_millis(500);
 
 /// What every session of one endpoint shares.
 #[derive(Debug, Clone)]
@@ -116,6 +120,7 @@ pub fn run<S: Socket + 'static>(
         command = %command.program.display(),
         origin = %req.origin(),
         pid = tracing::field::Empty,
+        exit = tracing::field::Empty,
     );
     // What can be done now is done now: an async fn keeps its arguments for its whole life,
     // so the request (needed only for the environment) stays out of every session's future.
@@ -133,16 +138,47 @@ async fn lifetime<S: Socket>(
     let Some(ws) = socket.await else { return };
     let (mut tx, mut rx) = ws.split();
     crate::access!(target: "session", "CONNECT");
-    if config.shutdown.is_begun() {
+    let exit = if config.shutdown.is_begun() {
         // Upgraded just as the server began to stop: no child is started any more. (Boxed: it
         // is rare, and would otherwise take room in every session's future.)
         Box::pin(close_after(&mut tx, &mut rx, Some(going_away()))).await;
+        Exit::NotStarted
     } else {
-        session(tx, rx, env, &command, &config).await;
-    }
+        session(tx, rx, env, &command, &config).await
+    };
     // The child is reaped: its slot is free before anyone reads that the session is over.
     drop(slot);
+    tracing::Span::current().record("exit", tracing::field::display(exit));
     crate::access!(target: "session", "DISCONNECT");
+}
+
+/// How the program ended, for the DISCONNECT line's `exit` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exit {
+    /// No program was started (the spawn failed, or the server was shutting down).
+    NotStarted,
+    /// It was reaped with this status.
+    Ended(ExitStatus),
+    /// Not even SIGKILL ended it.
+    Unknown,
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::os::unix::process::ExitStatusExt;
+        match self {
+            Exit::NotStarted => f.write_str("not started"),
+            Exit::Unknown => f.write_str("did not exit"),
+            Exit::Ended(status) => match (status.code(), status.signal()) {
+                (Some(code), _) => write!(f, "status {code}"),
+                (None, Some(n)) => match nix::sys::signal::Signal::try_from(n) {
+                    Ok(signal) => write!(f, "signal {n} ({})", signal.as_str()),
+                    Err(_) => write!(f, "signal {n}"),
+                },
+                (None, None) => f.write_str("unknown"),
+            },
+        }
+    }
 }
 
 /// How the relay ended.
@@ -173,7 +209,7 @@ async fn session<S: Socket>(
     env: Vec<(String, String)>,
     command: &Command,
     config: &SessionConfig,
-) {
+) -> Exit {
     let spawned = Child::spawn(command.program.clone(), command.args.clone(), env).await;
     let (mut child, pipes) = match spawned {
         Ok(spawned) => spawned,
@@ -181,16 +217,16 @@ async fn session<S: Socket>(
             tracing::error!(target: "process", "Could not launch process {} ({e})", command.line());
             let frame = close_frame(CloseCode::Error, "could not launch process");
             close_after(&mut tx, &mut rx, Some(frame)).await;
-            return;
+            return Exit::NotStarted;
         }
     };
     tracing::Span::current().record("pid", child.pid());
     let Pipes { stdin, stdout, stderr } = pipes;
-    let passed_stderr = if config.pass_stderr {
-        Some(stderr)
+    let (passed_stderr, logging_stderr) = if config.pass_stderr {
+        (Some(stderr), None)
     } else {
-        tokio::spawn(child::drain_stderr(stderr).instrument(tracing::Span::current()));
-        None
+        let drain = child::drain_stderr(stderr).instrument(tracing::Span::current());
+        (None, Some(tokio::spawn(drain)))
     };
 
     let codec = config.framing.codec(config.max_message);
@@ -224,10 +260,11 @@ async fn session<S: Socket>(
 
     // The ending is boxed: it runs once, and keeping it out of the relay's state keeps every
     // idle session's future small.
-    Box::pin(ending(end, child, stdout, tx, rx, config)).await;
+    Box::pin(ending(end, child, stdout, tx, rx, config, logging_stderr)).await
 }
 
-/// After the relay: report or stop the child, close the connection, end the group.
+/// After the relay: report or stop the child, close the connection, end the group, and see
+/// the last of its stderr logged.
 async fn ending<S: Socket>(
     end: End,
     mut child: Child,
@@ -235,7 +272,8 @@ async fn ending<S: Socket>(
     mut tx: SplitSink<S, Message>,
     mut rx: SplitStream<S>,
     config: &SessionConfig,
-) {
+    logging_stderr: Option<tokio::task::JoinHandle<()>>,
+) -> Exit {
     let mut ladder = child.ladder(config.closems);
     match end {
         End::StdoutClosed => {
@@ -285,6 +323,16 @@ async fn ending<S: Socket>(
             };
             tokio::join!(goodbye, stop(&mut child, &mut ladder, &stdout));
         }
+    }
+    if let Some(mut drain) = logging_stderr {
+        if tokio::time::timeout(STDERR_GRACE, &mut drain).await.is_err() {
+            tracing::debug!(target: "process", "STDERR still open after the process group ended: no longer logged");
+            drain.abort();
+        }
+    }
+    match child.status() {
+        Some(status) => Exit::Ended(status),
+        None => Exit::Unknown,
     }
 }
 

@@ -63,11 +63,13 @@ struct Session<'a> {
     command: &'a str,
     origin: &'a str,
     pid: Option<&'a str>,
+    exit: Option<&'a str>,
     message: &'a str,
 }
 
 /// Parses `<time> | <level> | <category> | url:'…' id:'…' remote:'…' command:'…'
-/// origin:'…'[ pid:'…'] | <message>`, where `head` is `<level> | <category> | ` padded.
+/// origin:'…'[ pid:'…'][ exit:'…'] | <message>`, where `head` is `<level> | <category> | `
+/// padded.
 fn session_line<'a>(line: &'a str, head: &str) -> Result<Session<'a>, String> {
     let s = lit(timestamp(line)?, head)?;
     let (url, s) = field(s, "url")?;
@@ -82,6 +84,13 @@ fn session_line<'a>(line: &'a str, head: &str) -> Result<Session<'a>, String> {
         }
         None => (None, s),
     };
+    let (exit, s) = match s.strip_prefix(" exit:'") {
+        Some(_) => {
+            let (exit, s) = field(&s[1..], "exit")?;
+            (Some(exit), s)
+        }
+        None => (None, s),
+    };
     let message = lit(s, " | ")?;
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("id is not a number in {line:?}"));
@@ -91,7 +100,10 @@ fn session_line<'a>(line: &'a str, head: &str) -> Result<Session<'a>, String> {
             return Err(format!("pid is not a number in {line:?}"));
         }
     }
-    Ok(Session { url, id, remote, command, origin, pid, message })
+    if exit.is_some_and(str::is_empty) {
+        return Err(format!("exit is empty in {line:?}"));
+    }
+    Ok(Session { url, id, remote, command, origin, pid, exit, message })
 }
 
 const ACCESS_SESSION: &str = "ACCESS | session    | ";
@@ -134,6 +146,90 @@ async fn connect_and_disconnect_lines_have_websocketds_exact_format() {
     assert_eq!(d.id, c.id, "both lines belong to the same connection");
     let pid = d.pid.expect("DISCONNECT names the pid");
     assert_ne!(pid, "0");
+    assert_eq!(c.exit, None, "CONNECT comes before the process ends");
+    assert_eq!(d.exit, Some("status 0"), "cat ends at the end of its stdin: {disconnect}");
+}
+
+/// The DISCONNECT line of the one session `ws` had, once the session is over.
+async fn disconnect_of(server: &Server, ws: &mut Ws) -> String {
+    let _ = recv_close(ws).await;
+    server.wait_log(|l| l.ends_with("| DISCONNECT")).await
+}
+
+#[tokio::test]
+async fn the_disconnect_line_says_how_the_program_ended() {
+    let exit = |line: &str| {
+        let s = session_line(line, ACCESS_SESSION).unwrap_or_else(|e| panic!("{e}\n{line}"));
+        s.exit.map(str::to_owned)
+    };
+    // On its own, with a status.
+    let server = Server::start(&["sh", "-c", "exit 3"]).await;
+    let line = disconnect_of(&server, &mut server.connect("/").await).await;
+    assert_eq!(exit(&line).as_deref(), Some("status 3"), "{line}");
+    // Stopped by the ladder after the client left: SIGINT is ignored, SIGTERM ends it.
+    let server = Server::start(&["sh", "-c", "trap '' INT; exec sleep 30"]).await;
+    let mut ws = server.connect("/").await;
+    within(STEP, ws.close(None)).await.expect("close");
+    let line = disconnect_of(&server, &mut ws).await;
+    assert_eq!(exit(&line).as_deref(), Some("signal 15 (SIGTERM)"), "{line}");
+    // Never started: the script's interpreter does not exist.
+    let dir = TempDir::new();
+    let bad = dir.path("bad.sh");
+    std::fs::write(&bad, "#!/no/such/interpreter\n").unwrap();
+    let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(&bad, executable).unwrap();
+    let server = Server::start(&[&format!("--dir={}", dir.0.display())]).await;
+    let mut ws = server.connect("/bad.sh").await;
+    let (code, reason, _) = recv_close(&mut ws).await;
+    assert_eq!((code, reason.as_str()), (1011, "could not launch process"));
+    let line = server.wait_log(|l| l.ends_with("| DISCONNECT")).await;
+    assert_eq!(exit(&line).as_deref(), Some("not started"), "{line}");
+}
+
+#[tokio::test]
+async fn no_stderr_line_is_logged_after_its_sessions_disconnect() {
+    // Each program says goodbye on stderr when the ladder's SIGINT comes, after its client
+    // left, and writes a burst of lines just before it exits on its own: both are still
+    // being read when the process group is gone.
+    let script = "trap 'echo \"bye $$\" >&2; exit 0' INT; echo ready; read -r line; \
+                  i=0; while [ $i -lt 200 ]; do echo \"late $i\" >&2; i=$((i+1)); done; \
+                  while :; do sleep 0.01; done";
+    let server = Server::start(&["sh", "-c", script]).await;
+    let sessions = 20;
+    let mut clients = Vec::new();
+    for _ in 0..sessions {
+        let mut ws = server.connect("/").await;
+        assert_eq!(recv_text(&mut ws).await, "ready");
+        clients.push(ws);
+    }
+    for ws in &mut clients {
+        send_text(ws, "go").await;
+    }
+    // The 200 lines of every session come before it is closed.
+    server.wait_log_count(200 * sessions, |l| is_stderr_line(l) && l.contains("| late ")).await;
+    for mut ws in clients {
+        within(STEP, ws.close(None)).await.expect("close");
+    }
+    server.wait_log_count(sessions, |l| l.ends_with("| DISCONNECT")).await;
+    let logs = server.logs();
+    let id =
+        |l: &str| l.split(" id:'").nth(1).and_then(|r| r.split('\'').next()).map(str::to_owned);
+    let mut byes = 0;
+    for (at, line) in logs.iter().enumerate().filter(|(_, l)| l.ends_with("| DISCONNECT")) {
+        let session = id(line).expect("an id");
+        let late: Vec<&String> = logs[at..]
+            .iter()
+            .filter(|l| is_stderr_line(l) && id(l).as_ref() == Some(&session))
+            .collect();
+        assert!(late.is_empty(), "logged after {line}: {late:?}");
+        byes += logs[..at]
+            .iter()
+            .filter(|l| {
+                is_stderr_line(l) && id(l).as_ref() == Some(&session) && l.contains("| bye ")
+            })
+            .count();
+    }
+    assert_eq!(byes, sessions, "every goodbye is logged, before its DISCONNECT");
 }
 
 #[tokio::test]
@@ -370,7 +466,10 @@ fn the_line_checker_rejects_near_misses() {
     let good = "Tue, 24 Nov 2026 15:11:04 +0000 | ACCESS | session    | url:'http://h/' id:'1' \
                 remote:'127.0.0.1' command:'/bin/cat' origin:'file:' pid:'7' | DISCONNECT";
     let s = session_line(good, ACCESS_SESSION).expect("the good line parses");
-    assert_eq!((s.pid, s.message), (Some("7"), "DISCONNECT"));
+    assert_eq!((s.pid, s.exit, s.message), (Some("7"), None, "DISCONNECT"));
+    let ended = good.replace("pid:'7'", "pid:'7' exit:'status 0'");
+    let s = session_line(&ended, ACCESS_SESSION).expect("the line with an exit parses");
+    assert_eq!((s.pid, s.exit), (Some("7"), Some("status 0")));
     for bad in [
         good.replace("Tue,", "Tue"),
         good.replace("Nov", "nov"),
@@ -386,6 +485,8 @@ fn the_line_checker_rejects_near_misses() {
             " command:'/bin/cat' remote:'127.0.0.1'",
         ),
         good.replace(" | DISCONNECT", " DISCONNECT"),
+        good.replace("pid:'7'", "pid:'7' exit:''"),
+        good.replace("pid:'7'", "exit:'status 0' pid:'7'"),
     ] {
         assert!(session_line(&bad, ACCESS_SESSION).is_err(), "accepted {bad:?}");
     }
