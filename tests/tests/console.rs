@@ -117,10 +117,9 @@ impl Page {
     }
 }
 
-#[tokio::test]
-async fn the_console_talks_to_the_endpoint_in_a_real_browser() {
-    let Some(mut chromium) = Chromium::start() else { return };
-    let server = Server::start(&["--devconsole", "cat"]).await;
+/// A page in a fresh headless Chromium (`None` when there is none, except on CI).
+async fn browser() -> Option<(Chromium, Page)> {
+    let mut chromium = Chromium::start()?;
     let port = chromium.port().await;
     let devtools = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let list =
@@ -136,28 +135,77 @@ async fn the_console_talks_to_the_endpoint_in_a_real_browser() {
         .and_then(|t| t["webSocketDebuggerUrl"].as_str())
         .expect("a page target")
         .to_owned();
-    let mut page = Page { ws: connect(&page_url).await, next_id: 0 };
-    let console = format!("http://{}/chat?room=1", server.addr);
-    page.call("Page.navigate", serde_json::json!({"url": console})).await;
-    page.until("document.readyState === 'complete' && !!document.getElementById('connect')").await;
+    let page = Page { ws: connect(&page_url).await, next_id: 0 };
+    Some((chromium, page))
+}
+
+impl Page {
+    /// Opens the console at `url` and waits until it is ready.
+    async fn open(&mut self, url: &str) {
+        self.call("Page.navigate", serde_json::json!({"url": url})).await;
+        self.until("document.readyState === 'complete' && !!document.getElementById('connect')")
+            .await;
+    }
+
+    /// Clicks Connect and waits for the log entry matching `selector`, then returns its text
+    /// (without its timestamp).
+    async fn connect_until(&mut self, selector: &str) -> String {
+        self.eval("document.getElementById('connect').click()").await;
+        self.entry(selector).await
+    }
+
+    /// Waits for the last log entry matching `selector` and returns its text, timestamp left
+    /// out.
+    async fn entry(&mut self, selector: &str) -> String {
+        let found = format!("!!document.querySelector('#log {selector}')");
+        self.until(&found).await;
+        let text = format!(
+            "(() => {{ const all = document.querySelectorAll('#log {selector}');
+                       const e = all[all.length - 1];
+                       return e.innerText.slice(e.querySelector('time').innerText.length).trim(); }})()"
+        );
+        self.eval(&text).await.as_str().expect("text").to_owned()
+    }
+}
+
+#[tokio::test]
+async fn the_console_talks_to_the_endpoint_in_a_real_browser() {
+    let Some((_chromium, mut page)) = browser().await else { return };
+    let server = Server::start(&["--devconsole", "cat"]).await;
+    page.open(&format!("http://{}/chat?room=1", server.addr)).await;
     let url = page.eval("document.getElementById('url').value").await;
     assert_eq!(url, format!("ws://{}/chat?room=1", server.addr));
-    page.eval("document.getElementById('connect').click()").await;
-    page.until("document.getElementById('log').innerText.includes('onopen')").await;
+    // It says what it is and what to do.
+    assert_eq!(page.eval("document.querySelector('h1').innerText").await, "websocketd console");
+    let hint = page.eval("document.getElementById('hint').innerText").await;
+    assert!(hint.as_str().is_some_and(|h| h.contains("Connect starts the program")), "{hint}");
+    let opened = page.connect_until(".entry.open").await;
+    assert_eq!(opened, "open connected");
     page.eval(
         "(() => { const i = document.getElementById('send'); i.value = 'hello <b>browser</b>';
                   i.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter'})); })()",
     )
     .await;
-    page.until("document.getElementById('log').innerText.includes('message hello <b>browser</b>')")
-        .await;
+    assert_eq!(page.entry(".entry.message").await, "message hello <b>browser</b>");
     assert_eq!(
         page.eval("document.querySelectorAll('#log b').length").await,
         0,
         "a message became HTML"
     );
     page.eval("document.getElementById('disconnect').click()").await;
-    page.until("document.getElementById('log').innerText.includes('[Clean: true')").await;
+    assert_eq!(page.entry(".entry.close.normal").await, "closed you disconnected (1005)");
+    // Every line has its time.
+    let stamped = page
+        .eval(
+            "Array.from(document.querySelectorAll('#log .entry')).every(e =>
+               /^\\d\\d:\\d\\d:\\d\\d\\.\\d\\d\\d$/.test(e.querySelector('time').innerText))",
+        )
+        .await;
+    assert_eq!(stamped, true, "an entry without its time");
+    assert_eq!(
+        page.eval("document.querySelectorAll('#log .failure, #log .error').length").await,
+        0
+    );
     server
         .wait_log(|l| {
             l.contains("url:'http://127.0.0.1:")
@@ -165,4 +213,49 @@ async fn the_console_talks_to_the_endpoint_in_a_real_browser() {
                 && l.ends_with("| DISCONNECT")
         })
         .await;
+}
+
+#[tokio::test]
+async fn the_console_tells_a_normal_end_from_a_failure_and_a_refusal() {
+    let Some((_chromium, mut page)) = browser().await else { return };
+    let dir = TempDir::new();
+    for (name, body) in [("ok.sh", "echo hi"), ("fail.sh", "echo oops; exit 3")] {
+        let path = dir.path(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    let server = Server::start(&["--devconsole", &format!("--dir={}", dir.0.display())]).await;
+
+    page.open(&format!("http://{}/ok.sh", server.addr)).await;
+    // A clean 1000 is a normal end, and its empty reason is not shown.
+    assert_eq!(
+        page.connect_until(".entry.close").await,
+        "closed the program ended normally (1000)"
+    );
+    assert_eq!(page.eval("document.querySelectorAll('#log .close.normal').length").await, 1);
+    assert_eq!(page.entry(".entry.message").await, "message hi");
+
+    page.open(&format!("http://{}/fail.sh", server.addr)).await;
+    let failure = page.connect_until(".entry.close").await;
+    assert_eq!(
+        failure,
+        "closed code 1011, the program failed or the server could not run it: exit status 3"
+    );
+    assert_eq!(page.eval("document.querySelectorAll('#log .close.failure').length").await, 1);
+
+    // No program at this URL: the handshake gets a 404, and the page says where to look.
+    page.open(&format!("http://{}/missing.sh", server.addr)).await;
+    let refused = page.connect_until(".entry.refused").await;
+    assert!(refused.ends_with("the server log says why"), "{refused}");
+    assert!(refused.contains("404"), "{refused}");
+    assert_eq!(page.eval("document.querySelectorAll('#log .close, #log .open').length").await, 0);
+    server.wait_log(|l| l.ends_with("| NOT FOUND: script not found")).await;
+
+    // An origin that is not allowed (403) is a refusal too.
+    let strict = Server::start(&["--devconsole", "--origin=elsewhere.example", "cat"]).await;
+    page.open(&format!("http://{}/", strict.addr)).await;
+    let refused = page.connect_until(".entry.refused").await;
+    assert!(refused.ends_with("the server log says why"), "{refused}");
+    strict.wait_log(|l| l.ends_with("| Origin is not listed in allowed list")).await;
 }

@@ -346,3 +346,18 @@ async fn devconsole_answers_304_when_the_page_has_not_changed() {
     .await;
     assert!(old.starts_with("HTTP/1.1 200"), "{old}");
 }
+
+#[tokio::test]
+async fn devconsole_answers_the_browsers_icon_request_with_404_not_the_page() {
+    let server = Server::start(&["--devconsole", "cat"]).await;
+    let icon = raw_http(server.addr, "GET /favicon.ico HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(icon.starts_with("HTTP/1.1 404"), "{icon}");
+    assert_eq!(body(&icon), "404 page not found\n");
+    server
+        .wait_log(|l| l.contains("url:'http://x/favicon.ico'") && l.ends_with("| NOT FOUND"))
+        .await;
+    // Positive control: any other path is the page.
+    let page = raw_http(server.addr, "GET /favicon.png HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(body(&page).contains("<title>websocketd console</title>"));
+}

@@ -219,6 +219,11 @@ impl App {
         }
         let span = tracing::info_span!(target: "http", "http", url = %url(&req, tls), remote = %address_label(client.ip));
         if let Some(since) = self.console {
+            // A browser asks for the icon of every page; the console is not one.
+            if decoded == "/favicon.ico" {
+                span.in_scope(|| websocketd_core::access!(target: "http", "NOT FOUND"));
+                return plain(StatusCode::NOT_FOUND, "404 page not found\n");
+            }
             span.in_scope(|| websocketd_core::access!(target: "http", "DEVCONSOLE"));
             return console::respond(req.headers(), since).map(full);
         }
