@@ -491,3 +491,32 @@ fn the_line_checker_rejects_near_misses() {
         assert!(session_line(&bad, ACCESS_SESSION).is_err(), "accepted {bad:?}");
     }
 }
+
+#[tokio::test]
+async fn start_up_lines_print_every_path_absolute() {
+    let dir = TempDir::new();
+    for sub in ["static", "cgi", "scripts"] {
+        std::fs::create_dir(dir.path(sub)).unwrap();
+    }
+    let prog = dir.path("prog.sh");
+    std::fs::write(&prog, "#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let start = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(binary());
+        cmd.args(["--address=127.0.0.1", "--port=0"]).args(args).current_dir(&dir.0);
+        Server::launch(cmd)
+    };
+    let server = start(&["--staticdir=static", "--cgidir=./cgi", "./prog.sh", "arg"]).await;
+    let root = dir.0.display();
+    for line in [
+        format!("| Serving using application   : {root}/prog.sh arg"),
+        format!("| Serving static content from : {root}/static"),
+        format!("| Serving CGI scripts from    : {root}/cgi"),
+    ] {
+        server.wait_log(|l| l.ends_with(&line)).await;
+    }
+    let server = start(&["--dir=scripts"]).await;
+    server
+        .wait_log(|l| l.ends_with(&format!("| Serving from directory      : {root}/scripts")))
+        .await;
+}
