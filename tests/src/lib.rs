@@ -7,6 +7,7 @@
 //! (`target/<profile>/websocketd`); `WEBSOCKETD_BIN` points elsewhere.
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -164,7 +165,13 @@ impl Server {
 
     /// Runs `cmd` (websocketd, or something that execs it) and waits for its first start-up
     /// line; `addr` is the TCP address it names, or port 0 for a unix socket.
-    pub async fn launch(mut cmd: tokio::process::Command) -> Server {
+    pub async fn launch(cmd: tokio::process::Command) -> Server {
+        Server::launch_within(cmd, STEP).await
+    }
+
+    /// As [`Server::launch`], waiting up to `limit` for the start-up line (for a command that
+    /// builds the server first).
+    pub async fn launch_within(mut cmd: tokio::process::Command, limit: Duration) -> Server {
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).kill_on_drop(true);
         let mut child = cmd.spawn().expect("start websocketd");
         let stdout = child.stdout.take().expect("stdout");
@@ -178,7 +185,7 @@ impl Server {
             }
         });
         let mut server = Server { child, addr: "127.0.0.1:0".parse().unwrap(), log };
-        let line = server.wait_log(|l| l.contains("Starting WebSocket server")).await;
+        let line = server.wait_log_within(limit, |l| l.contains("Starting WebSocket server")).await;
         // `ws://host:port/`, perhaps followed by the name of an inherited socket.
         let at = line.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or("");
         if at.starts_with("unix:") {
@@ -208,7 +215,12 @@ impl Server {
 
     /// Waits (bounded) for a log line matching `pred` and returns it.
     pub async fn wait_log(&self, pred: impl Fn(&str) -> bool) -> String {
-        within(STEP, async {
+        self.wait_log_within(STEP, pred).await
+    }
+
+    /// Waits up to `limit` for a log line matching `pred` and returns it.
+    pub async fn wait_log_within(&self, limit: Duration, pred: impl Fn(&str) -> bool) -> String {
+        within(limit, async {
             loop {
                 let notified = self.log.1.notified();
                 if let Some(l) = self.log.0.lock().unwrap().iter().find(|l| pred(l)) {
@@ -614,17 +626,23 @@ impl Nginx {
     /// (round robin), with the usual upgrade and forwarding headers. `None` when nginx is
     /// not installed, which fails the test under `CI=true`.
     pub async fn start(upstreams: &[&str]) -> Option<Nginx> {
+        let servers: String =
+            upstreams.iter().map(|u| format!("        server unix:{u};\n")).collect();
+        Nginx::start_with(&NGINX_CONF.replace("@UPSTREAMS@", &servers)).await
+    }
+
+    /// Starts nginx with the configuration `template`, in which `@PORT@` is the loopback port
+    /// it is to listen on (bound before it starts) and `@DIR@` a temp directory of its own.
+    /// `None` when nginx is not installed, which fails the test under `CI=true`.
+    pub async fn start_with(template: &str) -> Option<Nginx> {
         let Some(nginx) = find_program("nginx", &["/usr/sbin/nginx"]) else {
             assert!(std::env::var("CI").as_deref() != Ok("true"), "nginx is missing on CI");
             eprintln!("note: no nginx here; skipping the proxy test");
             return None;
         };
         let dir = TempDir::new();
-        let servers: String =
-            upstreams.iter().map(|u| format!("        server unix:{u};\n")).collect();
-        let template = NGINX_CONF.replace("@UPSTREAMS@", &servers);
         let template_path = dir.path("nginx.conf.in");
-        std::fs::write(&template_path, template).expect("write the nginx template");
+        std::fs::write(&template_path, nginx_instance(template)).expect("write the nginx template");
         let mut cmd = tokio::process::Command::new(fixture("nginx.py"));
         cmd.arg(&nginx)
             .arg(&dir.0)
@@ -654,23 +672,11 @@ impl Drop for Nginx {
     }
 }
 
-/// nginx's configuration: the README's, plus what a throwaway instance needs (foreground,
-/// files in its own directory, workers as the user running the test).
+/// nginx's configuration for the proxy tests: the README's, over plain HTTP and with any
+/// number of upstreams (`@UPSTREAMS@`).
 const NGINX_CONF: &str = r#"
-daemon off;
-user root;
-worker_processes 1;
-pid @DIR@/nginx.pid;
-error_log @DIR@/error.log info;
 events { worker_connections 512; }
 http {
-    access_log off;
-    client_body_temp_path @DIR@/body;
-    proxy_temp_path @DIR@/proxy;
-    fastcgi_temp_path @DIR@/fastcgi;
-    uwsgi_temp_path @DIR@/uwsgi;
-    scgi_temp_path @DIR@/scgi;
-
     map $http_upgrade $connection_upgrade {
         default upgrade;
         ''      close;
@@ -693,6 +699,22 @@ http {
 }
 "#;
 
+/// What a throwaway nginx needs besides a configuration written for a real one: to stay in
+/// the foreground, run its workers as the user running the test, and keep its files in its
+/// own directory. Added to the main context.
+const NGINX_MAIN: &str = "daemon off;\nuser root;\nworker_processes 1;\npid @DIR@/nginx.pid;\n\
+                          error_log @DIR@/error.log info;\n";
+/// The same, added at the top of the `http` block.
+const NGINX_HTTP: &str = "\n    access_log off;\n    client_body_temp_path @DIR@/body;\n    \
+                          proxy_temp_path @DIR@/proxy;\n    fastcgi_temp_path @DIR@/fastcgi;\n    \
+                          uwsgi_temp_path @DIR@/uwsgi;\n    scgi_temp_path @DIR@/scgi;\n";
+
+/// A complete nginx configuration made fit for a throwaway instance (see [`NGINX_MAIN`]).
+fn nginx_instance(conf: &str) -> String {
+    let at = conf.find("http {").expect("an http block") + "http {".len();
+    format!("{NGINX_MAIN}{}{NGINX_HTTP}{}", &conf[..at], &conf[at..])
+}
+
 /// `name` on PATH, or the first of `also` that exists.
 pub fn find_program(name: &str, also: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -700,4 +722,116 @@ pub fn find_program(name: &str, also: &[&str]) -> Option<PathBuf> {
         .map(|dir| dir.join(name))
         .chain(also.iter().map(PathBuf::from))
         .find(|p| p.is_file())
+}
+
+/// A wss client connection as the suites use it.
+pub type Wss = WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>;
+
+/// Which server certificates a TLS client accepts.
+#[derive(Debug, Clone, Copy)]
+pub enum Trust<'a> {
+    /// Those that chain to one of these CA certificates (PEM), for the name connected to.
+    Roots(&'a str),
+    /// Exactly this certificate (PEM), as a browser does once told to accept a self-signed
+    /// one. (webpki refuses a self-signed certificate marked as a CA, as `openssl req -x509`
+    /// makes them, as a server's own; the handshake signatures are still checked.)
+    Exactly(&'a str),
+}
+
+/// A wss client for `wss://localhost:<port><path>` over `tcp`, accepting what `trust` says;
+/// an error when the TLS or WebSocket handshake fails.
+pub async fn wss_over(tcp: TcpStream, trust: Trust<'_>, port: u16, path: &str) -> io::Result<Wss> {
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(io::Error::other)?;
+    let config = match trust {
+        Trust::Roots(pem) => {
+            let mut roots = RootCertStore::empty();
+            for cert in certificates(pem) {
+                roots.add(cert).map_err(io::Error::other)?;
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        Trust::Exactly(pem) => {
+            let expected = certificates(pem).into_iter().next().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "no certificate in the PEM")
+            })?;
+            let pinned = Pinned { expected, provider };
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(pinned))
+                .with_no_client_auth()
+        }
+    };
+    let name = rustls_pki_types::ServerName::try_from("localhost").map_err(io::Error::other)?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tls = within(STEP, connector.connect(name, tcp)).await?;
+    let url = format!("wss://localhost:{port}{path}");
+    let (ws, _) =
+        within(STEP, tokio_tungstenite::client_async(url, tls)).await.map_err(io::Error::other)?;
+    Ok(ws)
+}
+
+/// The certificates in a PEM text.
+fn certificates(pem: &str) -> Vec<rustls_pki_types::CertificateDer<'static>> {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+        .filter_map(Result::ok)
+        .collect()
+}
+
+/// Accepts exactly one certificate, and checks the handshake's signatures with its key.
+#[derive(Debug)]
+struct Pinned {
+    expected: rustls_pki_types::CertificateDer<'static>,
+    provider: Arc<tokio_rustls::rustls::crypto::CryptoProvider>,
+}
+
+impl tokio_rustls::rustls::client::danger::ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _name: &rustls_pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<tokio_rustls::rustls::client::danger::ServerCertVerified, tokio_rustls::rustls::Error>
+    {
+        if end_entity.as_ref() != self.expected.as_ref() {
+            return Err(tokio_rustls::rustls::Error::General("not the pinned certificate".into()));
+        }
+        Ok(tokio_rustls::rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &tokio_rustls::rustls::DigitallySignedStruct,
+    ) -> Result<
+        tokio_rustls::rustls::client::danger::HandshakeSignatureValid,
+        tokio_rustls::rustls::Error,
+    > {
+        let algorithms = &self.provider.signature_verification_algorithms;
+        tokio_rustls::rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &tokio_rustls::rustls::DigitallySignedStruct,
+    ) -> Result<
+        tokio_rustls::rustls::client::danger::HandshakeSignatureValid,
+        tokio_rustls::rustls::Error,
+    > {
+        let algorithms = &self.provider.signature_verification_algorithms;
+        tokio_rustls::rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<tokio_rustls::rustls::SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
 }

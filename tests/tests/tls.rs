@@ -42,28 +42,10 @@ fn pki(dir: &TempDir) -> Pki {
     }
 }
 
-type Wss =
-    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
-
 /// A wss client trusting only `ca_pem`; an error when the TLS handshake fails.
 async fn try_wss(server: &Server, ca_pem: &str, path: &str) -> std::io::Result<Wss> {
-    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-    let mut roots = RootCertStore::empty();
-    let ca = rustls_pki_types::pem::PemObject::from_pem_slice(ca_pem.as_bytes()).unwrap();
-    roots.add(ca).unwrap();
-    let config = ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
     let tcp = tokio::net::TcpStream::connect(server.addr).await?;
-    let tls = within(
-        STEP,
-        TlsConnector::from(Arc::new(config))
-            .connect(ServerName::try_from("localhost").unwrap(), tcp),
-    )
-    .await?;
-    let url = format!("wss://localhost:{}{path}", server.addr.port());
-    let (ws, _) = within(STEP, tokio_tungstenite::client_async(url, tls))
-        .await
-        .map_err(std::io::Error::other)?;
-    Ok(ws)
+    wss_over(tcp, Trust::Roots(ca_pem), server.addr.port(), path).await
 }
 
 async fn wss(server: &Server, pki: &Pki, path: &str) -> Wss {
