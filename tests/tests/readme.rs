@@ -153,6 +153,13 @@ async fn the_dir_recipe_runs_as_written() {
     send_text(&mut greeter, "you").await;
     assert_eq!(recv_text(&mut greeter).await, "Hello, you!");
     assert_eq!(recv_text(&mut server.connect("/count.sh").await).await, "1");
+    let mut calc = server.connect("/calc.py").await;
+    assert_eq!(recv_text(&mut calc).await, "send an expression, e.g. 6*7");
+    send_text(&mut calc, "6*7").await;
+    assert_eq!(recv_text(&mut calc).await, "42");
+    // Arithmetic only, never Python: the input comes from the network.
+    send_text(&mut calc, "__import__('os').getpid()").await;
+    assert!(recv_text(&mut calc).await.starts_with("error: "));
     let env = recv_text(&mut server.connect("/env.sh").await).await;
     assert!(env.starts_with("You are 127.0.0.1:"), "{env}");
     let console =
