@@ -13,7 +13,8 @@ use websocketd_transport_tls::TlsSettings;
 use websocketd_transport_ws::files::StaticDir;
 use websocketd_transport_ws::origin::OriginPolicy;
 use websocketd_transport_ws::proxy::TrustedProxies;
-use websocketd_transport_ws::router::{Endpoint, ExtraHeaders};
+use websocketd_transport_ws::response::ExtraHeaders;
+use websocketd_transport_ws::router::Endpoint;
 use websocketd_transport_ws::scripts::ScriptDir;
 
 use crate::args::{Args, FramingArg};

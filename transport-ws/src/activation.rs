@@ -7,7 +7,7 @@
 
 use nix::sys::socket::{getsockopt, sockopt};
 
-use crate::Error;
+use crate::error::Error;
 use crate::listener::Listener;
 
 /// The first inherited descriptor, by the protocol.

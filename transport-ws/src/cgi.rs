@@ -20,7 +20,7 @@ use tracing::Instrument;
 use websocketd_core::child::{self, Child, Pipes};
 use websocketd_core::env::{EnvSettings, RequestInfo};
 
-use crate::router::{Body, full, plain};
+use crate::response::{Body, full, plain};
 
 /// The most a script's header block may take.
 const MAX_HEAD: usize = 64 * 1024;

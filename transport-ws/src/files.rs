@@ -11,7 +11,7 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 use tower_http::services::ServeDir;
 
-use crate::router::{Body, full};
+use crate::response::{Body, escape, full};
 
 /// A directory of static files.
 #[derive(Debug, Clone)]
@@ -85,13 +85,4 @@ fn listing(dir: &Path, url_path: &str) -> Response<Body> {
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     resp
-}
-
-/// Text made safe for HTML.
-pub(crate) fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }

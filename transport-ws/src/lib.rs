@@ -15,7 +15,9 @@
 
 pub mod activation;
 pub mod cgi;
+pub mod conn;
 pub mod console;
+pub mod error;
 pub mod files;
 pub mod listener;
 pub mod origin;
@@ -23,40 +25,11 @@ pub mod path;
 pub mod proxy;
 pub mod readahead;
 pub mod redirect;
+pub mod response;
 pub mod router;
 pub mod scripts;
 pub mod upgrade;
 
+pub use error::Error;
 pub use listener::{Listener, bind, bind_unix};
 pub use router::App;
-
-/// What can go wrong on the network side.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// An address could not be bound.
-    #[error("listen tcp {addr}")]
-    Bind {
-        /// The address as given.
-        addr: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A unix socket could not be listened on.
-    #[error("listen unix {}: {reason}", path.display())]
-    Unix {
-        /// The socket's path.
-        path: std::path::PathBuf,
-        /// Why.
-        reason: String,
-    },
-    /// A socket handed over by systemd (`LISTEN_FDS`) cannot be served.
-    #[error("inherited file descriptor {fd}: {reason}")]
-    Inherited {
-        /// The descriptor.
-        fd: i32,
-        /// Why.
-        reason: String,
-    },
-}

@@ -20,9 +20,9 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use websocketd_core::Shutdown;
 use websocketd_transport_tls::{MaybeTls, TlsConfig};
 
-use crate::Error;
-use crate::proxy::Peer;
-use crate::router::{App, Conn};
+use crate::conn::{Conn, Peer};
+use crate::error::Error;
+use crate::router::App;
 
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -228,15 +228,6 @@ impl Listener {
                     tracing::debug!(target: "http", "Connection from {peer} ended: {e}");
                 }
             });
-        }
-    }
-}
-
-impl std::fmt::Display for Peer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Peer::Tcp(addr) => write!(f, "{addr}"),
-            Peer::Unix => f.write_str("unix socket"),
         }
     }
 }

@@ -7,11 +7,13 @@
 //! trusted: everything left of it was written by that party and may be made up.
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use http::header::FORWARDED;
 use http::{HeaderMap, HeaderName};
 use ipnet::{IpNet, Ipv4Net};
+
+use crate::conn::Peer;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -23,15 +25,6 @@ const MAX_HOPS: usize = 64;
 /// The longest hop that can be an address: `[IPv6]:port` fits in 53 bytes, and the slack is for
 /// whitespace and obfuscated ports.
 const MAX_HOP_LEN: usize = 100;
-
-/// Where a connection comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Peer {
-    /// A TCP connection from this address.
-    Tcp(SocketAddr),
-    /// A connection on the unix-socket listener, which has no peer address.
-    Unix,
-}
 
 /// The `--trustedproxy` list.
 #[derive(Debug, Clone, Default)]

@@ -8,9 +8,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full};
+use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::sync::Semaphore;
@@ -22,31 +20,14 @@ use websocketd_core::command::Command;
 use websocketd_core::env::{RequestInfo, address_label, ip_string, next_id};
 use websocketd_core::{SessionConfig, session};
 
+use crate::conn::Conn;
 use crate::files::StaticDir;
 use crate::origin::OriginPolicy;
-use crate::proxy::{Client, Peer, TrustedProxies};
+use crate::proxy::{Client, TrustedProxies};
 use crate::readahead::ReadAhead;
+use crate::response::{Body, ExtraHeaders, full, moved, plain};
 use crate::scripts::{Lookup, ScriptDir};
 use crate::{cgi, console, path, upgrade};
-
-/// The body of every response: a buffer, or a file streamed.
-pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
-
-/// A body made of `bytes`.
-pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
-}
-
-/// What a request's connection is.
-#[derive(Debug, Clone)]
-pub struct Conn {
-    /// Whether it is TLS.
-    pub tls: bool,
-    /// The verified client certificate's subject, with `--sslca`.
-    pub client_subject: Option<Arc<str>>,
-    /// Who is at the other end.
-    pub peer: Peer,
-}
 
 /// What WebSocket requests run.
 #[derive(Debug)]
@@ -77,33 +58,6 @@ pub struct App {
 
 /// How long a reverse DNS lookup may take before the address is used instead.
 const REVERSE_LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Response headers from the command line.
-#[derive(Debug, Clone, Default)]
-pub struct ExtraHeaders {
-    /// `--header`: on every response.
-    pub all: Vec<(HeaderName, HeaderValue)>,
-    /// `--header-ws`: on 101 responses.
-    pub ws: Vec<(HeaderName, HeaderValue)>,
-    /// `--header-http`: on every other response.
-    pub http: Vec<(HeaderName, HeaderValue)>,
-}
-
-impl ExtraHeaders {
-    /// Parses one flag value as websocketd does: the name is what precedes the first `:`,
-    /// the value what follows it less leading spaces (no `:`: an empty value). Control bytes
-    /// in the value become spaces, so a value can never start another header line.
-    pub fn parse(raw: &str) -> Result<(HeaderName, HeaderValue), String> {
-        let (name, value) = raw.split_once(':').unwrap_or((raw, ""));
-        let name = HeaderName::from_bytes(name.trim().as_bytes())
-            .map_err(|_| format!("invalid header name in '{raw}'"))?;
-        let value: String =
-            value.trim_start().chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-        let value = HeaderValue::from_str(&value)
-            .map_err(|_| format!("invalid header value in '{raw}'"))?;
-        Ok((name, value))
-    }
-}
 
 impl App {
     /// An app running `endpoint` for every WebSocket with `session`'s settings, at most
@@ -415,33 +369,10 @@ fn not_found<B>(req: &Request<B>, client: &Client, why: Option<&str>) {
     });
 }
 
-/// A 301 to `location`, as Go's mux writes it.
-fn moved(location: &str) -> Response<Body> {
-    let href = crate::files::escape(location);
-    let mut resp = Response::new(full(format!("<a href=\"{href}\">Moved Permanently</a>.\n\n")));
-    *resp.status_mut() = StatusCode::MOVED_PERMANENTLY;
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    if let Ok(v) = HeaderValue::from_str(location) {
-        h.insert(header::LOCATION, v);
-    }
-    resp
-}
-
 /// `http[s]://<Host><request URI>` for logs.
 fn url<B>(req: &Request<B>, tls: bool) -> String {
     let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
     let scheme = if tls { "https" } else { "http" };
     format!("{scheme}://{host}{target}")
-}
-
-/// A short text/plain response, as Go's `http.Error` writes it.
-pub(crate) fn plain(status: StatusCode, body: &str) -> Response<Body> {
-    let mut resp = Response::new(full(Bytes::copy_from_slice(body.as_bytes())));
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    resp
 }
