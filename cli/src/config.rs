@@ -307,7 +307,6 @@ impl TryFrom<Args> for Config {
                 closems: Duration::from_millis(args.closems),
                 pass_stderr: args.passstderr,
                 ping: (args.pingms > 0).then(|| Duration::from_millis(args.pingms)),
-                shutdown: websocketd_core::Shutdown::new(),
                 env: EnvSettings { server_software: format!("websocketd/{}", version()), passenv },
             },
         })

@@ -117,15 +117,21 @@ pub async fn serve(config: Config, listeners: Listeners) {
     // them must not find its default action (ending the server, orphaning every child).
     let signals = Signals::new();
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    let shutdown = config.session.shutdown.clone();
-    let app = App::new(config.endpoint, config.session, config.maxforks, config.subprotocols)
-        .with_origins(config.origins)
-        .with_trusted_proxies(config.trusted_proxies)
-        .with_headers(config.headers)
-        .with_reverse_lookup(config.reverse_lookup)
-        .with_console(config.devconsole)
-        .with_files(config.files)
-        .with_cgi(config.cgi);
+    let shutdown = Shutdown::new();
+    let app = App::new(
+        config.endpoint,
+        config.session,
+        config.maxforks,
+        config.subprotocols,
+        shutdown.clone(),
+    )
+    .with_origins(config.origins)
+    .with_trusted_proxies(config.trusted_proxies)
+    .with_headers(config.headers)
+    .with_reverse_lookup(config.reverse_lookup)
+    .with_console(config.devconsole)
+    .with_files(config.files)
+    .with_cgi(config.cgi);
     let app = Arc::new(app);
     let (ws, http) = if listeners.tls.is_some() { ("wss", "https") } else { ("ws", "http") };
     // The port redirects go to: the first TCP listener's.

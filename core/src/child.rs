@@ -27,8 +27,6 @@ use websocketd_framing::{Frame, LineCodec};
 
 /// Longest stderr line logged as one; longer ones are logged in pieces.
 const STDERR_LINE_MAX: usize = 64 * 1024;
-/// How much one read from a child's pipe may bring.
-pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
 /// The ladder: how long to wait, then which signal to send.
 const LADDER: [(Duration, Signal); 3] = [
@@ -317,7 +315,7 @@ pub async fn drain_stderr(stderr: pipe::Receiver) {
         while let Ok(Some(Frame::Text(line) | Frame::Binary(line))) = codec.decode(&mut buf) {
             tracing::error!(target: "stderr", "{}", String::from_utf8_lossy(&line));
         }
-        match read_some(&stderr, &mut buf).await {
+        match crate::pipe::read_some(&stderr, &mut buf).await {
             Ok(0) => break,
             Ok(_) => {}
             Err(e) => {
@@ -330,38 +328,4 @@ pub async fn drain_stderr(stderr: pipe::Receiver) {
         tracing::error!(target: "stderr", "{}", String::from_utf8_lossy(&line));
     }
     tracing::debug!(target: "process", "Process STDERR closed");
-}
-
-/// Reads what the pipe has into `buf` without waiting: `Ok(Some(0))` at end of file,
-/// `Ok(None)` when nothing is there yet (wait with `readable()` and call again).
-///
-/// The buffer grows only when a read is about to happen, and an empty one is let go when
-/// the pipe runs dry, so an idle pipe holds no memory.
-pub(crate) fn try_fill(rx: &pipe::Receiver, buf: &mut BytesMut) -> io::Result<Option<usize>> {
-    loop {
-        if buf.capacity() - buf.len() < READ_CHUNK {
-            buf.reserve(READ_CHUNK);
-        }
-        match rx.try_read_buf(buf) {
-            Ok(n) => return Ok(Some(n)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if buf.is_empty() {
-                    *buf = BytesMut::new();
-                }
-                return Ok(None);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Reads into `buf`, waiting until there is something. Returns 0 at end of file.
-pub async fn read_some(rx: &pipe::Receiver, buf: &mut BytesMut) -> io::Result<usize> {
-    loop {
-        if let Some(n) = try_fill(rx, buf)? {
-            return Ok(n);
-        }
-        rx.readable().await?;
-    }
 }

@@ -4,20 +4,29 @@
 //! - [`command`]: finding COMMAND the way websocketd does.
 //! - [`child`]: spawning the child in its own process group, draining its stderr, and the
 //!   termination ladder that always ends it.
-//! - [`session`]: the bridge that pumps framed stdio to and from WebSocket messages.
+//! - [`session`]: one session's lifecycle, from the upgrade to the child reaped.
+//! - [`relay`]: the two pumps between the client and the program, generic over both sides.
+//! - [`pipe`]: the child's pipes as the relay's program side.
+//! - [`socket`]: the client side, any `Sink + Stream` of WebSocket messages.
+//! - [`close`]: the Close frames, and closing within a bound.
 //! - [`log`]: websocketd's log line format and levels on top of `tracing`.
 //! - [`shutdown`]: the server's way out, shared by listeners, connections and sessions.
 //!
-//! The session is generic over the socket side (any `Sink + Stream` of tungstenite messages),
-//! so it knows nothing of TCP, TLS or HTTP.
+//! Nothing here knows of TCP, TLS or HTTP.
 
 pub mod child;
+pub mod close;
 pub mod command;
 pub mod env;
 pub mod log;
+pub mod pipe;
 mod reaper;
+pub mod relay;
 pub mod session;
 pub mod shutdown;
+pub mod socket;
+#[cfg(test)]
+mod testing;
 
 pub use child::Child;
 pub use env::{EnvSettings, RequestInfo};

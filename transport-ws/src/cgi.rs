@@ -60,7 +60,7 @@ pub async fn run(
         if buf.len() > MAX_HEAD {
             return bad_gateway("header block too long");
         }
-        match child::read_some(&stdout, &mut buf).await {
+        match websocketd_core::pipe::read_some(&stdout, &mut buf).await {
             Ok(0) | Err(_) => return bad_gateway("output ended before the header block did"),
             Ok(_) => {}
         }
@@ -82,7 +82,7 @@ pub async fn run(
             }
             let stdout = stdout?;
             let mut chunk = BytesMut::new();
-            match child::read_some(&stdout, &mut chunk).await {
+            match websocketd_core::pipe::read_some(&stdout, &mut chunk).await {
                 Ok(n) if n > 0 => {
                     Some((Ok(Frame::data(chunk.freeze())), (Some(stdout), None, guard)))
                 }

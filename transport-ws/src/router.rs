@@ -54,6 +54,7 @@ pub struct App {
     reverse_lookup: bool,
     /// With `--devconsole`: when the server started (the page's Last-Modified).
     console: Option<std::time::SystemTime>,
+    shutdown: websocketd_core::Shutdown,
 }
 
 /// How long a reverse DNS lookup may take before the address is used instead.
@@ -68,6 +69,7 @@ impl App {
         session: SessionConfig,
         maxforks: usize,
         subprotocols: Vec<String>,
+        shutdown: websocketd_core::Shutdown,
     ) -> App {
         // usize::MAX stands for no limit (--maxframesize=0).
         let max = session.max_message;
@@ -92,6 +94,7 @@ impl App {
             headers: ExtraHeaders::default(),
             reverse_lookup: false,
             console: None,
+            shutdown,
         }
     }
 
@@ -109,7 +112,7 @@ impl App {
 
     /// The server's shutdown, which every connection and session watches.
     pub fn shutdown(&self) -> &websocketd_core::Shutdown {
-        &self.session.shutdown
+        &self.shutdown
     }
 
     /// Response headers to add (`--header`, `--header-ws`, `--header-http`).
@@ -290,20 +293,22 @@ impl App {
             }
         });
         let session_config = Arc::clone(&self.session);
-        let shutdown = &self.session.shutdown;
+        let shutdown = &self.shutdown;
         match client.ip.filter(|_| self.reverse_lookup) {
             Some(ip) => {
                 // The name is looked up after the 101 (bounded), then the session starts.
                 let mut info = info.clone();
+                let watch = shutdown.clone();
                 shutdown.spawn(async move {
                     info.remote_host = Some(reverse_name(ip).await);
-                    let session = session::run(socket, &info, command, session_config, slot);
+                    let session = session::run(socket, &info, command, session_config, watch, slot);
                     drop(info);
                     session.await;
                 });
             }
             None => {
-                shutdown.spawn(session::run(socket, &info, command, session_config, slot));
+                let watch = shutdown.clone();
+                shutdown.spawn(session::run(socket, &info, command, session_config, watch, slot));
             }
         }
         let mut resp = Response::new(full(Bytes::new()));

@@ -1,0 +1,460 @@
+//! The relay between a client and a program: two pumps that run side by side and never
+//! wait on each other.
+//!
+//! - out: the program's [`Output`] is read in large chunks, cut into messages in place, and
+//!   every message that is ready is queued on the socket before one flush, so many messages
+//!   share a system call. When the client reads slowly the flush waits, the output is no
+//!   longer read, and the program blocks on its pipe: memory stays bounded.
+//! - in: client messages go to the program's [`Input`], a bounded backlog written as the
+//!   program takes it. While the backlog is full no more messages are read; while the
+//!   program is not reading, the relay still ends as soon as the client leaves.
+//!
+//! The relay is generic over both sides: the socket is any `Sink + Stream` of messages, the
+//! program is anything that implements [`Output`] and [`Input`] (one child's pipes, in
+//! [`pipe`](crate::pipe)), so a unit test can drive it with neither a network nor a process.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use websocketd_framing::Frame;
+
+/// What a fill of an [`Output`] brought.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filled {
+    /// Some bytes (or messages).
+    Data,
+    /// Nothing yet: wait with [`Output::ready`].
+    Nothing,
+    /// The end (a read error, logged, counts as one).
+    End,
+}
+
+/// The program side the client's messages come from: the program's output, cut into
+/// messages.
+pub trait Output: Send + Sync {
+    /// Reads what has arrived, without waiting.
+    fn fill(&mut self) -> Filled;
+
+    /// Takes the next whole message out of what has been read, if there is one.
+    fn take(&mut self) -> Result<Option<Message>, websocketd_framing::Error>;
+
+    /// Takes what is left of what has been read, a last partial message included: at the
+    /// end of the output, or when another output ended first.
+    fn take_rest(&mut self) -> Result<Option<Message>, websocketd_framing::Error>;
+
+    /// Waits until a fill may bring something. False when the output broke (logged): it is
+    /// then at its end.
+    fn ready(&self) -> impl Future<Output = bool> + Send;
+}
+
+/// The program side the client's messages go to: the program's input.
+pub trait Input: Send {
+    /// Whether it holds as much as it may: no more client messages are read until it has
+    /// written some.
+    fn is_full(&self) -> bool;
+
+    /// Takes one client message.
+    fn push(&mut self, frame: Frame);
+
+    /// Writes some of what it holds; never resolves while it holds nothing (or can no longer
+    /// write, in which case what it is given is dropped).
+    fn write(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+/// How a relay ended.
+#[derive(Debug)]
+pub(crate) enum End {
+    /// The program's output ended; everything was sent.
+    OutputClosed,
+    /// The program's output broke its framing.
+    BadOutput(websocketd_framing::Error),
+    /// The client left, in this way.
+    ClientLeft(Gone),
+    /// The server is shutting down (the session's verdict; a relay never ends so itself).
+    Shutdown,
+}
+
+/// How the client left.
+#[derive(Debug)]
+pub(crate) enum Gone {
+    /// A Close frame (already answered by the protocol layer).
+    Closed,
+    /// The connection ended or failed.
+    Error(WsError),
+    /// Nothing came from the client for twice the ping interval.
+    Silent,
+}
+
+/// Relays between the client (`tx`, `rx`) and the program (`out`, with `err` beside it for
+/// `--passstderr`, and `input`) until one of them ends; pings the client every `ping`, and
+/// gives up on it when silent for twice as long. Dropping `input` on the way out closes the
+/// program's input.
+#[expect(clippy::manual_async_fn, reason = "an async fn would store its arguments twice")]
+pub(crate) fn relay<'a, W, R, O, I>(
+    tx: &'a mut W,
+    rx: &'a mut R,
+    mut out: O,
+    mut err: Option<O>,
+    mut input: I,
+    ping: Option<Duration>,
+) -> impl Future<Output = End> + Send + 'a
+where
+    W: Sink<Message, Error = WsError> + Unpin + Send,
+    R: Stream<Item = Result<Message, WsError>> + Unpin + Send,
+    O: Output + 'a,
+    I: Input + 'a,
+{
+    // Not an async fn: one would store its arguments twice in its future, once as they come
+    // and once as its locals; a block that moves them in stores them once.
+    async move {
+        // When the client was last heard from, in milliseconds since `start`.
+        let start = Instant::now();
+        let heard = AtomicU64::new(0);
+        let silence = ping.map(|every| every * 2);
+        let mut out = pin!(pump_out(&mut out, &mut err, tx, ping));
+        let mut inp = pin!(pump_in(rx, &mut input, (start, &heard)));
+        loop {
+            let last_heard = start + Duration::from_millis(heard.load(Ordering::Relaxed));
+            tokio::select! {
+                end = &mut out => return end,
+                gone = &mut inp => return End::ClientLeft(gone),
+                () = until(silence.map(|s| last_heard + s)) => {
+                    let last_heard = start + Duration::from_millis(heard.load(Ordering::Relaxed));
+                    if silence.is_some_and(|s| last_heard.elapsed() >= s) {
+                        return End::ClientLeft(Gone::Silent);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Output → socket. Returns when the output ends (everything sent and flushed), breaks its
+/// framing, or the client cannot be written to. With `err`, its messages go out beside the
+/// output's, and what it has when the output ends goes out too.
+async fn pump_out<W, O>(out: &mut O, err: &mut Option<O>, tx: &mut W, ping: Option<Duration>) -> End
+where
+    W: Sink<Message, Error = WsError> + Unpin,
+    O: Output,
+{
+    let mut next_ping = ping.map(|every| Instant::now() + every);
+    let result: Result<(), End> = async {
+        loop {
+            send_ready(out, tx).await?;
+            if let Some(err) = err.as_mut() {
+                send_ready(err, tx).await?;
+            }
+            if let (Some(at), Some(every)) = (next_ping, ping) {
+                if Instant::now() >= at {
+                    tx.feed(Message::Ping(Bytes::new())).await.map_err(client_error)?;
+                    next_ping = Some(Instant::now() + every);
+                }
+            }
+            match out.fill() {
+                Filled::Data => continue,
+                Filled::End => break,
+                Filled::Nothing => {}
+            }
+            if let Some(source) = err.as_mut() {
+                match source.fill() {
+                    Filled::Data => continue,
+                    Filled::End => {
+                        send_rest(source, tx).await?;
+                        *err = None;
+                        continue;
+                    }
+                    Filled::Nothing => {}
+                }
+            }
+            // Nothing more to read now: send what is queued, then wait.
+            tx.flush().await.map_err(client_error)?;
+            tokio::select! {
+                ready = out.ready() => if !ready {
+                    break;
+                },
+                ready = ready(err.as_ref()), if err.is_some() => if !ready {
+                    *err = None;
+                },
+                () = until(next_ping) => {}
+            }
+        }
+        send_rest(out, tx).await?;
+        // What the program wrote to its other output before this one ended is there by now.
+        if let Some(source) = err.as_mut() {
+            while let Filled::Data = source.fill() {}
+            send_rest(source, tx).await?;
+        }
+        tx.flush().await.map_err(client_error)
+    }
+    .await;
+    match result {
+        Ok(()) => End::OutputClosed,
+        Err(end) => end,
+    }
+}
+
+/// Queues every message of `source` that is whole.
+async fn send_ready<W, O>(source: &mut O, tx: &mut W) -> Result<(), End>
+where
+    W: Sink<Message, Error = WsError> + Unpin,
+    O: Output,
+{
+    while let Some(message) = source.take().map_err(End::BadOutput)? {
+        // Writes are buffered and reads do not wait, so a busy program could keep this task
+        // running indefinitely: each message costs a unit of the task's budget, and other
+        // sessions get their turn when it runs out.
+        tokio::task::consume_budget().await;
+        tx.feed(message).await.map_err(client_error)?;
+    }
+    Ok(())
+}
+
+/// Queues what is left of `source`, a last partial message included.
+async fn send_rest<W, O>(source: &mut O, tx: &mut W) -> Result<(), End>
+where
+    W: Sink<Message, Error = WsError> + Unpin,
+    O: Output,
+{
+    while let Some(message) = source.take_rest().map_err(End::BadOutput)? {
+        tx.feed(message).await.map_err(client_error)?;
+    }
+    Ok(())
+}
+
+async fn ready<O: Output>(source: Option<&O>) -> bool {
+    match source {
+        Some(source) => source.ready().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Socket → input. Returns when the client leaves. If the program stops taking its input,
+/// later messages are dropped while the session goes on.
+async fn pump_in<R, I>(rx: &mut R, input: &mut I, (start, heard): (Instant, &AtomicU64)) -> Gone
+where
+    R: Stream<Item = Result<Message, WsError>> + Unpin,
+    I: Input,
+{
+    loop {
+        tokio::select! {
+            () = input.write() => {}
+            msg = async { tokio::task::consume_budget().await; rx.next().await }, if !input.is_full() => {
+                if matches!(msg, Some(Ok(_))) {
+                    let ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    heard.store(ms, Ordering::Relaxed);
+                }
+                let frame = match msg {
+                    None => return Gone::Error(WsError::ConnectionClosed),
+                    Some(Err(e)) => return Gone::Error(e),
+                    Some(Ok(Message::Close(_))) => return Gone::Closed,
+                    Some(Ok(Message::Text(text))) => Frame::Text(text.into()),
+                    Some(Ok(Message::Binary(data))) => Frame::Binary(data),
+                    Some(Ok(_)) => continue,
+                };
+                input.push(frame);
+            }
+        }
+    }
+}
+
+/// Waits until `deadline`, or forever. The timer is boxed: it exists only with `--pingms`,
+/// and inline it would make every session's future bigger.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => Box::pin(tokio::time::sleep_until(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn client_error(e: WsError) -> End {
+    End::ClientLeft(Gone::Error(e))
+}
+
+/// A frame from the program as a WebSocket message; text is made valid UTF-8.
+pub(crate) fn message(frame: Frame) -> Message {
+    match frame {
+        Frame::Binary(data) => Message::Binary(data),
+        Frame::Text(data) => Message::Text(utf8(&data)),
+    }
+}
+
+/// The bytes as UTF-8, without a copy when they are valid; invalid sequences become U+FFFD.
+fn utf8(data: &Bytes) -> Utf8Bytes {
+    match Utf8Bytes::try_from(data.clone()) {
+        Ok(text) => text,
+        Err(_) => String::from_utf8_lossy(data).into_owned().into(),
+    }
+}
+
+/// `{"stream":"<stream>","data":"<line>"}`, the line made valid UTF-8 and escaped for JSON:
+/// how `--passstderr` sends every line.
+pub(crate) fn json_line(stream: &str, line: &[u8]) -> Message {
+    use std::fmt::Write;
+    let data = String::from_utf8_lossy(line);
+    let mut out = String::with_capacity(data.len() + 32);
+    out.push_str("{\"stream\":\"");
+    out.push_str(stream);
+    out.push_str("\",\"data\":\"");
+    for c in data.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c < ' ' || c == '\u{7f}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push_str("\"}");
+    Message::Text(out.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    use bytes::BytesMut;
+    use futures_util::StreamExt;
+    use tokio::sync::{Notify, mpsc};
+    use tokio_util::codec::Decoder;
+    use websocketd_framing::{FrameCodec, Framing};
+
+    use super::*;
+    use crate::testing::{channel_socket, next};
+
+    /// A program's output made of chunks the test hands over; `None` ends it.
+    struct Scripted {
+        chunks: Arc<Mutex<VecDeque<Option<&'static [u8]>>>>,
+        more: Arc<Notify>,
+        codec: FrameCodec,
+        buf: BytesMut,
+    }
+
+    /// Where the test puts the output's chunks.
+    #[derive(Clone)]
+    struct Feed {
+        chunks: Arc<Mutex<VecDeque<Option<&'static [u8]>>>>,
+        more: Arc<Notify>,
+    }
+
+    impl Feed {
+        fn send(&self, chunk: Option<&'static [u8]>) {
+            self.chunks.lock().unwrap().push_back(chunk);
+            self.more.notify_waiters();
+        }
+    }
+
+    fn scripted() -> (Scripted, Feed) {
+        let feed = Feed { chunks: Arc::default(), more: Arc::default() };
+        let codec = Framing::Lines.codec(1 << 20);
+        let out = Scripted {
+            chunks: Arc::clone(&feed.chunks),
+            more: Arc::clone(&feed.more),
+            codec,
+            buf: BytesMut::new(),
+        };
+        (out, feed)
+    }
+
+    impl Output for Scripted {
+        fn fill(&mut self) -> Filled {
+            match self.chunks.lock().unwrap().pop_front() {
+                Some(Some(chunk)) => {
+                    self.buf.extend_from_slice(chunk);
+                    Filled::Data
+                }
+                Some(None) => Filled::End,
+                None => Filled::Nothing,
+            }
+        }
+
+        fn take(&mut self) -> Result<Option<Message>, websocketd_framing::Error> {
+            Ok(self.codec.decode(&mut self.buf)?.map(message))
+        }
+
+        fn take_rest(&mut self) -> Result<Option<Message>, websocketd_framing::Error> {
+            Ok(self.codec.decode_eof(&mut self.buf)?.map(message))
+        }
+
+        async fn ready(&self) -> bool {
+            loop {
+                let more = self.more.notified();
+                if !self.chunks.lock().unwrap().is_empty() {
+                    return true;
+                }
+                more.await;
+            }
+        }
+    }
+
+    /// A program's input that hands every message to the test.
+    struct Collect(mpsc::UnboundedSender<Frame>);
+
+    impl Input for Collect {
+        fn is_full(&self) -> bool {
+            false
+        }
+
+        fn push(&mut self, frame: Frame) {
+            let _ = self.0.send(frame);
+        }
+
+        async fn write(&mut self) {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn the_relay_runs_with_no_process_at_all() {
+        let (socket, (client, mut sent)) = channel_socket();
+        let (mut tx, mut rx) = socket.split();
+        let (out, feed) = scripted();
+        let (input, mut received) = mpsc::unbounded_channel();
+        let relay =
+            tokio::spawn(
+                async move { relay(&mut tx, &mut rx, out, None, Collect(input), None).await },
+            );
+        client.send(Ok(Message::text("to the program"))).unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(10), received.recv()).await.unwrap();
+        assert_eq!(got, Some(Frame::Text(Bytes::from_static(b"to the program"))));
+        // A line in two pieces, then one more without its newline, then the end.
+        feed.send(Some(b"one\ntw"));
+        assert_eq!(next(&mut sent).await, Message::text("one"));
+        feed.send(Some(b"o\nlast"));
+        assert_eq!(next(&mut sent).await, Message::text("two"));
+        feed.send(None);
+        assert_eq!(next(&mut sent).await, Message::text("last"));
+        let end = tokio::time::timeout(Duration::from_secs(10), relay).await.unwrap().unwrap();
+        assert!(matches!(end, End::OutputClosed), "{end:?}");
+    }
+
+    #[tokio::test]
+    async fn the_relay_ends_when_the_client_closes_or_falls_silent() {
+        let (socket, (client, _sent)) = channel_socket();
+        let (mut tx, mut rx) = socket.split();
+        let (out, _feed) = scripted();
+        let (input, _received) = mpsc::unbounded_channel();
+        client.send(Ok(Message::Close(None))).unwrap();
+        let end = relay(&mut tx, &mut rx, out, None, Collect(input), None).await;
+        assert!(matches!(end, End::ClientLeft(Gone::Closed)), "{end:?}");
+
+        let (socket, (_client, mut sent)) = channel_socket();
+        let (mut tx, mut rx) = socket.split();
+        let (out, _feed) = scripted();
+        let (input, _received) = mpsc::unbounded_channel();
+        let ping = Some(Duration::from_millis(20));
+        let end = relay(&mut tx, &mut rx, out, None, Collect(input), ping).await;
+        assert!(matches!(end, End::ClientLeft(Gone::Silent)), "{end:?}");
+        assert_eq!(next(&mut sent).await, Message::Ping(Bytes::new()), "it was pinged first");
+    }
+}
