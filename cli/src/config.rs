@@ -10,11 +10,12 @@ use websocketd_core::log::LogLevel;
 use websocketd_core::session::SessionConfig;
 use websocketd_framing::Framing;
 use websocketd_transport_tls::TlsSettings;
+use websocketd_transport_ws::Settings;
+use websocketd_transport_ws::endpoint::Endpoint;
 use websocketd_transport_ws::files::StaticDir;
 use websocketd_transport_ws::origin::OriginPolicy;
 use websocketd_transport_ws::proxy::TrustedProxies;
 use websocketd_transport_ws::response::ExtraHeaders;
-use websocketd_transport_ws::router::Endpoint;
 use websocketd_transport_ws::scripts::ScriptDir;
 
 use crate::args::{Args, FramingArg};
@@ -33,37 +34,16 @@ pub struct Config {
     /// Whether any listen flag was given (`--port`, `--address`, `--unixsocket`,
     /// `--redirport`): with socket activation they are ignored, with a warning.
     pub listen_flags: bool,
-    /// `--trustedproxy`.
-    pub trusted_proxies: TrustedProxies,
     /// `--shutdownms`: how long a shutdown may take before what is left is killed.
     pub shutdown_bound: Duration,
     /// `--ssl` with its certificate and key.
     pub tls: Option<TlsSettings>,
     /// `--redirport` (0: off).
     pub redirport: i64,
-    /// Most concurrent sessions (0: no limit).
-    pub maxforks: usize,
     /// The log threshold.
     pub loglevel: LogLevel,
-    /// What WebSocket requests run: the command, or the scripts of `--dir` (none with only
-    /// `--staticdir`).
-    pub endpoint: Option<Endpoint>,
-    /// `--staticdir`.
-    pub files: Option<StaticDir>,
-    /// `--cgidir`.
-    pub cgi: Option<ScriptDir>,
-    /// How each session runs.
-    pub session: SessionConfig,
-    /// `--subprotocol` names, most preferred first.
-    pub subprotocols: Vec<String>,
-    /// `--origin` and `--sameorigin`.
-    pub origins: OriginPolicy,
-    /// `--header`, `--header-ws`, `--header-http`.
-    pub headers: ExtraHeaders,
-    /// `--reverselookup`.
-    pub reverse_lookup: bool,
-    /// `--devconsole`.
-    pub devconsole: bool,
+    /// What is served, and how.
+    pub http: Settings,
     /// `--origin` entries that do not parse (skipped, as websocketd does).
     pub skipped_origins: Vec<String>,
 }
@@ -276,38 +256,41 @@ impl TryFrom<Args> for Config {
             || !args.address.is_empty()
             || args.unixsocket.is_some()
             || args.redirport != 0;
+        let session = SessionConfig {
+            framing,
+            // 0 means no limit.
+            max_message: match args.maxframesize {
+                0 => usize::MAX,
+                n => usize::try_from(n).unwrap_or(usize::MAX),
+            },
+            closems: Duration::from_millis(args.closems),
+            pass_stderr: args.passstderr,
+            ping: (args.pingms > 0).then(|| Duration::from_millis(args.pingms)),
+            env: EnvSettings { server_software: format!("websocketd/{}", version()), passenv },
+        };
         Ok(Config {
             tcp: args.unixsocket.is_none() || args.port.is_some() || !args.address.is_empty(),
             unix: args.unixsocket.map(|path| UnixSocket { path: path.into(), mode }),
             listen_flags,
-            trusted_proxies,
             shutdown_bound: Duration::from_millis(args.shutdownms),
-            cgi,
-            files,
-            devconsole: args.devconsole,
             redirport: args.redirport,
-            reverse_lookup: args.reverselookup,
-            headers,
-            origins,
             skipped_origins,
-            endpoint,
-            subprotocols,
             addresses: args.address,
             port: args.port.unwrap_or(i64::from(default_port)),
             tls,
-            maxforks: usize::try_from(args.maxforks).unwrap_or(0),
             loglevel,
-            session: SessionConfig {
-                framing,
-                // 0 means no limit.
-                max_message: match args.maxframesize {
-                    0 => usize::MAX,
-                    n => usize::try_from(n).unwrap_or(usize::MAX),
-                },
-                closems: Duration::from_millis(args.closems),
-                pass_stderr: args.passstderr,
-                ping: (args.pingms > 0).then(|| Duration::from_millis(args.pingms)),
-                env: EnvSettings { server_software: format!("websocketd/{}", version()), passenv },
+            http: Settings {
+                endpoint,
+                session,
+                subprotocols,
+                origins,
+                reverse_lookup: args.reverselookup,
+                maxforks: usize::try_from(args.maxforks).unwrap_or(0),
+                files,
+                cgi,
+                devconsole: args.devconsole,
+                trusted_proxies,
+                headers,
             },
         })
     }

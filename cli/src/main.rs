@@ -67,10 +67,10 @@ fn main() -> ExitCode {
         }
     };
     websocketd_core::log::init(config.loglevel);
-    if config.devconsole {
-        let other = if config.files.is_some() {
+    if config.http.devconsole {
+        let other = if config.http.files.is_some() {
             Some("--staticdir")
-        } else if config.cgi.is_some() {
+        } else if config.http.cgi.is_some() {
             Some("--cgidir")
         } else {
             None

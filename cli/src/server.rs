@@ -7,8 +7,8 @@ use websocketd_core::Shutdown;
 use websocketd_core::command::Command;
 use websocketd_transport_tls::TlsConfig;
 use websocketd_transport_ws::activation::Inherited;
+use websocketd_transport_ws::endpoint::Endpoint;
 use websocketd_transport_ws::listener::Address;
-use websocketd_transport_ws::router::Endpoint;
 use websocketd_transport_ws::{App, Listener};
 
 use crate::config::Config;
@@ -90,7 +90,7 @@ impl std::fmt::Debug for Listeners {
 /// second signal.
 pub async fn serve(config: Config, listeners: Listeners) {
     // Every path in these lines is absolute, however it was given.
-    match &config.endpoint {
+    match &config.http.endpoint {
         Some(Endpoint::Command(command)) => {
             let shown = Command { program: absolute(&command.program), args: command.args.clone() };
             tracing::info!(target: "server", "Serving using application   : {}", shown.line());
@@ -101,15 +101,15 @@ pub async fn serve(config: Config, listeners: Listeners) {
         }
         None => {}
     }
-    if let Some(files) = &config.files {
+    if let Some(files) = &config.http.files {
         let root = absolute(files.root());
         tracing::info!(target: "server", "Serving static content from : {}", root.display());
     }
-    if let Some(cgi) = &config.cgi {
+    if let Some(cgi) = &config.http.cgi {
         let root = absolute(cgi.root());
         tracing::info!(target: "server", "Serving CGI scripts from    : {}", root.display());
     }
-    let serves_files = config.files.is_some() || config.cgi.is_some();
+    let serves_files = config.http.files.is_some() || config.http.cgi.is_some();
     for entry in &config.skipped_origins {
         tracing::warn!(target: "server", "Ignoring --origin entry '{entry}': not host[:port] or scheme://host[:port]");
     }
@@ -117,22 +117,10 @@ pub async fn serve(config: Config, listeners: Listeners) {
     // them must not find its default action (ending the server, orphaning every child).
     let signals = Signals::new();
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    // The server's live state is made here, and handed down.
     let shutdown = Shutdown::new();
-    let app = App::new(
-        config.endpoint,
-        config.session,
-        config.maxforks,
-        config.subprotocols,
-        shutdown.clone(),
-    )
-    .with_origins(config.origins)
-    .with_trusted_proxies(config.trusted_proxies)
-    .with_headers(config.headers)
-    .with_reverse_lookup(config.reverse_lookup)
-    .with_console(config.devconsole)
-    .with_files(config.files)
-    .with_cgi(config.cgi);
-    let app = Arc::new(app);
+    let devconsole = config.http.devconsole;
+    let app = Arc::new(App::new(config.http, shutdown.clone()));
     let (ws, http) = if listeners.tls.is_some() { ("wss", "https") } else { ("ws", "http") };
     // The port redirects go to: the first TCP listener's.
     let main_port = listeners.main.iter().find_map(|l| l.local_addr().ok()).map_or(0, |a| a.port());
@@ -140,7 +128,7 @@ pub async fn serve(config: Config, listeners: Listeners) {
     for listener in listeners.main {
         let (at, name) = place(&listener);
         tracing::info!(target: "server", "Starting WebSocket server   : {ws}://{at}/{name}");
-        if config.devconsole {
+        if devconsole {
             tracing::info!(target: "server", "Developer console enabled   : {http}://{at}/{name}");
         } else if serves_files {
             tracing::info!(target: "server", "Serving CGI or static files : {http}://{at}/{name}");

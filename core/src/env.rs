@@ -106,8 +106,7 @@ impl RequestInfo {
 
     /// The URL for logs: `http[s]://<Host><request URI>`.
     pub fn url(&self) -> String {
-        let scheme = if self.tls { "https" } else { "http" };
-        format!("{scheme}://{}{}", self.host(), self.request_uri())
+        log_url(self.tls, &self.headers, &self.uri)
     }
 
     /// The origin for logs: the Origin header, `file:` when absent or `null`.
@@ -183,6 +182,15 @@ impl RequestInfo {
         }
         env
     }
+}
+
+/// A request's URL as the logs write it (websocketd's `url` field, WebSocket requests too):
+/// `http[s]://<Host><request URI>`, the scheme the client's.
+pub fn log_url(tls: bool, headers: &HeaderMap, uri: &Uri) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    let host = headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    format!("{scheme}://{host}{target}")
 }
 
 /// A client address as the logs write it: as [`ip_string`], or `unix` for a unix-socket peer

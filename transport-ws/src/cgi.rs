@@ -15,24 +15,74 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::pipe;
-use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 use websocketd_core::child::{self, Child, Pipes};
-use websocketd_core::env::{EnvSettings, RequestInfo};
+use websocketd_core::env::{EnvSettings, RequestInfo, address_label, log_url};
 
+use crate::conn::{Client, Conn};
+use crate::forks::{Forks, Slot};
 use crate::response::{Body, full, plain};
+use crate::scripts::{Lookup, ScriptDir};
 
 /// The most a script's header block may take.
 const MAX_HEAD: usize = 64 * 1024;
 
+/// `--cgidir` as the router holds it.
+#[derive(Debug)]
+pub(crate) struct Cgi {
+    dir: ScriptDir,
+    env: EnvSettings,
+    closems: Duration,
+    forks: Forks,
+}
+
+impl Cgi {
+    /// The scripts of `dir`, with the server's `env` and `--closems`, counted in `forks`.
+    pub(crate) fn new(dir: ScriptDir, env: EnvSettings, closems: Duration, forks: Forks) -> Cgi {
+        Cgi { dir, env, closems, forks }
+    }
+
+    /// Answers `req`, whose decoded path is `decoded`, when that names a script (or something
+    /// there that may not be run: 404, logged in `request`'s span); gives the request back
+    /// when it names nothing.
+    pub(crate) async fn respond(
+        &self,
+        req: Request<Incoming>,
+        client: Client,
+        conn: &Conn,
+        decoded: &str,
+        request: &tracing::Span,
+    ) -> Result<Response<Body>, Request<Incoming>> {
+        let (program, script_name, path_info) = match self.dir.lookup(decoded) {
+            Lookup::Found { program, script_name, path_info } => (program, script_name, path_info),
+            Lookup::Refused(why) => {
+                request.in_scope(|| {
+                    tracing::error!(target: "http", "Refused to run {}: {why}", req.uri().path());
+                });
+                return Ok(plain(StatusCode::NOT_FOUND, "404 page not found\n"));
+            }
+            Lookup::NotFound => return Err(req),
+        };
+        let Some(slot) = self.forks.take() else {
+            tracing::error!(target: "http", "Fork not allowed since maxforks amount has been reached. CGI was not run.");
+            return Ok(plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n"));
+        };
+        let info = conn.request_info(&req, client, script_name, path_info, None);
+        let url = log_url(client.https, req.headers(), req.uri());
+        let span = tracing::info_span!(target: "http", "http", url = %url, remote = %address_label(client.ip), cgiscript = %program.display());
+        span.in_scope(|| websocketd_core::access!(target: "http", "CGI"));
+        Ok(run(req, info, program, &self.env, self.closems, slot).instrument(span).await)
+    }
+}
+
 /// Runs `program` for `req` and answers with what it writes.
-pub async fn run(
+async fn run(
     req: Request<Incoming>,
     info: RequestInfo,
     program: PathBuf,
     env: &EnvSettings,
     closems: Duration,
-    slot: Option<OwnedSemaphorePermit>,
+    slot: Slot,
 ) -> Response<Body> {
     let mut vars = info.cgi_env(env);
     let length = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
@@ -114,7 +164,7 @@ async fn feed(mut body: Incoming, mut stdin: pipe::Sender) {
 struct Guard {
     child: Option<Child>,
     closems: Duration,
-    _slot: Option<OwnedSemaphorePermit>,
+    _slot: Slot,
 }
 
 impl Guard {

@@ -1,8 +1,12 @@
 //! What the server knows of a connection before any request on it: who is at the other end,
-//! and whether it is TLS (with the client certificate's subject, when one is required).
+//! and whether it is TLS (with the client certificate's subject, when one is required); the
+//! client behind it; and so what a program learns about a request on it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+
+use http::Request;
+use websocketd_core::env::{RequestInfo, next_id};
 
 /// Where a connection comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,4 +35,45 @@ pub struct Conn {
     pub client_subject: Option<Arc<str>>,
     /// Who is at the other end.
     pub peer: Peer,
+}
+
+/// The client as the server reports it (REMOTE_ADDR, REMOTE_PORT, HTTPS, logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client {
+    /// The client's address, canonical (an IPv4-mapped IPv6 address is given as IPv4); `None`
+    /// for a unix-socket peer, or when a trusted proxy said it does not know.
+    pub ip: Option<IpAddr>,
+    /// The client's port, when the peer or the forwarding header gives one.
+    pub port: Option<u16>,
+    /// Whether the client spoke HTTPS (to the first proxy, when a trusted one says so).
+    pub https: bool,
+}
+
+impl Conn {
+    /// What the program learns about `req`, made on this connection by `client`, which runs
+    /// the script at `script_name` with `path_info` after it, speaking `subprotocol`.
+    pub fn request_info<B>(
+        &self,
+        req: &Request<B>,
+        client: Client,
+        script_name: String,
+        path_info: String,
+        subprotocol: Option<&str>,
+    ) -> RequestInfo {
+        RequestInfo {
+            id: next_id(),
+            remote_addr: client.ip,
+            remote_port: client.port,
+            remote_host: None,
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            version: req.version(),
+            headers: req.headers().clone(),
+            tls: client.https,
+            script_name,
+            path_info,
+            subprotocol: subprotocol.map(str::to_owned),
+            client_subject: self.client_subject.clone(),
+        }
+    }
 }

@@ -11,14 +11,15 @@
 //! - [`console`]: `--devconsole`, the page for trying an endpoint in a browser.
 //! - [`files`]: `--staticdir`, static files.
 //! - [`cgi`]: `--cgidir`, CGI/1.1 scripts.
-//! - [`upgrade`]: the RFC 6455 handshake checks and the 101 response.
 
 pub mod activation;
 pub mod cgi;
 pub mod conn;
 pub mod console;
+pub mod endpoint;
 pub mod error;
 pub mod files;
+pub mod forks;
 pub mod listener;
 pub mod origin;
 pub mod path;
@@ -28,8 +29,7 @@ pub mod redirect;
 pub mod response;
 pub mod router;
 pub mod scripts;
-pub mod upgrade;
 
 pub use error::Error;
 pub use listener::{Listener, bind, bind_unix};
-pub use router::App;
+pub use router::{App, Settings};

@@ -13,7 +13,7 @@ use http::header::FORWARDED;
 use http::{HeaderMap, HeaderName};
 use ipnet::{IpNet, Ipv4Net};
 
-use crate::conn::Peer;
+use crate::conn::{Client, Peer};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -31,18 +31,6 @@ const MAX_HOP_LEN: usize = 100;
 pub struct TrustedProxies {
     nets: Vec<IpNet>,
     unix: bool,
-}
-
-/// The client as the server reports it (REMOTE_ADDR, REMOTE_PORT, HTTPS, logs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Client {
-    /// The client's address, canonical (an IPv4-mapped IPv6 address is given as IPv4); `None`
-    /// for a unix-socket peer, or when a trusted proxy said it does not know.
-    pub ip: Option<IpAddr>,
-    /// The client's port, when the peer or the forwarding header gives one.
-    pub port: Option<u16>,
-    /// Whether the client spoke HTTPS (to the first proxy, when a trusted one says so).
-    pub https: bool,
 }
 
 /// A `--trustedproxy` value that does not parse.

@@ -1,0 +1,368 @@
+//! The WebSocket endpoint: everything an upgrade request goes through, in order. It takes a
+//! `--maxforks` slot (429 when none is left), finds what to run (the command, or with `--dir`
+//! the script its URL names: 404 when there is none), checks the RFC 6455 handshake (405, 400,
+//! 426), the origin (403) and the subprotocol, makes the request as the program sees it, and
+//! spawns the session behind the 101 it answers with.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version, header};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use websocketd_core::command::Command;
+use websocketd_core::env::{address_label, ip_string, log_url};
+use websocketd_core::{SessionConfig, Shutdown, session};
+
+use crate::conn::{Client, Conn};
+use crate::forks::Forks;
+use crate::origin::OriginPolicy;
+use crate::readahead::ReadAhead;
+use crate::response::{Body, full, plain};
+use crate::scripts::{Lookup, ScriptDir};
+
+/// How long a reverse DNS lookup may take before the address is used instead.
+const REVERSE_LOOKUP_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What WebSocket requests run.
+#[derive(Debug)]
+pub enum Endpoint {
+    /// The same command for every URL.
+    Command(Arc<Command>),
+    /// The script each URL names in a directory (`--dir`).
+    Dir(ScriptDir),
+}
+
+/// The endpoint as the router holds it: what to run, and how sessions run.
+#[derive(Debug)]
+pub(crate) struct WebSockets {
+    endpoint: Endpoint,
+    session: Arc<SessionConfig>,
+    ws_config: WebSocketConfig,
+    subprotocols: Vec<String>,
+    origins: OriginPolicy,
+    reverse_lookup: bool,
+    forks: Forks,
+    shutdown: Shutdown,
+}
+
+/// How the endpoint is set up.
+#[derive(Debug)]
+pub(crate) struct Setup {
+    /// What to run.
+    pub(crate) endpoint: Endpoint,
+    /// How each session runs.
+    pub(crate) session: SessionConfig,
+    /// The subprotocols spoken, most preferred first.
+    pub(crate) subprotocols: Vec<String>,
+    /// Who may connect.
+    pub(crate) origins: OriginPolicy,
+    /// Whether to name clients by reverse DNS.
+    pub(crate) reverse_lookup: bool,
+}
+
+impl WebSockets {
+    /// The endpoint `setup` describes, its sessions counted in `forks` and watching
+    /// `shutdown`.
+    pub(crate) fn new(setup: Setup, forks: Forks, shutdown: Shutdown) -> WebSockets {
+        let Setup { endpoint, session, subprotocols, origins, reverse_lookup } = setup;
+        // usize::MAX stands for no limit (--maxframesize=0).
+        let max = session.max_message;
+        let limit = (max != usize::MAX).then_some(max);
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(4 * 1024)
+            .write_buffer_size(64 * 1024)
+            .max_write_buffer_size(max.saturating_mul(2).max(1 << 20).saturating_add(64 << 10))
+            .max_message_size(limit)
+            .max_frame_size(limit);
+        WebSockets {
+            endpoint,
+            session: Arc::new(session),
+            ws_config,
+            subprotocols,
+            origins,
+            reverse_lookup,
+            forks,
+            shutdown,
+        }
+    }
+
+    /// Answers an upgrade request whose decoded path is `decoded`: slot, script, checks,
+    /// 101, session.
+    pub(crate) fn upgrade(
+        &self,
+        mut req: Request<Incoming>,
+        client: Client,
+        conn: &Conn,
+        decoded: String,
+    ) -> Response<Body> {
+        let tls = client.https;
+        let Some(slot) = self.forks.take() else {
+            tracing::error!(target: "http", "Max of possible forks already active, upgrade rejected");
+            return plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n");
+        };
+        let (command, script_name, path_info) = match &self.endpoint {
+            Endpoint::Command(command) => (Arc::clone(command), "/".to_owned(), decoded),
+            Endpoint::Dir(dir) => match dir.lookup(&decoded) {
+                Lookup::Found { program, script_name, path_info } => {
+                    (Arc::new(Command { program, args: Vec::new() }), script_name, path_info)
+                }
+                Lookup::NotFound => {
+                    not_found(&req, &client, None);
+                    return plain(StatusCode::NOT_FOUND, "404 Not Found\n");
+                }
+                Lookup::Refused(why) => {
+                    not_found(&req, &client, Some(why));
+                    return plain(StatusCode::NOT_FOUND, "404 Not Found\n");
+                }
+            },
+        };
+        let accept = match check(&req) {
+            Ok(key) => derive_accept_key(key),
+            Err(refusal) => {
+                let span = tracing::info_span!(target: "session", "session", url = %log_url(tls, req.headers(), req.uri()), remote = %address_label(client.ip));
+                span.in_scope(|| {
+                    websocketd_core::access!(target: "session", "Unable to Upgrade: {}", refusal.reason());
+                });
+                let mut resp = plain(refusal.status(), &format!("{}\n", refusal.reason()));
+                resp.headers_mut()
+                    .insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+                return resp;
+            }
+        };
+        let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok());
+        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+        if let Err(why) = self.origins.check(origin, host, tls) {
+            let span = tracing::info_span!(target: "session", "session", url = %log_url(tls, req.headers(), req.uri()), remote = %address_label(client.ip), origin = %origin.unwrap_or("file:"));
+            span.in_scope(|| websocketd_core::access!(target: "session", "{why}"));
+            return plain(StatusCode::FORBIDDEN, "Forbidden\n");
+        }
+        let subprotocol = choose_subprotocol(req.headers(), &self.subprotocols);
+        let info = conn.request_info(&req, client, script_name, path_info, subprotocol);
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let ws_config = self.ws_config;
+        let socket: session::Upgrade<_> = Box::pin(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    let io = ReadAhead::new(TokioIo::new(upgraded));
+                    Some(WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await)
+                }
+                Err(e) => {
+                    tracing::debug!(target: "http", "Upgrade failed: {e}");
+                    None
+                }
+            }
+        });
+        let session_config = Arc::clone(&self.session);
+        let shutdown = &self.shutdown;
+        match client.ip.filter(|_| self.reverse_lookup) {
+            Some(ip) => {
+                // The name is looked up after the 101 (bounded), then the session starts.
+                let mut info = info.clone();
+                let watch = shutdown.clone();
+                shutdown.spawn(async move {
+                    info.remote_host = Some(reverse_name(ip).await);
+                    let session = session::run(socket, &info, command, session_config, watch, slot);
+                    drop(info);
+                    session.await;
+                });
+            }
+            None => {
+                let watch = shutdown.clone();
+                shutdown.spawn(session::run(socket, &info, command, session_config, watch, slot));
+            }
+        }
+        let mut resp = Response::new(full(Bytes::new()));
+        *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let h = resp.headers_mut();
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        if let Ok(v) = HeaderValue::from_str(&accept) {
+            h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+        }
+        if let Some(v) = info.subprotocol.as_deref().and_then(|p| HeaderValue::from_str(p).ok()) {
+            h.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
+        }
+        resp
+    }
+}
+
+/// The client's name by reverse DNS, or its address when there is none within the timeout.
+async fn reverse_name(ip: IpAddr) -> String {
+    let ip = ip.to_canonical();
+    let lookup = tokio::task::spawn_blocking(move || dns_lookup::lookup_addr(&ip));
+    match tokio::time::timeout(REVERSE_LOOKUP_TIMEOUT, lookup).await {
+        Ok(Ok(Ok(name))) if !name.is_empty() => name,
+        _ => ip_string(ip),
+    }
+}
+
+/// Logs a WebSocket request with no script behind it; `why` when something is there that
+/// may not be run.
+fn not_found<B>(req: &Request<B>, client: &Client, why: Option<&str>) {
+    let span = tracing::info_span!(target: "session", "session", url = %log_url(client.https, req.headers(), req.uri()), remote = %address_label(client.ip));
+    span.in_scope(|| {
+        if let Some(why) = why {
+            tracing::error!(target: "session", "Refused to run {}: {why}", req.uri().path());
+        }
+        websocketd_core::access!(target: "session", "NOT FOUND: script not found");
+    });
+}
+
+/// Whether a request asks to become a WebSocket, by websocketd's rule: the first `Upgrade`
+/// value is `websocket` and the first `Connection` value has the token `upgrade`. Anything
+/// else is a plain HTTP request.
+pub fn is_upgrade<B>(req: &Request<B>) -> bool {
+    let first = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let upgrade =
+        first(header::UPGRADE).is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"));
+    let connection = first(header::CONNECTION).is_some_and(|v| {
+        v.split(|c: char| c == ',' || c.is_ascii_whitespace())
+            .any(|token| token.eq_ignore_ascii_case("upgrade"))
+    });
+    upgrade && connection
+}
+
+/// Why an upgrade request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not GET.
+    Method,
+    /// Older than HTTP/1.1.
+    Version,
+    /// `Sec-WebSocket-Version` is not 13.
+    WebSocketVersion,
+    /// `Sec-WebSocket-Key` is not base64 of 16 bytes.
+    Key,
+}
+
+impl Refusal {
+    /// The status answered.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Refusal::Method => StatusCode::METHOD_NOT_ALLOWED,
+            Refusal::Version | Refusal::Key => StatusCode::BAD_REQUEST,
+            Refusal::WebSocketVersion => StatusCode::UPGRADE_REQUIRED,
+        }
+    }
+
+    /// Why, for the body and the log.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::Method => "websocket: the client is not using the GET method",
+            Refusal::Version => "websocket: the client is not using HTTP/1.1 or later",
+            Refusal::WebSocketVersion => {
+                "websocket: unsupported version: 13 is the only supported version"
+            }
+            Refusal::Key => "websocket: Sec-WebSocket-Key is not base64 of 16 bytes",
+        }
+    }
+}
+
+/// Checks method, version and handshake headers; returns the key to answer.
+pub fn check<B>(req: &Request<B>) -> Result<&[u8], Refusal> {
+    if req.method() != Method::GET {
+        return Err(Refusal::Method);
+    }
+    if req.version() < Version::HTTP_11 {
+        return Err(Refusal::Version);
+    }
+    let headers: &HeaderMap = req.headers();
+    let version_ok = headers
+        .get_all(header::SEC_WEBSOCKET_VERSION)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim() == "13")));
+    if !version_ok {
+        return Err(Refusal::WebSocketVersion);
+    }
+    let key = headers.get(header::SEC_WEBSOCKET_KEY).map(|k| k.as_bytes()).unwrap_or_default();
+    if !is_nonce(key) {
+        return Err(Refusal::Key);
+    }
+    Ok(key)
+}
+
+/// The subprotocol to answer with: the first of `ours` (in our order of preference) that the
+/// client offered in any `Sec-WebSocket-Protocol` header. None when we have none or the
+/// client offered none of them.
+pub fn choose_subprotocol<'a>(headers: &HeaderMap, ours: &'a [String]) -> Option<&'a str> {
+    if ours.is_empty() {
+        return None;
+    }
+    let offered: Vec<&str> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    ours.iter().map(String::as_str).find(|p| offered.contains(p))
+}
+
+/// Base64 (with padding) of exactly 16 bytes: 22 alphabet characters then `==`.
+fn is_nonce(key: &[u8]) -> bool {
+    key.len() == 24
+        && key.ends_with(b"==")
+        && key[..22].iter().all(|&c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> Request<()> {
+        let mut b = Request::builder().uri("/");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn upgrade_detection_follows_websocketd() {
+        assert!(is_upgrade(&req(&[("Upgrade", "websocket"), ("Connection", "Upgrade")])));
+        assert!(is_upgrade(&req(&[
+            ("Upgrade", "WebSocket"),
+            ("Connection", "keep-alive, upgrade")
+        ])));
+        assert!(!is_upgrade(&req(&[("Upgrade", "websocket, h2c"), ("Connection", "Upgrade")])));
+        assert!(!is_upgrade(&req(&[("Upgrade", "websocket"), ("Connection", "close")])));
+        assert!(!is_upgrade(&req(&[("Connection", "Upgrade")])));
+    }
+
+    #[test]
+    fn keys_must_be_sixteen_bytes_of_base64() {
+        assert!(is_nonce(b"dGhlIHNhbXBsZSBub25jZQ=="));
+        assert!(!is_nonce(b"dGhlIHNhbXBsZSBub25jZQ="));
+        assert!(!is_nonce(b"short"));
+        assert!(!is_nonce(b"dGhlIHNhbXBsZSBub25j!!=="));
+    }
+
+    #[test]
+    fn the_first_of_our_subprotocols_that_the_client_offers_wins() {
+        let ours = vec!["chat".to_owned(), "superchat".to_owned()];
+        let r =
+            req(&[("Sec-WebSocket-Protocol", "superchat, chat"), ("Sec-WebSocket-Protocol", "x")]);
+        assert_eq!(choose_subprotocol(r.headers(), &ours), Some("chat"));
+        let r = req(&[("Sec-WebSocket-Protocol", "x, superchat")]);
+        assert_eq!(choose_subprotocol(r.headers(), &ours), Some("superchat"));
+        let r = req(&[("Sec-WebSocket-Protocol", "other")]);
+        assert_eq!(choose_subprotocol(r.headers(), &ours), None);
+        assert_eq!(choose_subprotocol(r.headers(), &[]), None);
+    }
+
+    #[test]
+    fn version_other_than_13_is_426() {
+        let r = req(&[
+            ("Sec-WebSocket-Version", "8"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ]);
+        assert_eq!(check(&r), Err(Refusal::WebSocketVersion));
+        assert_eq!(Refusal::WebSocketVersion.status(), StatusCode::UPGRADE_REQUIRED);
+    }
+}
