@@ -26,7 +26,7 @@ pub struct Config {
     /// `--address` values, as given.
     pub addresses: Vec<String>,
     /// The port to listen on.
-    pub port: i64,
+    pub port: u16,
     /// Whether to listen on TCP at all: not when `--unixsocket` is the only listen flag.
     pub tcp: bool,
     /// `--unixsocket` and `--unixsocket-mode`.
@@ -39,7 +39,7 @@ pub struct Config {
     /// `--ssl` with its certificate and key.
     pub tls: Option<TlsSettings>,
     /// `--redirport` (0: off).
-    pub redirport: i64,
+    pub redirport: u16,
     /// The log threshold.
     pub loglevel: LogLevel,
     /// What is served, and how.
@@ -76,9 +76,10 @@ pub enum ConfigError {
     /// `--binary` with another framing.
     #[error("please only specify one of --binary and --framing={0}")]
     BinaryFraming(&'static str),
-    /// A `--header*` value that is not a header.
-    #[error("{0}")]
-    Header(String),
+    /// A `--header*` value that is not a header, or a `--trustedproxy` entry that is not an
+    /// address, a CIDR or `unix`.
+    #[error(transparent)]
+    Network(#[from] websocketd_transport_ws::Error),
     /// `--cgidir` is not a directory.
     #[error("Your CGI dir '{0}' is not pointing to an accessible directory.")]
     CgiDir(String),
@@ -109,9 +110,6 @@ pub enum ConfigError {
     /// `--unixsocket-mode` without `--unixsocket`.
     #[error("please specify --unixsocket when requesting --unixsocket-mode")]
     UnixSocketModeAlone,
-    /// A `--trustedproxy` entry that is not an address, a CIDR or `unix`.
-    #[error(transparent)]
-    TrustedProxy(#[from] websocketd_transport_ws::proxy::ProxyError),
     /// COMMAND was not found.
     #[error("Unable to locate specified COMMAND '{0}' in OS path.")]
     CommandNotFound(String),
@@ -126,21 +124,61 @@ pub enum ConfigError {
     /// COMMAND is a file without execute permission.
     #[error("COMMAND '{0}' is not executable. Make it so with: chmod +x {word}", word = shell_word(.0))]
     CommandNotExecutable(String),
+    /// `--devconsole` with `--staticdir` or `--cgidir` (exit 4, as a FATAL log line).
+    #[error("Invalid parameters: --devconsole cannot be used with {other}. Pick one.")]
+    DevConsoleWith {
+        /// The other flag.
+        other: &'static str,
+        /// The log level, at which the line is written.
+        loglevel: LogLevel,
+    },
+    /// `--port` or `--redirport` out of range (exit 3, as a FATAL log line, as when the
+    /// port cannot be listened on).
+    #[error("Can't start server: listen tcp: address {port}: invalid port")]
+    Port {
+        /// The port as given.
+        port: i64,
+        /// The log level, at which the line is written.
+        loglevel: LogLevel,
+    },
     /// COMMAND is a directory.
     #[error("COMMAND '{0}' is a directory. To serve the programs in it, use --dir={word}", word = shell_word(.0))]
     CommandIsDirectory(String),
 }
 
 impl ConfigError {
+    /// The exit code: 1, but 3 for a port that cannot be listened on and 4 for
+    /// `--devconsole` with `--staticdir` or `--cgidir`, as websocketd exits.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ConfigError::Port { .. } => 3,
+            ConfigError::DevConsoleWith { .. } => 4,
+            _ => 1,
+        }
+    }
+
+    /// For the errors websocketd reports as a FATAL log line rather than a message: the log
+    /// level asked for, at which that line is written (or not).
+    pub fn fatal_line(&self) -> Option<LogLevel> {
+        match self {
+            ConfigError::Port { loglevel, .. } | ConfigError::DevConsoleWith { loglevel, .. } => {
+                Some(*loglevel)
+            }
+            _ => None,
+        }
+    }
+
     /// Whether websocketd prints its short usage after this message.
     pub fn wants_usage(&self) -> bool {
         !matches!(
             self,
             ConfigError::SslFiles
                 | ConfigError::SslWithoutSsl
+                | ConfigError::Port { .. }
+                | ConfigError::DevConsoleWith { .. }
                 | ConfigError::UnixSocketMode(_)
                 | ConfigError::UnixSocketModeAlone
-                | ConfigError::TrustedProxy(_)
+                | ConfigError::Network(websocketd_transport_ws::Error::TrustedProxy { .. })
         )
     }
 
@@ -150,12 +188,49 @@ impl ConfigError {
     }
 }
 
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Invocation {
+    /// Print the version, and with `license` the licence.
+    Version {
+        /// `--license`.
+        license: bool,
+    },
+    /// Serve.
+    Serve(Box<Config>),
+}
+
+impl TryFrom<Args> for Invocation {
+    type Error = ConfigError;
+
+    /// websocketd's order: a bad `--loglevel` first, then `--version` and `--license`
+    /// (whatever else is wrong), then everything else.
+    fn try_from(args: Args) -> Result<Invocation, ConfigError> {
+        let loglevel = log_level(&args)?;
+        if args.version || args.license {
+            return Ok(Invocation::Version { license: args.license });
+        }
+        Config::build(args, loglevel).map(|config| Invocation::Serve(Box::new(config)))
+    }
+}
+
 impl TryFrom<Args> for Config {
     type Error = ConfigError;
 
     fn try_from(args: Args) -> Result<Config, ConfigError> {
-        let loglevel: LogLevel =
-            args.loglevel.parse().map_err(|_| ConfigError::LogLevel(args.loglevel.clone()))?;
+        let loglevel = log_level(&args)?;
+        Config::build(args, loglevel)
+    }
+}
+
+/// `--loglevel`.
+fn log_level(args: &Args) -> Result<LogLevel, ConfigError> {
+    args.loglevel.parse().map_err(|_| ConfigError::LogLevel(args.loglevel.clone()))
+}
+
+impl Config {
+    /// Every rule of how the flags go together, and every range check.
+    fn build(args: Args, loglevel: LogLevel) -> Result<Config, ConfigError> {
         let tls = match (args.ssl, args.sslcert, args.sslkey) {
             (true, Some(cert), Some(key)) => Some(TlsSettings {
                 cert: cert.into(),
@@ -229,7 +304,7 @@ impl TryFrom<Args> for Config {
         }
         let parse_all = |raw: &[String]| {
             raw.iter()
-                .map(|h| ExtraHeaders::parse(h).map_err(ConfigError::Header))
+                .map(|h| ExtraHeaders::parse(h).map_err(ConfigError::Network))
                 .collect::<Result<Vec<_>, _>>()
         };
         let headers = ExtraHeaders {
@@ -252,6 +327,23 @@ impl TryFrom<Args> for Config {
         for value in &args.trustedproxy {
             trusted_proxies.add(value)?;
         }
+        // websocketd checks these last (the ports only when it listens).
+        if args.devconsole {
+            let other = if files.is_some() {
+                Some("--staticdir")
+            } else if cgi.is_some() {
+                Some("--cgidir")
+            } else {
+                None
+            };
+            if let Some(other) = other {
+                return Err(ConfigError::DevConsoleWith { other, loglevel });
+            }
+        }
+        let valid_port =
+            |port: i64| u16::try_from(port).map_err(|_| ConfigError::Port { port, loglevel });
+        let port = valid_port(args.port.unwrap_or(i64::from(default_port)))?;
+        let redirport = valid_port(args.redirport)?;
         let listen_flags = args.port.is_some()
             || !args.address.is_empty()
             || args.unixsocket.is_some()
@@ -273,10 +365,10 @@ impl TryFrom<Args> for Config {
             unix: args.unixsocket.map(|path| UnixSocket { path: path.into(), mode }),
             listen_flags,
             shutdown_bound: Duration::from_millis(args.shutdownms),
-            redirport: args.redirport,
+            redirport,
             skipped_origins,
             addresses: args.address,
-            port: args.port.unwrap_or(i64::from(default_port)),
+            port,
             tls,
             loglevel,
             http: Settings {
@@ -308,17 +400,16 @@ fn script_dir(dir: &str) -> Result<ScriptDir, ConfigError> {
 }
 
 /// What to tell a user whose COMMAND was not found.
-fn command_error(e: command::LookupError) -> ConfigError {
-    use command::LookupError;
+fn command_error(e: websocketd_core::Error) -> ConfigError {
+    use websocketd_core::Error;
     match e {
-        LookupError::InCurrentDir { name, executable } => {
+        Error::CommandInCurrentDir { name, executable } => {
             ConfigError::CommandInCurrentDir { name, executable }
         }
-        LookupError::NotExecutable(name) => ConfigError::CommandNotExecutable(name),
-        LookupError::Directory(name) => ConfigError::CommandIsDirectory(name),
-        LookupError::NotFound(name) => ConfigError::CommandNotFound(name),
-        // The lookup's reasons may grow; a new one still reads as not found.
-        other => ConfigError::CommandNotFound(other.name().to_owned()),
+        Error::CommandNotExecutable(name) => ConfigError::CommandNotExecutable(name),
+        Error::CommandIsDirectory(name) => ConfigError::CommandIsDirectory(name),
+        // Not found, or a reason the lookup learns later: it still reads as not found.
+        other => ConfigError::CommandNotFound(other.command().unwrap_or_default().to_owned()),
     }
 }
 

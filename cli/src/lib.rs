@@ -2,8 +2,10 @@
 //!
 //! - [`args`]: the flags as clap sees them, and websocketd's Go-style argv rules.
 //! - [`config`]: what the flags mean together, validated.
+//! - [`log`]: websocketd's log line format, and the logger it is written by.
 //! - [`server`]: binding, start-up lines, serving, and stopping on a signal.
 
 pub mod args;
 pub mod config;
+pub mod log;
 pub mod server;

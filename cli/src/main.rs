@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use websocketd::args::{self, Args};
-use websocketd::config::{self, Config};
-use websocketd::server;
+use websocketd::config::{self, ConfigError, Invocation};
+use websocketd::{log, server};
 
 const SHORT_USAGE: &str = concat!(
     "\
@@ -40,54 +40,23 @@ fn main() -> ExitCode {
         eprintln!("\n{SHORT_USAGE}");
         return ExitCode::from(1);
     }
-    if args.version || args.license {
-        if let Err(e) = args.loglevel.parse::<websocketd_core::log::LogLevel>() {
-            println!("Incorrect loglevel flag '{}'. Use --help to see allowed values.", e.0);
-            eprintln!("\n{SHORT_USAGE}");
-            return ExitCode::from(1);
-        }
-        println!("websocketd {}", config::version());
-        if args.license {
-            print!("\n{}", config::LICENSE);
-        }
-        return ExitCode::SUCCESS;
-    }
-    let config = match Config::try_from(args) {
-        Ok(config) => config,
-        Err(e) => {
-            if e.on_stdout() {
-                println!("{e}");
-            } else {
-                eprintln!("{e}");
+    let config = match Invocation::try_from(args) {
+        Ok(Invocation::Serve(config)) => config,
+        Ok(Invocation::Version { license }) => {
+            println!("websocketd {}", config::version());
+            if license {
+                print!("\n{}", config::LICENSE);
             }
-            if e.wants_usage() {
-                eprintln!("\n{SHORT_USAGE}");
-            }
-            return ExitCode::from(1);
+            return ExitCode::SUCCESS;
         }
+        Err(e) => return invalid(&e),
     };
-    websocketd_core::log::init(config.loglevel);
-    if config.http.devconsole {
-        let other = if config.http.files.is_some() {
-            Some("--staticdir")
-        } else if config.http.cgi.is_some() {
-            Some("--cgidir")
-        } else {
-            None
-        };
-        if let Some(other) = other {
-            websocketd_core::fatal!(target: "server", "Invalid parameters: --devconsole cannot be used with {other}. Pick one.");
-            return ExitCode::from(4);
-        }
-    }
+    log::init(config.loglevel);
     // Before any thread starts: taking the sockets removes LISTEN_FDS and LISTEN_PID from
     // the environment.
     let inherited = match websocketd_transport_ws::activation::Inherited::from_env() {
         Ok(inherited) => inherited,
-        Err(e) => {
-            websocketd_core::fatal!(target: "server", "Can't start server: {e}");
-            return ExitCode::from(3);
-        }
+        Err(e) => return cannot_start(&format!("{:#}", anyhow::Error::new(e))),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .thread_name("websocketd-rt")
@@ -95,23 +64,39 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => {
-            websocketd_core::fatal!(target: "server", "Can't start server: {e}");
-            return ExitCode::from(3);
-        }
+        Err(e) => return cannot_start(&e.to_string()),
     };
     let code = runtime.block_on(async {
         let listeners = match server::bind(&config, inherited).await {
             Ok(listeners) => listeners,
-            Err(e) => {
-                websocketd_core::fatal!(target: "server", "Can't start server: {}", server::explain(&e));
-                return ExitCode::from(3);
-            }
+            Err(e) => return cannot_start(&server::explain(e)),
         };
-        server::serve(config, listeners).await;
+        server::serve(*config, listeners).await;
         ExitCode::SUCCESS
     });
     // Whatever still runs (a process's last log lines, a pipe being drained) is not waited for.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     code
+}
+
+/// Reports flags that do not make a configuration, as websocketd does each.
+fn invalid(e: &ConfigError) -> ExitCode {
+    if let Some(level) = e.fatal_line() {
+        log::init(level);
+        websocketd_core::fatal!(target: "server", "{e}");
+    } else if e.on_stdout() {
+        println!("{e}");
+    } else {
+        eprintln!("{e}");
+    }
+    if e.wants_usage() {
+        eprintln!("\n{SHORT_USAGE}");
+    }
+    ExitCode::from(e.exit_code())
+}
+
+/// The FATAL line of a server that cannot start, and exit code 3.
+fn cannot_start(why: &str) -> ExitCode {
+    websocketd_core::fatal!(target: "server", "Can't start server: {why}");
+    ExitCode::from(3)
 }

@@ -17,9 +17,6 @@ use crate::config::Config;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {
-    /// `--port` is out of range.
-    #[error("listen tcp: address {0}: invalid port")]
-    Port(i64),
     /// A listener could not be set up.
     #[error(transparent)]
     Bind(#[from] websocketd_transport_ws::Error),
@@ -56,20 +53,16 @@ pub async fn bind(config: &Config, inherited: Option<Inherited>) -> Result<Liste
         let (main, redirect) = inherited.into_listeners()?;
         return Ok(Listeners { main, redirect, tls });
     }
-    let port = u16::try_from(config.port).map_err(|_| ServeError::Port(config.port))?;
     let mut main = Vec::new();
     if config.tcp {
-        main = websocketd_transport_ws::bind(&config.addresses, port).await?;
+        main = websocketd_transport_ws::bind(&config.addresses, config.port).await?;
     }
     if let Some(unix) = &config.unix {
         main.push(websocketd_transport_ws::bind_unix(&unix.path, unix.mode)?);
     }
     let redirect = match config.redirport {
         0 => Vec::new(),
-        n => {
-            let n = u16::try_from(n).map_err(|_| ServeError::Port(n))?;
-            websocketd_transport_ws::bind(&config.addresses, n).await?
-        }
+        n => websocketd_transport_ws::bind(&config.addresses, n).await?,
     };
     Ok(Listeners { main, redirect, tls })
 }
@@ -221,7 +214,7 @@ async fn on_hangup(mut hangups: tokio::signal::unix::Signal, tls: Option<Arc<Tls
         match tls.reload() {
             Ok(()) => tracing::info!(target: "server", "Reloaded TLS certificate and key"),
             Err(e) => {
-                tracing::error!(target: "server", "Could not reload TLS, keeping the old certificate: {}", error_chain(&e));
+                tracing::error!(target: "server", "Could not reload TLS, keeping the old certificate: {:#}", anyhow::Error::new(e));
             }
         }
     }
@@ -229,8 +222,14 @@ async fn on_hangup(mut hangups: tokio::signal::unix::Signal, tls: Option<Arc<Tls
 
 /// Why the server could not start, with its causes, and what to do about it when that is
 /// clear: a port below 1024 without the privilege to bind it, a port already taken.
-pub fn explain(e: &ServeError) -> String {
-    let mut text = error_chain(e);
+pub fn explain(e: ServeError) -> String {
+    let hint = hint(&e);
+    format!("{:#}{hint}", anyhow::Error::new(e))
+}
+
+/// What to do about `e`, when that is clear.
+fn hint(e: &ServeError) -> String {
+    let mut text = String::new();
     let ServeError::Bind(websocketd_transport_ws::Error::Bind { addr, source }) = e else {
         return text;
     };
@@ -250,18 +249,6 @@ pub fn explain(e: &ServeError) -> String {
             ));
         }
         _ => {}
-    }
-    text
-}
-
-/// An error and its causes on one line: `a: b: c`.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
     }
     text
 }

@@ -4,6 +4,8 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::error::Error;
+
 /// A program and its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
@@ -25,57 +27,19 @@ impl Command {
     }
 }
 
-/// Why COMMAND could not be found.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum LookupError {
-    /// Nothing executable by that name in PATH, or nothing at the path given.
-    #[error("unable to locate specified COMMAND '{0}' in OS path")]
-    NotFound(String),
-    /// A bare name that is not in PATH but is a file in the current directory, which is not
-    /// searched (as in websocketd and POSIX shells): `./NAME` would be.
-    #[error(
-        "unable to locate specified COMMAND '{name}' in OS path, but the current directory has it"
-    )]
-    InCurrentDir {
-        /// The name as given.
-        name: String,
-        /// Whether that file is executable.
-        executable: bool,
-    },
-    /// The path given is a file without execute permission.
-    #[error("COMMAND '{0}' is not executable")]
-    NotExecutable(String),
-    /// The path given is a directory.
-    #[error("COMMAND '{0}' is a directory")]
-    Directory(String),
-}
-
-impl LookupError {
-    /// COMMAND as given.
-    pub fn name(&self) -> &str {
-        match self {
-            LookupError::NotFound(name)
-            | LookupError::InCurrentDir { name, .. }
-            | LookupError::NotExecutable(name)
-            | LookupError::Directory(name) => name,
-        }
-    }
-}
-
 /// Resolves `command` against `path` (a PATH-style list).
 ///
 /// A name containing `/` is used as given (a relative path stays relative) if it is an
 /// executable file; a bare name becomes the first executable file of that name in `path`.
 /// When that fails, the error says what is there instead.
-pub fn resolve(command: &str, path: Option<&OsStr>) -> Result<PathBuf, LookupError> {
+pub fn resolve(command: &str, path: Option<&OsStr>) -> Result<PathBuf, Error> {
     if command.contains('/') {
         let candidate = PathBuf::from(command);
         return match std::fs::metadata(&candidate) {
             Ok(_) if is_executable(&candidate) => Ok(candidate),
-            Ok(meta) if meta.is_dir() => Err(LookupError::Directory(command.to_owned())),
-            Ok(meta) if meta.is_file() => Err(LookupError::NotExecutable(command.to_owned())),
-            _ => Err(LookupError::NotFound(command.to_owned())),
+            Ok(meta) if meta.is_dir() => Err(Error::CommandIsDirectory(command.to_owned())),
+            Ok(meta) if meta.is_file() => Err(Error::CommandNotExecutable(command.to_owned())),
+            _ => Err(Error::CommandNotFound(command.to_owned())),
         };
     }
     if !command.is_empty() {
@@ -93,10 +57,10 @@ pub fn resolve(command: &str, path: Option<&OsStr>) -> Result<PathBuf, LookupErr
         let here = Path::new(command);
         if here.is_file() {
             let executable = is_executable(here);
-            return Err(LookupError::InCurrentDir { name: command.to_owned(), executable });
+            return Err(Error::CommandInCurrentDir { name: command.to_owned(), executable });
         }
     }
-    Err(LookupError::NotFound(command.to_owned()))
+    Err(Error::CommandNotFound(command.to_owned()))
 }
 
 /// A regular file (after following links) with at least one execute bit.
@@ -129,15 +93,15 @@ mod tests {
         std::fs::write(&plain, "#!/bin/sh\n").unwrap();
         let plain = plain.to_string_lossy().into_owned();
         let folder = dir.to_string_lossy().into_owned();
-        assert_eq!(resolve(&plain, None), Err(LookupError::NotExecutable(plain.clone())));
-        assert_eq!(resolve(&folder, None), Err(LookupError::Directory(folder.clone())));
+        assert_eq!(resolve(&plain, None), Err(Error::CommandNotExecutable(plain.clone())));
+        assert_eq!(resolve(&folder, None), Err(Error::CommandIsDirectory(folder.clone())));
         let missing = format!("{folder}/missing");
-        assert_eq!(resolve(&missing, None), Err(LookupError::NotFound(missing.clone())));
+        assert_eq!(resolve(&missing, None), Err(Error::CommandNotFound(missing.clone())));
         // Tests run in the package's directory, which has a Cargo.toml and no PATH entry.
         let name = "Cargo.toml".to_owned();
         assert_eq!(
             resolve(&name, Some(OsStr::new("/bin"))),
-            Err(LookupError::InCurrentDir { name, executable: false })
+            Err(Error::CommandInCurrentDir { name, executable: false })
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -18,6 +18,7 @@ pub mod child;
 pub mod close;
 pub mod command;
 pub mod env;
+pub mod error;
 pub mod log;
 pub mod pipe;
 mod reaper;
@@ -30,5 +31,6 @@ mod testing;
 
 pub use child::Child;
 pub use env::{EnvSettings, RequestInfo};
+pub use error::Error;
 pub use session::SessionConfig;
 pub use shutdown::Shutdown;

@@ -43,7 +43,7 @@ impl Inherited {
         let mut sockets = Vec::with_capacity(fds.len());
         for i in 0..fds.len() {
             let fd = FIRST_FD.saturating_add(i32::try_from(i).unwrap_or(i32::MAX));
-            let fail = |reason: &str| Error::Inherited { fd, reason: reason.to_owned() };
+            let fail = |reason| Error::Inherited { fd, reason };
             let socket = match fds.take_tcp_listener(i) {
                 Ok(Some(l)) => Socket::Tcp(l),
                 Ok(None) => return Err(fail("taken twice")),
@@ -77,7 +77,7 @@ impl Inherited {
                 Socket::Tcp(l) => Listener::from_tcp(l, name),
                 Socket::Unix(l) => Listener::from_unix(l, name),
             }
-            .map_err(|e| Error::Inherited { fd, reason: e.to_string() })?;
+            .map_err(|source| Error::InheritedIo { fd, source })?;
             if is_redirect { redirect.push(listener) } else { main.push(listener) }
         }
         Ok((main, redirect))

@@ -371,29 +371,31 @@ pub async fn bind(addresses: &[String], port: u16) -> Result<Vec<Listener>, Erro
 /// answers on (left by a server that died) is replaced; one where a server answers is not,
 /// nor is a file of any other kind. The file is removed when the listener goes.
 pub fn bind_unix(path: &Path, mode: Option<u32>) -> Result<Listener, Error> {
-    let fail = |reason: String| Error::Unix { path: path.to_path_buf(), reason };
+    let fail = |step: String| {
+        move |source| Error::Unix { path: path.to_path_buf(), step: step.clone(), source }
+    };
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
-            return Err(fail("the file exists and is not a socket".to_owned()));
+            return Err(Error::NotASocket { path: path.to_path_buf() });
         }
         match std::os::unix::net::UnixStream::connect(path) {
-            Ok(_) => return Err(fail("another server is listening on it".to_owned())),
+            Ok(_) => return Err(Error::SocketInUse { path: path.to_path_buf() }),
             // Nobody listens: what is left of a server that did not clean up.
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                 std::fs::remove_file(path)
-                    .map_err(|e| fail(format!("cannot remove the stale socket file: {e}")))?;
+                    .map_err(fail("cannot remove the stale socket file".to_owned()))?;
                 tracing::info!(target: "server", "Removed stale socket file {}", path.display());
             }
-            Err(e) => return Err(fail(format!("cannot tell whether it is in use: {e}"))),
+            Err(e) => return Err(fail("cannot tell whether it is in use".to_owned())(e)),
         }
     }
     let listener =
-        with_umask(mode, || UnixListener::bind(path)).map_err(|e| fail(format!("bind: {e}")))?;
+        with_umask(mode, || UnixListener::bind(path)).map_err(fail("bind".to_owned()))?;
     if let Some(mode) = mode {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-            .map_err(|e| fail(format!("chmod {mode:o}: {e}")))?;
+            .map_err(fail(format!("chmod {mode:o}")))?;
     }
-    let meta = std::fs::symlink_metadata(path).map_err(|e| fail(format!("stat: {e}")))?;
+    let meta = std::fs::symlink_metadata(path).map_err(fail("stat".to_owned()))?;
     let file = SocketFile { path: path.to_path_buf(), id: (meta.dev(), meta.ino()) };
     Ok(Listener {
         inner: Inner::Unix { listener, path: Some(path.to_path_buf()), _file: Some(file) },

@@ -14,6 +14,23 @@ pub struct OriginPolicy {
     allowed: Vec<Entry>,
 }
 
+/// Why a request's origin is refused; the text is websocketd's log message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The Origin header is not `scheme:` or `scheme://host[:port]`.
+    #[error("Origin parsing error")]
+    Origin,
+    /// The Host header is not `host[:port]` (with `--sameorigin`).
+    #[error("Request hostname parsing error")]
+    Host,
+    /// The origin's host and port are not the Host header's (`--sameorigin`).
+    #[error("Same origin policy mismatch")]
+    NotSame,
+    /// The origin is not in the `--origin` list.
+    #[error("Origin is not listed in allowed list")]
+    NotListed,
+}
+
 /// One `--origin` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
@@ -60,8 +77,8 @@ impl OriginPolicy {
     }
 
     /// Checks the request's `Origin` against the policy; `host` is its Host header and `tls`
-    /// whether the connection is TLS. The error says why, for the log.
-    pub fn check(&self, origin: Option<&str>, host: &str, tls: bool) -> Result<(), &'static str> {
+    /// whether the connection is TLS. The refusal says why, for the log.
+    pub fn check(&self, origin: Option<&str>, host: &str, tls: bool) -> Result<(), Refusal> {
         if self.is_open() {
             return Ok(());
         }
@@ -70,16 +87,16 @@ impl OriginPolicy {
             Some("null") if self.allowed.is_empty() => "file:",
             Some(o) => o,
         };
-        let Some(origin) = parse(origin) else { return Err("Origin parsing error") };
+        let Some(origin) = parse(origin) else { return Err(Refusal::Origin) };
         let origin_port = origin.port.unwrap_or(default_port(origin.scheme));
         if self.same_origin {
             let host = format!("x://{host}");
             let Some(server) = parse(&host) else {
-                return Err("Request hostname parsing error");
+                return Err(Refusal::Host);
             };
             let server_port = server.port.unwrap_or(if tls { 443 } else { 80 });
             if origin.host.is_empty() || origin.host != server.host || origin_port != server_port {
-                return Err("Same origin policy mismatch");
+                return Err(Refusal::NotSame);
             }
         }
         if !self.allowed.is_empty() {
@@ -90,7 +107,7 @@ impl OriginPolicy {
                     && e.port.is_none_or(|p| p == origin_port)
             });
             if !listed {
-                return Err("Origin is not listed in allowed list");
+                return Err(Refusal::NotListed);
             }
         }
         Ok(())

@@ -14,6 +14,7 @@ use http::{HeaderMap, HeaderName};
 use ipnet::{IpNet, Ipv4Net};
 
 use crate::conn::{Client, Peer};
+use crate::error::Error;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -33,25 +34,13 @@ pub struct TrustedProxies {
     unix: bool,
 }
 
-/// A `--trustedproxy` value that does not parse.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ProxyError {
-    /// An entry is neither an address, a CIDR nor `unix`.
-    #[error("invalid --trustedproxy entry '{entry}': not an address, a CIDR or 'unix'")]
-    Entry {
-        /// The entry as given, without surrounding whitespace.
-        entry: String,
-    },
-}
-
 impl TrustedProxies {
     /// Adds one flag value: comma-separated entries, each a CIDR (`10.0.0.0/8`, `fd00::/8`), a
     /// bare address (= /32 or /128), or `unix`. Whitespace around entries is ignored; empty
     /// entries are skipped.
     ///
     /// On error nothing of `value` is added.
-    pub fn add(&mut self, value: &str) -> Result<(), ProxyError> {
+    pub fn add(&mut self, value: &str) -> Result<(), Error> {
         // Parsed whole before anything is kept, so a rejected value leaves the list as it was.
         let mut nets = Vec::new();
         let mut unix = false;
@@ -61,7 +50,7 @@ impl TrustedProxies {
                 continue;
             }
             let Some(net) = parse_net(entry) else {
-                return Err(ProxyError::Entry { entry: entry.to_owned() });
+                return Err(Error::TrustedProxy { entry: entry.to_owned() });
             };
             nets.push(net);
         }

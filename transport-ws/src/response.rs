@@ -7,6 +7,8 @@ use http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 
+use crate::error::Error;
+
 /// The body of every response: a buffer, or a file streamed.
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
@@ -62,14 +64,14 @@ impl ExtraHeaders {
     /// Parses one flag value as websocketd does: the name is what precedes the first `:`,
     /// the value what follows it less leading spaces (no `:`: an empty value). Control bytes
     /// in the value become spaces, so a value can never start another header line.
-    pub fn parse(raw: &str) -> Result<(HeaderName, HeaderValue), String> {
+    pub fn parse(raw: &str) -> Result<(HeaderName, HeaderValue), Error> {
         let (name, value) = raw.split_once(':').unwrap_or((raw, ""));
         let name = HeaderName::from_bytes(name.trim().as_bytes())
-            .map_err(|_| format!("invalid header name in '{raw}'"))?;
+            .map_err(|_| Error::HeaderName(raw.to_owned()))?;
         let value: String =
             value.trim_start().chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-        let value = HeaderValue::from_str(&value)
-            .map_err(|_| format!("invalid header value in '{raw}'"))?;
+        let value =
+            HeaderValue::from_str(&value).map_err(|_| Error::HeaderValue(raw.to_owned()))?;
         Ok((name, value))
     }
 }
