@@ -155,7 +155,7 @@ fn place(listener: &Listener) -> (String, String) {
                 Some(host) => host.clone(),
                 // Bound to all interfaces: the machine's name, as websocketd says.
                 None if addr.ip().is_unspecified() => hostname(),
-                None => websocketd_core::env::ip_string(addr.ip()),
+                None => websocketd_core::request::ip_string(addr.ip()),
             };
             let host = if host.contains(':') && !host.starts_with('[') {
                 format!("[{host}]")
@@ -233,7 +233,7 @@ fn hint(e: &ServeError) -> String {
     let ServeError::Bind(websocketd_transport_ws::Error::Bind { addr, source }) = e else {
         return text;
     };
-    let port = addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+    let port = websocketd_core::host::split(addr).and_then(|hp| hp.port?.parse::<u16>().ok());
     match (source.kind(), port) {
         (std::io::ErrorKind::PermissionDenied, Some(port)) if port < 1024 => {
             let exe = std::env::current_exe()

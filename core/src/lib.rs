@@ -1,5 +1,7 @@
 //! The websocketd session: everything between an accepted WebSocket and the child process.
 //!
+//! - [`request`]: what the server knows about a request, and how the logs name it.
+//! - [`host`]: the Host header and `host[:port]`, read and split in one place.
 //! - [`env`]: the request as the child sees it, the CGI-style environment.
 //! - [`command`]: finding COMMAND the way websocketd does.
 //! - [`child`]: spawning the child in its own process group, draining its stderr, and the
@@ -19,10 +21,12 @@ pub mod close;
 pub mod command;
 pub mod env;
 pub mod error;
+pub mod host;
 pub mod log;
 pub mod pipe;
 mod reaper;
 pub mod relay;
+pub mod request;
 pub mod session;
 pub mod shutdown;
 pub mod socket;
@@ -30,7 +34,8 @@ pub mod socket;
 mod testing;
 
 pub use child::Child;
-pub use env::{EnvSettings, RequestInfo};
+pub use env::EnvSettings;
 pub use error::Error;
+pub use request::RequestInfo;
 pub use session::SessionConfig;
 pub use shutdown::Shutdown;

@@ -33,9 +33,10 @@ use crate::close::{
     close_after, close_for_error, close_for_status, close_frame, close_now, going_away,
 };
 use crate::command::Command;
-use crate::env::{EnvSettings, RequestInfo};
+use crate::env::EnvSettings;
 use crate::pipe::{PipeInput, PipeOutput};
 use crate::relay::{self, End, Gone};
+use crate::request::RequestInfo;
 use crate::shutdown::Shutdown;
 use crate::socket::Socket;
 
@@ -90,7 +91,7 @@ pub fn run<S: Socket + 'static>(
     );
     // What can be done now is done now: an async fn keeps its arguments for its whole life,
     // so the request (needed only for the environment) stays out of every session's future.
-    let env = req.cgi_env(&config.env);
+    let env = config.env.cgi_env(req);
     connect(socket, env, command, config, shutdown, slot).instrument(span)
 }
 

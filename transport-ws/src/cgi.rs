@@ -17,7 +17,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::unix::pipe;
 use tracing::Instrument;
 use websocketd_core::child::{self, Child, Pipes};
-use websocketd_core::env::{EnvSettings, RequestInfo, address_label, log_url};
+use websocketd_core::env::EnvSettings;
+use websocketd_core::request::{RequestInfo, address_label, log_url};
 
 use crate::conn::{Client, Conn};
 use crate::forks::{Forks, Slot};
@@ -84,7 +85,7 @@ async fn run(
     closems: Duration,
     slot: Slot,
 ) -> Response<Body> {
-    let mut vars = info.cgi_env(env);
+    let mut vars = env.cgi_env(&info);
     let length = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
     let kind = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     vars.push(("CONTENT_LENGTH".to_owned(), length.unwrap_or("").to_owned()));

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use http::Request;
-use websocketd_core::env::{RequestInfo, next_id};
+use websocketd_core::request::{RequestInfo, next_id};
 
 /// Where a connection comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

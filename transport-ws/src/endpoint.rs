@@ -16,7 +16,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use websocketd_core::command::Command;
-use websocketd_core::env::{address_label, ip_string, log_url};
+use websocketd_core::host;
+use websocketd_core::request::{address_label, ip_string, log_url};
 use websocketd_core::{SessionConfig, Shutdown, session};
 
 use crate::conn::{Client, Conn};
@@ -136,7 +137,7 @@ impl WebSockets {
             }
         };
         let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok());
-        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+        let host = host::header(req.headers());
         if let Err(why) = self.origins.check(origin, host, tls) {
             let span = tracing::info_span!(target: "session", "session", url = %log_url(tls, req.headers(), req.uri()), remote = %address_label(client.ip), origin = %origin.unwrap_or("file:"));
             span.in_scope(|| websocketd_core::access!(target: "session", "{why}"));

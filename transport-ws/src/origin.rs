@@ -14,6 +14,8 @@ pub struct OriginPolicy {
     allowed: Vec<Entry>,
 }
 
+use websocketd_core::host::{self, HostPort};
+
 /// Why a request's origin is refused; the text is websocketd's log message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
@@ -136,15 +138,7 @@ fn parse(s: &str) -> Option<Place<'_>> {
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let authority = authority.rsplit('@').next().unwrap_or(authority);
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (inside, after) = v6.split_once(']')?;
-        (inside, after.strip_prefix(':'))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
+    let HostPort { host, port } = host::split(authority)?;
     let port = match port {
         None | Some("") => None,
         Some(p) => Some(p.parse::<u16>().ok()?),

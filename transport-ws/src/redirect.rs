@@ -11,17 +11,17 @@ use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 
-use websocketd_core::Shutdown;
+use websocketd_core::{Shutdown, host};
 
 use crate::listener::Listener;
 
 /// Where a request to the redirect port is sent: `scheme://<Host's host>:<port><path?query>`.
-/// Without a Host header, the address the request came in on is used (`localhost` on a unix
-/// socket).
+/// Without a usable Host header (none, or not `host[:port]`), the address the request came in
+/// on is used (`localhost` on a unix socket).
 pub fn location<B>(req: &Request<B>, scheme: &str, port: u16, local: Option<SocketAddr>) -> String {
-    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(host_part);
+    let host = host::split(host::header(req.headers())).map(|hp| hp.url_host());
     let host = match (host, local) {
-        (Some(h), _) if !h.is_empty() => h.to_owned(),
+        (Some(h), _) if !h.is_empty() => h,
         (_, None) => "localhost".to_owned(),
         (_, Some(local)) => match local.ip().to_canonical() {
             std::net::IpAddr::V6(v6) => format!("[{v6}]"),
@@ -30,14 +30,6 @@ pub fn location<B>(req: &Request<B>, scheme: &str, port: u16, local: Option<Sock
     };
     let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
     format!("{scheme}://{host}:{port}{target}")
-}
-
-/// The host of a Host header value, brackets kept for IPv6: `h:1` → `h`, `[::1]:1` → `[::1]`.
-fn host_part(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.find(']').map_or(host, |end| &host[..=end]);
-    }
-    host.split(':').next().unwrap_or(host)
 }
 
 /// Answers every request on `listener` with a 301 to `scheme` on `port`, until `shutdown`

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use websocketd_core::env::{address_label, log_url};
+use websocketd_core::request::{address_label, log_url};
 use websocketd_core::{SessionConfig, Shutdown};
 
 use crate::cgi::Cgi;
