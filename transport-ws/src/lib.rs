@@ -1,16 +1,25 @@
 //! websocketd's network side: listeners, HTTP/1.1 through hyper, and the WebSocket upgrade.
 //!
-//! - [`activation`]: systemd socket activation, the listeners handed over.
+//! A request goes listener → router → endpoint (an upgrade, handed to the session) or one
+//! of console, cgi, files (plain HTTP); the other modules are what those use.
+//!
 //! - [`listener`]: binding TCP addresses and unix sockets, and the accept loop.
-//! - [`router`]: what each request gets: the upgrade to a session, or a plain HTTP answer.
-//! - [`path`]: cleaning request paths, as Go's mux does.
-//! - [`scripts`]: `--dir`, which script a URL runs.
+//! - [`activation`]: systemd socket activation, the listeners handed over.
+//! - [`conn`]: what is known of a connection (peer, TLS) and its client.
 //! - [`proxy`]: `--trustedproxy`, the real client and scheme behind a trusted reverse proxy.
+//! - [`router`]: what each request gets (the dispatch), and the settings it is made from.
+//! - [`endpoint`]: the WebSocket endpoint: slot, script, checks, session, 101.
+//! - [`forks`]: `--maxforks`, the slots sessions and CGI scripts share.
+//! - [`origin`]: `--origin` and `--sameorigin`.
+//! - [`scripts`]: `--dir` and `--cgidir`, which script a URL runs.
+//! - [`path`]: cleaning request paths, as Go's mux does.
 //! - [`readahead`]: large reads from a WebSocket only while its bytes flow.
-//! - [`redirect`]: `--redirport`, the plain-HTTP listener that redirects to the main port.
 //! - [`console`]: `--devconsole`, the page for trying an endpoint in a browser.
-//! - [`files`]: `--staticdir`, static files.
 //! - [`cgi`]: `--cgidir`, CGI/1.1 scripts.
+//! - [`files`]: `--staticdir`, static files.
+//! - [`redirect`]: `--redirport`, the plain-HTTP listener that redirects to the main port.
+//! - [`response`]: the pieces of every response, and the `--header*` headers.
+//! - [`error`]: the crate's error type.
 
 pub mod activation;
 pub mod cgi;
