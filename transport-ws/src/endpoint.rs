@@ -17,11 +17,11 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use websocketd_core::command::Command;
 use websocketd_core::host;
-use websocketd_core::request::{address_label, ip_string, log_url};
+use websocketd_core::request::{RequestInfo, address_label, ip_string, log_url};
 use websocketd_core::{SessionConfig, Shutdown, session};
 
 use crate::conn::{Client, Conn};
-use crate::forks::Forks;
+use crate::forks::{Forks, Slot};
 use crate::origin::OriginPolicy;
 use crate::readahead::ReadAhead;
 use crate::response::{Body, full, plain};
@@ -93,8 +93,8 @@ impl WebSockets {
         }
     }
 
-    /// Answers an upgrade request whose decoded path is `decoded`: slot, script, checks,
-    /// 101, session.
+    /// Answers an upgrade request whose decoded path is `decoded`: admitted (slot, script,
+    /// checks), it becomes a session behind a 101; refused, it gets the refusal's status.
     pub(crate) fn upgrade(
         &self,
         mut req: Request<Incoming>,
@@ -102,10 +102,29 @@ impl WebSockets {
         conn: &Conn,
         decoded: String,
     ) -> Response<Body> {
+        let admitted = match self.admit(&req, &client, decoded) {
+            Ok(admitted) => admitted,
+            Err(refused) => return refused.response(),
+        };
+        let Admitted { slot, command, script_name, path_info, accept, subprotocol } = admitted;
+        let info = conn.request_info(&req, client, script_name, path_info, subprotocol);
+        let socket = self.socket(&mut req);
+        self.spawn(socket, info, command, slot, client);
+        switching_protocols(&accept, subprotocol)
+    }
+
+    /// Takes a `--maxforks` slot, finds what to run and checks the handshake and the origin,
+    /// in websocketd's order; a refusal is logged and answered.
+    fn admit<'a>(
+        &'a self,
+        req: &Request<Incoming>,
+        client: &Client,
+        decoded: String,
+    ) -> Result<Admitted<'a>, Refused> {
         let tls = client.https;
         let Some(slot) = self.forks.take() else {
             tracing::error!(target: "http", "Max of possible forks already active, upgrade rejected");
-            return plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n");
+            return Err(Refused::Busy);
         };
         let (command, script_name, path_info) = match &self.endpoint {
             Endpoint::Command(command) => (Arc::clone(command), "/".to_owned(), decoded),
@@ -114,40 +133,41 @@ impl WebSockets {
                     (Arc::new(Command { program, args: Vec::new() }), script_name, path_info)
                 }
                 Lookup::NotFound => {
-                    not_found(&req, &client, None);
-                    return plain(StatusCode::NOT_FOUND, "404 Not Found\n");
+                    not_found(req, client, None);
+                    return Err(Refused::NoScript);
                 }
                 Lookup::Refused(why) => {
-                    not_found(&req, &client, Some(why));
-                    return plain(StatusCode::NOT_FOUND, "404 Not Found\n");
+                    not_found(req, client, Some(why));
+                    return Err(Refused::NoScript);
                 }
             },
         };
-        let accept = match check(&req) {
+        let accept = match check(req) {
             Ok(key) => derive_accept_key(key),
             Err(refusal) => {
                 let span = tracing::info_span!(target: "session", "session", url = %log_url(tls, req.headers(), req.uri()), remote = %address_label(client.ip));
                 span.in_scope(|| {
                     websocketd_core::access!(target: "session", "Unable to Upgrade: {}", refusal.reason());
                 });
-                let mut resp = plain(refusal.status(), &format!("{}\n", refusal.reason()));
-                resp.headers_mut()
-                    .insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-                return resp;
+                return Err(Refused::Handshake(refusal));
             }
         };
         let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok());
-        let host = host::header(req.headers());
-        if let Err(why) = self.origins.check(origin, host, tls) {
+        if let Err(why) = self.origins.check(origin, host::header(req.headers()), tls) {
             let span = tracing::info_span!(target: "session", "session", url = %log_url(tls, req.headers(), req.uri()), remote = %address_label(client.ip), origin = %origin.unwrap_or("file:"));
             span.in_scope(|| websocketd_core::access!(target: "session", "{why}"));
-            return plain(StatusCode::FORBIDDEN, "Forbidden\n");
+            return Err(Refused::Origin);
         }
         let subprotocol = choose_subprotocol(req.headers(), &self.subprotocols);
-        let info = conn.request_info(&req, client, script_name, path_info, subprotocol);
-        let on_upgrade = hyper::upgrade::on(&mut req);
+        Ok(Admitted { slot, command, script_name, path_info, accept, subprotocol })
+    }
+
+    /// The WebSocket that the connection becomes once the 101 is written (`None` if it is
+    /// not).
+    fn socket(&self, req: &mut Request<Incoming>) -> session::Upgrade<Ws> {
+        let on_upgrade = hyper::upgrade::on(req);
         let ws_config = self.ws_config;
-        let socket: session::Upgrade<_> = Box::pin(async move {
+        Box::pin(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let io = ReadAhead::new(TokioIo::new(upgraded));
@@ -158,39 +178,95 @@ impl WebSockets {
                     None
                 }
             }
-        });
-        let session_config = Arc::clone(&self.session);
-        let shutdown = &self.shutdown;
+        })
+    }
+
+    /// Starts the session, which the shutdown waits for; with `--reverselookup` it first
+    /// names the client (after the 101, bounded).
+    fn spawn(
+        &self,
+        socket: session::Upgrade<Ws>,
+        info: RequestInfo,
+        command: Arc<Command>,
+        slot: Slot,
+        client: Client,
+    ) {
+        let config = Arc::clone(&self.session);
+        let watch = self.shutdown.clone();
         match client.ip.filter(|_| self.reverse_lookup) {
             Some(ip) => {
-                // The name is looked up after the 101 (bounded), then the session starts.
-                let mut info = info.clone();
-                let watch = shutdown.clone();
-                shutdown.spawn(async move {
+                let mut info = info;
+                self.shutdown.spawn(async move {
                     info.remote_host = Some(reverse_name(ip).await);
-                    let session = session::run(socket, &info, command, session_config, watch, slot);
+                    let session = session::run(socket, &info, command, config, watch, slot);
                     drop(info);
                     session.await;
                 });
             }
             None => {
-                let watch = shutdown.clone();
-                shutdown.spawn(session::run(socket, &info, command, session_config, watch, slot));
+                self.shutdown.spawn(session::run(socket, &info, command, config, watch, slot));
             }
         }
-        let mut resp = Response::new(full(Bytes::new()));
-        *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-        let h = resp.headers_mut();
-        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-        if let Ok(v) = HeaderValue::from_str(&accept) {
-            h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
-        }
-        if let Some(v) = info.subprotocol.as_deref().and_then(|p| HeaderValue::from_str(p).ok()) {
-            h.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
-        }
-        resp
     }
+}
+
+/// The WebSocket of a session: the upgraded connection, read ahead.
+type Ws = WebSocketStream<ReadAhead<TokioIo<hyper::upgrade::Upgraded>>>;
+
+/// An upgrade request that may become a session.
+struct Admitted<'a> {
+    slot: Slot,
+    command: Arc<Command>,
+    script_name: String,
+    path_info: String,
+    /// `Sec-WebSocket-Accept`.
+    accept: String,
+    subprotocol: Option<&'a str>,
+}
+
+/// Why an upgrade request was refused (the log has said so already).
+enum Refused {
+    /// No `--maxforks` slot is left.
+    Busy,
+    /// Nothing to run at its URL.
+    NoScript,
+    /// The handshake is not RFC 6455's.
+    Handshake(Refusal),
+    /// Its origin may not connect.
+    Origin,
+}
+
+impl Refused {
+    /// The answer.
+    fn response(self) -> Response<Body> {
+        match self {
+            Refused::Busy => plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n"),
+            Refused::NoScript => plain(StatusCode::NOT_FOUND, "404 Not Found\n"),
+            Refused::Handshake(refusal) => {
+                let mut resp = plain(refusal.status(), &format!("{}\n", refusal.reason()));
+                resp.headers_mut()
+                    .insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+                resp
+            }
+            Refused::Origin => plain(StatusCode::FORBIDDEN, "Forbidden\n"),
+        }
+    }
+}
+
+/// The 101 that completes the handshake.
+fn switching_protocols(accept: &str, subprotocol: Option<&str>) -> Response<Body> {
+    let mut resp = Response::new(full(Bytes::new()));
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    if let Some(v) = subprotocol.and_then(|p| HeaderValue::from_str(p).ok()) {
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
+    }
+    resp
 }
 
 /// The client's name by reverse DNS, or its address when there is none within the timeout.
