@@ -2,6 +2,7 @@
 //! a line, shows the echo as text, and shows the close. Driven over the DevTools protocol.
 //! Without Chromium the test is skipped, except under CI=true, where it fails.
 
+use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -49,6 +50,8 @@ impl Chromium {
             .args(["--remote-debugging-port=0", "about:blank"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            // A group of its own, so that its helper processes go with it.
+            .process_group(0)
             .spawn()
             .expect("start chromium");
         Some(Chromium { child, _profile: profile, port: 0 })
@@ -65,8 +68,17 @@ impl Chromium {
 
 impl Drop for Chromium {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // The whole group: a helper left behind would write into the profile after it is
+        // removed, and leave it in the temp directory.
+        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         let _ = self.child.wait();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while processes().iter().any(|p| p.pgrp == self.child.id() && p.state != 'Z')
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
