@@ -44,10 +44,26 @@ pub async fn connect_from(
     path: &str,
     headers: &[(&str, &str)],
 ) -> WebSocketStream<TcpStream> {
+    let stream = tcp_from(from, addr).await;
+    handshake(stream, &format!("ws://{addr}{path}"), headers).await
+}
+
+/// A TCP connection to `addr` from the local address `from` (any port).
+pub async fn tcp_from(from: std::net::IpAddr, addr: SocketAddr) -> TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket.bind(SocketAddr::new(from, 0)).expect("bind the client's address");
-    let stream = within(STEP, socket.connect(addr)).await.expect("connect");
-    handshake(stream, &format!("ws://{addr}{path}"), headers).await
+    within(STEP, socket.connect(addr)).await.expect("connect")
+}
+
+/// The text of each message; panics on one that is not text.
+pub fn texts(messages: Vec<Message>) -> Vec<String> {
+    messages
+        .into_iter()
+        .map(|m| match m {
+            Message::Text(t) => t.to_string(),
+            other => panic!("expected text, got {other:?}"),
+        })
+        .collect()
 }
 
 /// The client's WebSocket handshake for `url` on `stream`, with extra `headers`.

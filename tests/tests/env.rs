@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
@@ -44,14 +43,7 @@ fn is_var_name(name: &str) -> bool {
 /// Reads every message up to the server's Close.
 async fn dump(ws: &mut Ws) -> Dump {
     let (close, _, data) = recv_close(ws).await;
-    let lines = data
-        .into_iter()
-        .map(|m| match m {
-            Message::Text(t) => t.to_string(),
-            other => panic!("expected text, got {other:?}"),
-        })
-        .collect();
-    Dump { lines, close }
+    Dump { lines: texts(data), close }
 }
 
 /// The client's request to `url` with `headers` appended (`Host` replaces the default one).

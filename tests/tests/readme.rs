@@ -271,21 +271,13 @@ async fn the_nginx_recipe_runs_as_written() {
     let Some(nginx) = Nginx::start_with(&conf).await else { return };
 
     // A client from an address of its own, over TLS to nginx.
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.bind("127.0.0.2:0".parse().unwrap()).expect("bind 127.0.0.2");
-    let tcp = within(STEP, socket.connect(nginx.addr)).await.expect("connect to nginx");
+    let tcp = tcp_from("127.0.0.2".parse().unwrap(), nginx.addr).await;
     let port = nginx.addr.port();
     let ws = wss_over(tcp, Trust::Exactly(&cert), port, "/chat?room=1").await;
     let mut ws = ws.unwrap_or_else(|e| panic!("wss through nginx: {e}\n{}", nginx.error_log()));
     let (code, _, data) = recv_close(&mut ws).await;
     assert_eq!(code, 1000, "{}", nginx.error_log());
-    let lines: Vec<String> = data
-        .into_iter()
-        .map(|m| match m {
-            Message::Text(t) => t.to_string(),
-            other => panic!("not text: {other:?}"),
-        })
-        .collect();
+    let lines = texts(data);
     assert!(lines[0].starts_with("You are 127.0.0.2:"), "{lines:?}");
     assert!(lines[0].ends_with(" asking for /chat?room=1"), "{lines:?}");
     for var in [

@@ -12,14 +12,7 @@ async fn each_stdout_line_is_one_text_message_with_one_cr_trimmed() {
     let server = Server::start(&["printf", r"a\r\nb\nc\r\r\n\n  x  \nlast-without-newline"]).await;
     let mut ws = server.connect("/").await;
     let (code, _, data) = recv_close(&mut ws).await;
-    let texts: Vec<String> = data
-        .into_iter()
-        .map(|m| match m {
-            Message::Text(t) => t.to_string(),
-            other => panic!("expected text, got {other:?}"),
-        })
-        .collect();
-    assert_eq!(texts, ["a", "b", "c\r", "", "  x  ", "last-without-newline"]);
+    assert_eq!(texts(data), ["a", "b", "c\r", "", "  x  ", "last-without-newline"]);
     assert_eq!(code, 1000);
 }
 
