@@ -1,4 +1,4 @@
-//! What the flags mean together: `TryFrom<Args> for Config`.
+//! What the flags mean together: `TryFrom<Args> for Invocation`, which makes the `Config`.
 
 use std::time::Duration;
 
@@ -214,22 +214,14 @@ impl TryFrom<Args> for Invocation {
     }
 }
 
-impl TryFrom<Args> for Config {
-    type Error = ConfigError;
-
-    fn try_from(args: Args) -> Result<Config, ConfigError> {
-        let loglevel = log_level(&args)?;
-        Config::build(args, loglevel)
-    }
-}
-
 /// `--loglevel`.
 fn log_level(args: &Args) -> Result<LogLevel, ConfigError> {
     args.loglevel.parse().map_err(|_| ConfigError::LogLevel(args.loglevel.clone()))
 }
 
 impl Config {
-    /// Every rule of how the flags go together, and every range check.
+    /// Every rule of how the flags go together, and every range check, `--loglevel` (parsed
+    /// first, once) aside.
     fn build(args: Args, loglevel: LogLevel) -> Result<Config, ConfigError> {
         let tls = match (args.ssl, args.sslcert, args.sslkey) {
             (true, Some(cert), Some(key)) => Some(TlsSettings {
