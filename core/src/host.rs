@@ -28,22 +28,19 @@ impl HostPort<'_> {
 /// header), but a missing port is no error: `[IPv6]` and `[IPv6]:port` in brackets, else at
 /// most one colon. `None` when it is neither.
 pub fn split(s: &str) -> Option<HostPort<'_>> {
-    let bad = |part: &str| part.contains(['[', ']']);
-    if let Some(rest) = s.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        let port = match after {
-            "" => None,
-            _ => Some(after.strip_prefix(':')?),
-        };
-        if bad(host) || port.is_some_and(|p| bad(p) || p.contains(':')) {
-            return None;
+    let hp = match s.strip_prefix('[') {
+        Some(rest) => {
+            let (host, after) = rest.split_once(']')?;
+            let port = if after.is_empty() { None } else { Some(after.strip_prefix(':')?) };
+            HostPort { host, port }
         }
-        return Some(HostPort { host, port });
-    }
-    let hp = match s.split_once(':') {
-        None => HostPort { host: s, port: None },
-        Some((host, port)) => HostPort { host, port: Some(port) },
+        None => match s.split_once(':') {
+            None => HostPort { host: s, port: None },
+            Some((host, port)) => HostPort { host, port: Some(port) },
+        },
     };
+    // No bracket left in either part, and no second colon.
+    let bad = |part: &str| part.contains(['[', ']']);
     if bad(hp.host) || hp.port.is_some_and(|p| bad(p) || p.contains(':')) {
         return None;
     }

@@ -46,6 +46,12 @@ impl<'a> PipeOutput<'a> {
         PipeOutput { pipe, codec, buf: BytesMut::new(), name, json }
     }
 
+    /// Logs that the pipe failed: its output ends here.
+    fn broke(&self, e: &io::Error) {
+        let name = self.name.to_uppercase();
+        tracing::error!(target: "process", "Unexpected error while reading {name} from process: {e}");
+    }
+
     fn message(&self, frame: Frame) -> Message {
         if self.json { relay::json_line(self.name, frame.payload()) } else { relay::message(frame) }
     }
@@ -58,8 +64,7 @@ impl relay::Output for PipeOutput<'_> {
             Ok(Some(_)) => Filled::Data,
             Ok(None) => Filled::Nothing,
             Err(e) => {
-                let name = self.name.to_uppercase();
-                tracing::error!(target: "process", "Unexpected error while reading {name} from process: {e}");
+                self.broke(&e);
                 Filled::End
             }
         }
@@ -77,8 +82,7 @@ impl relay::Output for PipeOutput<'_> {
         match self.pipe.readable().await {
             Ok(()) => true,
             Err(e) => {
-                let name = self.name.to_uppercase();
-                tracing::error!(target: "process", "Unexpected error while reading {name} from process: {e}");
+                self.broke(&e);
                 false
             }
         }

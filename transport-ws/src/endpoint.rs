@@ -145,8 +145,7 @@ impl WebSockets {
         let accept = match check(req) {
             Ok(key) => derive_accept_key(key),
             Err(refusal) => {
-                let span = tracing::info_span!(target: "session", "session", url = %log_url(tls, req.headers(), req.uri()), remote = %address_label(client.ip));
-                span.in_scope(|| {
+                refusal_span(req, client).in_scope(|| {
                     websocketd_core::access!(target: "session", "Unable to Upgrade: {}", refusal.reason());
                 });
                 return Err(Refused::Handshake(refusal));
@@ -279,11 +278,16 @@ async fn reverse_name(ip: IpAddr) -> String {
     }
 }
 
+/// The span a refused upgrade is logged in: the session's association before there is one.
+fn refusal_span<B>(req: &Request<B>, client: &Client) -> tracing::Span {
+    let url = log_url(client.https, req.headers(), req.uri());
+    tracing::info_span!(target: "session", "session", url = %url, remote = %address_label(client.ip))
+}
+
 /// Logs a WebSocket request with no script behind it; `why` when something is there that
 /// may not be run.
 fn not_found<B>(req: &Request<B>, client: &Client, why: Option<&str>) {
-    let span = tracing::info_span!(target: "session", "session", url = %log_url(client.https, req.headers(), req.uri()), remote = %address_label(client.ip));
-    span.in_scope(|| {
+    refusal_span(req, client).in_scope(|| {
         if let Some(why) = why {
             tracing::error!(target: "session", "Refused to run {}: {why}", req.uri().path());
         }
