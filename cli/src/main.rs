@@ -23,6 +23,9 @@ Usage:
     "#readme, or run: websocketd --help"
 );
 
+/// How long an idle thread of tokio's blocking pool stays: for good (a century).
+const BLOCKING_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 86_400);
+
 fn main() -> ExitCode {
     let argv: Vec<_> = std::env::args_os().collect();
     let empty = Args::is_empty_command_line(&argv);
@@ -60,6 +63,10 @@ fn main() -> ExitCode {
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .thread_name("websocketd-rt")
+        // The blocking pool (static files, reverse lookups) keeps the threads it has made:
+        // tokio panics when a task finds none and the system will not give one (a process
+        // limit reached), so there must always be one.
+        .thread_keep_alive(BLOCKING_KEEP_ALIVE)
         .enable_all()
         .build()
     {
@@ -67,6 +74,15 @@ fn main() -> ExitCode {
         Err(e) => return cannot_start(&e.to_string()),
     };
     let code = runtime.block_on(async {
+        // Every thread the server needs later is made now, while it can be.
+        let prepared = websocketd_core::child::prepare();
+        let blocking = tokio::task::spawn_blocking(|| ()).await;
+        if let Err(e) = prepared {
+            return cannot_start(&e.to_string());
+        }
+        if let Err(e) = blocking {
+            return cannot_start(&e.to_string());
+        }
         let listeners = match server::bind(&config, inherited).await {
             Ok(listeners) => listeners,
             Err(e) => return cannot_start(&server::explain(e)),

@@ -25,6 +25,8 @@ use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 use websocketd_framing::{Frame, LineCodec};
 
+use crate::env::Vars;
+
 /// Longest stderr line logged as one; longer ones are logged in pieces.
 const STDERR_LINE_MAX: usize = 64 * 1024;
 
@@ -68,16 +70,26 @@ pub struct Pipes {
     pub stderr: pipe::Receiver,
 }
 
+/// Makes, at start-up, what spawning children needs later: the thread that reaps them and
+/// the first thread that launches them. A server that starts them later, when the system may
+/// have no thread left to give, would fail every spawn from then on.
+pub fn prepare() -> io::Result<()> {
+    crate::reaper::listen()?;
+    crate::launcher::start()
+}
+
 impl Child {
     /// Starts `program` with `args` and exactly the environment `env`, in a new process group,
     /// with all three standard streams piped.
     ///
-    /// The fork and exec run on the blocking pool: `posix_spawn` suspends the calling thread
-    /// until the child has exec'd, which must not stall a runtime worker and every session on it.
+    /// The fork and exec run on a [launcher](crate::launcher) thread: `posix_spawn` suspends
+    /// the calling thread until the child has exec'd, which must not stall a runtime worker
+    /// and every session on it. Every failure (no process or thread to be had, no memory, a
+    /// program that exec refuses) is an error, never a panic.
     pub async fn spawn(
         program: PathBuf,
         args: Vec<OsString>,
-        env: Vec<(String, String)>,
+        env: Vars,
     ) -> io::Result<(Child, Pipes)> {
         Child::spawn_in(program, args, env, None).await
     }
@@ -86,10 +98,10 @@ impl Child {
     pub async fn spawn_in(
         program: PathBuf,
         args: Vec<OsString>,
-        env: Vec<(String, String)>,
+        env: Vars,
         cwd: Option<PathBuf>,
     ) -> io::Result<(Child, Pipes)> {
-        let spawned = tokio::task::spawn_blocking(move || {
+        let spawned = crate::launcher::run(move || {
             let mut cmd = std::process::Command::new(program);
             if let Some(dir) = cwd {
                 cmd.current_dir(dir);
@@ -112,8 +124,7 @@ impl Child {
             let stderr = OwnedFd::from(std_child.stderr.take().ok_or_else(missing)?);
             io::Result::Ok((child, [stdin, stdout, stderr]))
         })
-        .await
-        .map_err(io::Error::other)??;
+        .await??;
         let (child, [stdin, stdout, stderr]) = spawned;
         let pipes = Pipes {
             stdin: pipe::Sender::from_owned_fd(stdin)?,

@@ -7,12 +7,17 @@
 //! header whose name contains `_` is left out so that `X_Forwarded_For` cannot shadow
 //! `X-Forwarded-For`.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use http::Version;
 
 use crate::host::{self, HostPort};
 use crate::request::RequestInfo;
+
+/// A child's environment, in the order it is set; when a name repeats, the last one counts
+/// (as `Command::envs` applies them). Values are bytes: what the request sent, unchanged.
+pub type Vars = Vec<(String, OsString)>;
 
 /// Server-wide inputs to every child's environment.
 #[derive(Debug, Clone, Default)]
@@ -20,7 +25,7 @@ pub struct EnvSettings {
     /// `SERVER_SOFTWARE`.
     pub server_software: String,
     /// The `--passenv` variables as captured at start-up, already cleaned and non-empty.
-    pub passenv: Vec<(String, String)>,
+    pub passenv: Vars,
 }
 
 impl EnvSettings {
@@ -29,14 +34,14 @@ impl EnvSettings {
     pub fn capture_passenv<'a>(
         names: impl IntoIterator<Item = &'a str>,
         lookup: impl Fn(&str) -> Option<OsString>,
-    ) -> Vec<(String, String)> {
+    ) -> Vars {
         let mut out = Vec::new();
         for name in names {
             if name.is_empty() || name == "HTTPS" || name.contains('=') {
                 continue;
             }
             let Some(value) = lookup(name) else { continue };
-            let value = clean(&value.to_string_lossy());
+            let value = clean(value.as_bytes());
             if !value.is_empty() {
                 out.push((name.to_owned(), value));
             }
@@ -46,13 +51,13 @@ impl EnvSettings {
 
     /// The whole environment of `req`'s child, in websocketd's order. When a name repeats, the last
     /// one counts (as `Command::env` applies them).
-    pub fn cgi_env(&self, req: &RequestInfo) -> Vec<(String, String)> {
+    pub fn cgi_env(&self, req: &RequestInfo) -> Vars {
         let settings = self;
         let mut env = Vec::with_capacity(32 + req.headers.keys_len());
-        let mut set = |k: &str, v: &str| env.push((k.to_owned(), clean(v)));
-        set("SERVER_SOFTWARE", &settings.server_software);
+        let mut set = |k: &str, v: &[u8]| env.push((k.to_owned(), clean(v)));
+        set("SERVER_SOFTWARE", settings.server_software.as_bytes());
         for (k, v) in &settings.passenv {
-            set(k, v);
+            set(k, v.as_bytes());
         }
         let (server_name, server_port) = match host::split(req.host()) {
             Some(HostPort { host, port: Some(port) }) => (host.to_owned(), port.to_owned()),
@@ -64,33 +69,33 @@ impl EnvSettings {
             None => (String::new(), String::new()),
         };
         let query = req.uri.query().unwrap_or("");
-        set("REMOTE_ADDR", &req.remote_ip());
-        set("REMOTE_HOST", &req.remote_name());
-        set("SERVER_NAME", &server_name);
-        set("SERVER_PORT", &server_port);
-        set("SERVER_PROTOCOL", version_str(req.version));
-        set("GATEWAY_INTERFACE", "CGI/1.1");
-        set("REQUEST_METHOD", req.method.as_str());
-        set("SCRIPT_NAME", &req.script_name);
+        set("REMOTE_ADDR", req.remote_ip().as_bytes());
+        set("REMOTE_HOST", req.remote_name().as_bytes());
+        set("SERVER_NAME", server_name.as_bytes());
+        set("SERVER_PORT", server_port.as_bytes());
+        set("SERVER_PROTOCOL", version_str(req.version).as_bytes());
+        set("GATEWAY_INTERFACE", b"CGI/1.1");
+        set("REQUEST_METHOD", req.method.as_str().as_bytes());
+        set("SCRIPT_NAME", req.script_name.as_bytes());
         set("PATH_INFO", &req.path_info);
         set("PATH_TRANSLATED", &req.path_info);
-        set("QUERY_STRING", query);
+        set("QUERY_STRING", query.as_bytes());
         for empty in ["AUTH_TYPE", "CONTENT_LENGTH", "CONTENT_TYPE", "REMOTE_IDENT", "REMOTE_USER"]
         {
-            set(empty, "");
+            set(empty, b"");
         }
-        set("UNIQUE_ID", &req.id.to_string());
-        set("REMOTE_PORT", &req.remote_port.map(|p| p.to_string()).unwrap_or_default());
-        set("REQUEST_URI", req.request_uri());
+        set("UNIQUE_ID", req.id.to_string().as_bytes());
+        set("REMOTE_PORT", req.remote_port.map(|p| p.to_string()).unwrap_or_default().as_bytes());
+        set("REQUEST_URI", req.request_uri().as_bytes());
         if req.tls {
-            set("HTTPS", "on");
+            set("HTTPS", b"on");
         }
         if let Some(subject) = &req.client_subject {
-            set("SSL_CLIENT_S_DN", subject);
-            set("SSL_CLIENT_VERIFY", "SUCCESS");
+            set("SSL_CLIENT_S_DN", subject.as_bytes());
+            set("SSL_CLIENT_VERIFY", b"SUCCESS");
         }
         if let Some(protocol) = &req.subprotocol {
-            set("WEBSOCKET_SUBPROTOCOL", protocol);
+            set("WEBSOCKET_SUBPROTOCOL", protocol.as_bytes());
         }
         for name in req.headers.keys() {
             let name = name.as_str();
@@ -98,18 +103,99 @@ impl EnvSettings {
             if name.contains('_') || name == "proxy" || name == "host" {
                 continue;
             }
-            let mut value = String::new();
+            // The bytes as sent (RFC 9110 §5.5: a value may hold any octet but controls).
+            let mut value = Vec::new();
             for (i, v) in req.headers.get_all(name).iter().enumerate() {
                 if i > 0 {
-                    value.push_str(", ");
+                    value.extend_from_slice(b", ");
                 }
-                value.push_str(&String::from_utf8_lossy(v.as_bytes()));
+                value.extend_from_slice(v.as_bytes());
             }
             let var = format!("HTTP_{}", name.to_ascii_uppercase().replace('-', "_"));
             set(&var, &value);
         }
         env
     }
+}
+
+/// Why a child with some environment cannot be started: exec would refuse it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unrunnable {
+    /// A variable holds a NUL byte, which ends a C string.
+    #[error("{var} holds a NUL byte, which no program can be given")]
+    Nul {
+        /// The variable.
+        var: String,
+    },
+    /// One `NAME=value` string is longer than exec takes (`MAX_ARG_STRLEN`).
+    #[error("{var} is {len} bytes long as NAME=value; exec takes at most {max} for one string")]
+    TooLong {
+        /// The variable.
+        var: String,
+        /// Its length as `NAME=value`, with the NUL that ends it.
+        len: usize,
+        /// The most exec takes.
+        max: usize,
+    },
+    /// The command line and the environment together are more than exec takes.
+    #[error(
+        "the environment is {total} bytes with the command line; exec takes at most {max} \
+         (a quarter of the stack limit, less a margin)"
+    )]
+    TooBig {
+        /// Their size as exec counts it.
+        total: usize,
+        /// The most exec takes here.
+        max: usize,
+    },
+}
+
+/// The longest string exec takes for one argument or one `NAME=value` (Linux's
+/// `MAX_ARG_STRLEN`, 32 pages of 4 KiB), its closing NUL included.
+pub const MAX_ARG_STRLEN: usize = 32 * 4096;
+
+/// Room left for what exec adds to the strings it was given: the program's path, and for a
+/// `#!` script the interpreter and its argument.
+const EXEC_MARGIN: usize = 4096;
+
+/// Checks that exec would take `program` with `args` and `env`, by the kernel's rules
+/// (Linux `fs/exec.c`): no string with a NUL; none longer than [`MAX_ARG_STRLEN`]; all of
+/// them, with a pointer each, within a quarter of the stack limit (at most 6 MiB, at least
+/// 128 KiB). Checking first turns what would be an `E2BIG` after the 101 into an answer
+/// before it.
+pub fn check_exec(program: &OsStr, args: &[OsString], env: &Vars) -> Result<(), Unrunnable> {
+    let mut total = program.len() + 1;
+    for arg in args {
+        total += arg.len() + 1;
+    }
+    for (name, value) in env {
+        let var = || name.clone();
+        if name.contains('\0') || value.as_bytes().contains(&0) {
+            return Err(Unrunnable::Nul { var: var() });
+        }
+        let len = name.len() + 1 + value.len() + 1;
+        if len > MAX_ARG_STRLEN {
+            return Err(Unrunnable::TooLong { var: var(), len, max: MAX_ARG_STRLEN });
+        }
+        total += len;
+    }
+    total += (args.len() + 1 + env.len()) * std::mem::size_of::<usize>();
+    let max = exec_limit().saturating_sub(EXEC_MARGIN);
+    if total > max {
+        return Err(Unrunnable::TooBig { total, max });
+    }
+    Ok(())
+}
+
+/// How many bytes of strings and pointers exec takes, as the kernel computes it from the
+/// stack limit that the child inherits.
+fn exec_limit() -> usize {
+    const STK_LIM: u64 = 8 << 20;
+    const ARG_MAX: u64 = 32 * 4096;
+    let stack = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_STACK)
+        .map_or(STK_LIM, |(soft, _)| soft);
+    let limit = (STK_LIM / 4 * 3).min(stack / 4).max(ARG_MAX);
+    usize::try_from(limit).unwrap_or(usize::MAX)
 }
 
 /// `HTTP/1.1` and friends.
@@ -123,13 +209,21 @@ fn version_str(v: Version) -> &'static str {
     }
 }
 
-/// CR and LF become spaces, surrounding whitespace goes.
-fn clean(value: &str) -> String {
-    if value.contains(['\r', '\n']) {
-        value.replace(['\r', '\n'], " ").trim().to_owned()
+/// CR and LF become spaces, surrounding whitespace goes (Unicode whitespace in a value that
+/// is UTF-8, ASCII whitespace in one that is not); every other byte stays as it is.
+fn clean(value: &[u8]) -> OsString {
+    let spaced: Vec<u8>;
+    let value = if value.iter().any(|&b| b == b'\r' || b == b'\n') {
+        spaced = value.iter().map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }).collect();
+        &spaced[..]
     } else {
-        value.trim().to_owned()
-    }
+        value
+    };
+    let trimmed = match std::str::from_utf8(value) {
+        Ok(text) => text.trim().as_bytes(),
+        Err(_) => value.trim_ascii(),
+    };
+    OsString::from_vec(trimmed.to_vec())
 }
 
 #[cfg(test)]
@@ -154,18 +248,55 @@ mod tests {
             // As when a trusted proxy says the client came over https.
             tls: true,
             script_name: "/".into(),
-            path_info: "/".into(),
+            path_info: b"/".to_vec(),
             subprotocol: None,
             client_subject: None,
         };
         let var = |req: &RequestInfo, name: &str| {
             let env = EnvSettings::default().cgi_env(req);
-            env.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+            env.into_iter().find(|(k, _)| k == name).map(|(_, v)| v.into_vec())
         };
-        assert_eq!(var(&req, "SERVER_PORT").as_deref(), Some("443"));
-        assert_eq!(var(&req, "SERVER_NAME").as_deref(), Some("chat.example"));
+        assert_eq!(var(&req, "SERVER_PORT").as_deref(), Some(&b"443"[..]));
+        assert_eq!(var(&req, "SERVER_NAME").as_deref(), Some(&b"chat.example"[..]));
         req.tls = false;
-        assert_eq!(var(&req, "SERVER_PORT").as_deref(), Some("80"));
+        assert_eq!(var(&req, "SERVER_PORT").as_deref(), Some(&b"80"[..]));
+        req.headers.insert("x-latin", http::HeaderValue::from_bytes(b"caf\xe9 ").unwrap());
+        req.path_info = b"/caf\xe9".to_vec();
+        assert_eq!(var(&req, "HTTP_X_LATIN").as_deref(), Some(&b"caf\xe9"[..]));
+        assert_eq!(var(&req, "PATH_INFO").as_deref(), Some(&b"/caf\xe9"[..]));
+    }
+
+    fn vars(pairs: &[(&str, &[u8])]) -> Vars {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), OsString::from_vec(v.to_vec()))).collect()
+    }
+
+    #[test]
+    fn exec_refuses_nul_bytes_and_strings_over_its_limits() {
+        let program = OsStr::new("/bin/cat");
+        assert_eq!(check_exec(program, &[], &vars(&[("A", b"x")])), Ok(()));
+        assert_eq!(
+            check_exec(program, &[], &vars(&[("PATH_INFO", b"/x\0y")])),
+            Err(Unrunnable::Nul { var: "PATH_INFO".into() })
+        );
+        // `NAME=value` and its NUL: exactly the limit passes, one byte more does not.
+        let fits = vec![b'v'; MAX_ARG_STRLEN - "HTTP_X=".len() - 1];
+        assert_eq!(check_exec(program, &[], &vars(&[("HTTP_X", &fits)])), Ok(()));
+        let over = vec![b'v'; fits.len() + 1];
+        assert_eq!(
+            check_exec(program, &[], &vars(&[("HTTP_X", &over)])),
+            Err(Unrunnable::TooLong {
+                var: "HTTP_X".into(),
+                len: MAX_ARG_STRLEN + 1,
+                max: MAX_ARG_STRLEN
+            })
+        );
+        let many: Vec<(String, &[u8])> =
+            (0..100).map(|i| (format!("HTTP_X{i}"), &fits[..fits.len() - 8])).collect();
+        let many: Vec<(&str, &[u8])> = many.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert!(matches!(
+            check_exec(program, &[], &vars(&many)),
+            Err(Unrunnable::TooBig { total, max }) if total > max
+        ));
     }
 
     #[test]
@@ -176,6 +307,6 @@ mod tests {
             "HTTPS" => Some("on".into()),
             _ => None,
         });
-        assert_eq!(got, vec![("A".to_owned(), "x y".to_owned())]);
+        assert_eq!(got, vec![("A".to_owned(), OsString::from("x y"))]);
     }
 }

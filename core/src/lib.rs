@@ -4,8 +4,8 @@
 //! - [`host`]: the Host header and `host[:port]`, read and split in one place.
 //! - [`env`]: the request as the child sees it, the CGI-style environment.
 //! - [`command`]: finding COMMAND the way websocketd does.
-//! - [`child`]: spawning the child in its own process group, draining its stderr, and the
-//!   termination ladder that always ends it.
+//! - [`child`]: spawning the child in its own process group (on launcher threads that never
+//!   go away), draining its stderr, and the termination ladder that always ends it.
 //! - [`session`]: one session's lifecycle, from the upgrade to the child reaped.
 //! - [`relay`]: the two pumps between the client and the program, generic over both sides.
 //! - [`pipe`]: the child's pipes as the relay's program side.
@@ -22,6 +22,7 @@ pub mod command;
 pub mod env;
 pub mod error;
 pub mod host;
+mod launcher;
 pub mod log;
 pub mod pipe;
 mod reaper;

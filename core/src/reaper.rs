@@ -61,39 +61,46 @@ static SPAWNING: AtomicUsize = AtomicUsize::new(0);
 static DEFERRED: AtomicBool = AtomicBool::new(false);
 
 /// Starts the SIGCHLD listener once, on a thread of its own so that it does not depend on
-/// (or die with) the runtime of whoever spawned first.
-fn listen() -> io::Result<()> {
-    static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
-    let started = STARTED.get_or_init(|| {
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let thread =
-            std::thread::Builder::new().name("websocketd-reaper".into()).spawn(move || {
-                let runtime =
-                    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                        Ok(rt) => rt,
-                        Err(e) => return drop(ready_tx.send(Err(e.to_string()))),
-                    };
-                runtime.block_on(async move {
-                    let mut sigchld = match signal(SignalKind::child()) {
-                        Ok(s) => s,
-                        Err(e) => return drop(ready_tx.send(Err(e.to_string()))),
-                    };
-                    let _ = ready_tx.send(Ok(()));
-                    // A signal may stand for several exits, so each one reaps all there are.
-                    loop {
-                        reap_exited();
-                        if sigchld.recv().await.is_none() {
-                            break;
-                        }
-                    }
-                });
-            });
-        match thread {
-            Ok(_) => ready_rx.recv().unwrap_or_else(|_| Err("reaper thread ended".into())),
-            Err(e) => Err(e.to_string()),
-        }
+/// (or die with) the runtime of whoever spawned first. A failure is not kept: the next call
+/// tries again.
+pub(crate) fn listen() -> io::Result<()> {
+    static STARTED: Mutex<bool> = Mutex::new(false);
+    let mut started = STARTED.lock().unwrap_or_else(PoisonError::into_inner);
+    if *started {
+        return Ok(());
+    }
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new().name("websocketd-reaper".into()).spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => return drop(ready_tx.send(Err(e.to_string()))),
+        };
+        runtime.block_on(async move {
+            let mut sigchld = match signal(SignalKind::child()) {
+                Ok(s) => s,
+                Err(e) => return drop(ready_tx.send(Err(e.to_string()))),
+            };
+            let _ = ready_tx.send(Ok(()));
+            // A signal may stand for several exits, so each one reaps all there are.
+            loop {
+                reap_exited();
+                if sigchld.recv().await.is_none() {
+                    break;
+                }
+            }
+        });
     });
-    started.clone().map_err(|e| io::Error::other(format!("cannot watch children: {e}")))
+    let ready = match thread {
+        Ok(_) => ready_rx.recv().unwrap_or_else(|_| Err("reaper thread ended".into())),
+        Err(e) => Err(e.to_string()),
+    };
+    match ready {
+        Ok(()) => {
+            *started = true;
+            Ok(())
+        }
+        Err(e) => Err(io::Error::other(format!("cannot watch children: {e}"))),
+    }
 }
 
 /// Reaps every child that has exited and tells its waiter.

@@ -33,8 +33,9 @@ pub struct RequestInfo {
     pub tls: bool,
     /// The script's URL path (`/` for a single command).
     pub script_name: String,
-    /// The decoded path after the script's (the whole path for a single command).
-    pub path_info: String,
+    /// The decoded path after the script's (the whole path for a single command), as bytes:
+    /// `%E9` is the byte 0xE9, whatever the encoding.
+    pub path_info: Vec<u8>,
     /// The subprotocol the server chose, if any (`WEBSOCKET_SUBPROTOCOL`).
     pub subprotocol: Option<String>,
     /// The subject of the verified client certificate, with `--sslca` (`SSL_CLIENT_S_DN`).
@@ -58,9 +59,9 @@ impl RequestInfo {
         self.remote_host.clone().unwrap_or_else(|| address_label(self.remote_addr))
     }
 
-    /// The Host header, as sent.
+    /// The host the request is for: an absolute-form target's, else the Host header's.
     pub fn host(&self) -> &str {
-        host::header(&self.headers)
+        host::of_request(&self.uri, &self.headers)
     }
 
     /// The request target as sent (path and query).
@@ -84,10 +85,11 @@ impl RequestInfo {
 }
 
 /// A request's URL as the logs write it (websocketd's `url` field, WebSocket requests too):
-/// `http[s]://<Host><request URI>`, the scheme the client's.
+/// `http[s]://<host><request URI>`, the scheme the client's, the host the request's (the
+/// Host header's, or an absolute-form target's).
 pub fn log_url(tls: bool, headers: &HeaderMap, uri: &Uri) -> String {
     let scheme = if tls { "https" } else { "http" };
-    let host = host::header(headers);
+    let host = host::of_request(uri, headers);
     let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
     format!("{scheme}://{host}{target}")
 }

@@ -33,7 +33,7 @@ use crate::close::{
     close_after, close_for_error, close_for_status, close_frame, close_now, going_away,
 };
 use crate::command::Command;
-use crate::env::EnvSettings;
+use crate::env::{EnvSettings, Vars};
 use crate::pipe::{PipeInput, PipeOutput};
 use crate::relay::{self, End, Gone};
 use crate::request::RequestInfo;
@@ -66,13 +66,15 @@ pub struct SessionConfig {
 /// fails. Boxed, so that a session's future keeps a pointer to it, not the whole upgrade.
 pub type Upgrade<S> = Pin<Box<dyn Future<Output = Option<S>> + Send>>;
 
-/// Runs one session to its end: waits for the upgrade to finish, spawns the child, relays,
+/// Runs one session to its end: waits for the upgrade to finish, spawns the child with the
+/// environment `env` (made from `req` by [`EnvSettings::cgi_env`], and checked), relays,
 /// and sees the child dead and reaped. `slot` (a `--maxforks` permit) is released only after
 /// that. When `shutdown` begins, the client gets Close 1001 and the child the termination
 /// ladder.
 pub fn run<S: Socket + 'static>(
     socket: Upgrade<S>,
     req: &RequestInfo,
+    env: Vars,
     command: Arc<Command>,
     config: Arc<SessionConfig>,
     shutdown: Shutdown,
@@ -89,9 +91,7 @@ pub fn run<S: Socket + 'static>(
         pid = tracing::field::Empty,
         exit = tracing::field::Empty,
     );
-    // What can be done now is done now: an async fn keeps its arguments for its whole life,
-    // so the request (needed only for the environment) stays out of every session's future.
-    let env = config.env.cgi_env(req);
+    // The request is needed only for the span: it stays out of every session's future.
     connect(socket, env, command, config, shutdown, slot).instrument(span)
 }
 
@@ -103,7 +103,7 @@ pub fn run<S: Socket + 'static>(
 #[expect(clippy::manual_async_fn, reason = "an async fn would store its arguments twice")]
 fn connect<S: Socket + 'static>(
     socket: Upgrade<S>,
-    env: Vec<(String, String)>,
+    env: Vars,
     command: Arc<Command>,
     config: Arc<SessionConfig>,
     shutdown: Shutdown,
@@ -131,7 +131,7 @@ fn connect<S: Socket + 'static>(
 fn start<'a, S: Socket + 'a>(
     mut tx: SplitSink<S, Message>,
     mut rx: SplitStream<S>,
-    env: Vec<(String, String)>,
+    env: Vars,
     command: &'a Command,
     config: &'a SessionConfig,
     shutdown: &'a Shutdown,
@@ -332,8 +332,10 @@ mod tests {
         let (socket, client) = channel_socket();
         let command =
             Command { program: program.into(), args: args.iter().map(OsString::from).collect() };
-        let session =
-            run(ready(socket), &request(), Arc::new(command), Arc::new(config()), shutdown, None);
+        let config = Arc::new(config());
+        let req = request();
+        let env = config.env.cgi_env(&req);
+        let session = run(ready(socket), &req, env, Arc::new(command), config, shutdown, None);
         (client, tokio::spawn(session))
     }
 
@@ -364,7 +366,7 @@ mod tests {
             headers: http::HeaderMap::new(),
             tls: false,
             script_name: "/".into(),
-            path_info: "/".into(),
+            path_info: b"/".to_vec(),
             subprotocol: None,
             client_subject: None,
         }
@@ -427,7 +429,8 @@ mod tests {
         let ws = WebSocketStream::from_raw_socket(a, role, None).await;
         let command = Command { program: "/bin/cat".into(), args: vec![] };
         let (config, shutdown) = (Arc::new(config()), Shutdown::new());
-        let fut = run(ready(ws), &request(), Arc::new(command), config, shutdown, None);
+        let env = config.env.cgi_env(&request());
+        let fut = run(ready(ws), &request(), env, Arc::new(command), config, shutdown, None);
         let size = std::mem::size_of_val(&fut);
         assert!(size <= 2176, "a session's future takes {size} bytes");
     }

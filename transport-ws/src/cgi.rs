@@ -6,6 +6,8 @@
 //! valid header block is a 502. Each run holds a `--maxforks` slot; a client that leaves
 //! sends the script down the termination ladder.
 
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -17,10 +19,11 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::unix::pipe;
 use tracing::Instrument;
 use websocketd_core::child::{self, Child, Pipes};
-use websocketd_core::env::EnvSettings;
+use websocketd_core::env::{EnvSettings, check_exec};
 use websocketd_core::request::{RequestInfo, address_label, log_url};
 
 use crate::conn::{Client, Conn};
+use crate::edge;
 use crate::forks::{Forks, Slot};
 use crate::response::{Body, full, plain};
 use crate::scripts::{Lookup, ScriptDir};
@@ -54,8 +57,8 @@ impl Cgi {
         decoded: &str,
         request: &tracing::Span,
     ) -> Result<Response<Body>, Request<Incoming>> {
-        let (program, script_name, path_info) = match self.dir.lookup(decoded) {
-            Lookup::Found { program, script_name, path_info } => (program, script_name, path_info),
+        let (program, script_name) = match self.dir.lookup(decoded) {
+            Lookup::Found { program, script_name } => (program, script_name),
             Lookup::Refused(why) => {
                 request.in_scope(|| {
                     tracing::error!(target: "http", "Refused to run {}: {why}", req.uri().path());
@@ -68,7 +71,7 @@ impl Cgi {
             tracing::error!(target: "http", "Fork not allowed since maxforks amount has been reached. CGI was not run.");
             return Ok(plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n"));
         };
-        let info = conn.request_info(&req, client, script_name, path_info, None);
+        let info = conn.request_info(&req, client, script_name, None);
         let url = log_url(client.https, req.headers(), req.uri());
         let span = tracing::info_span!(target: "http", "http", url = %url, remote = %address_label(client.ip), cgiscript = %program.display());
         span.in_scope(|| websocketd_core::access!(target: "http", "CGI"));
@@ -86,11 +89,18 @@ async fn run(
     slot: Slot,
 ) -> Response<Body> {
     let mut vars = env.cgi_env(&info);
-    let length = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
-    let kind = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    vars.push(("CONTENT_LENGTH".to_owned(), length.unwrap_or("").to_owned()));
-    vars.push(("CONTENT_TYPE".to_owned(), kind.unwrap_or("").to_owned()));
-    vars.push(("SCRIPT_FILENAME".to_owned(), program.display().to_string()));
+    let header = |name| {
+        let value = req.headers().get(name).map_or(&[][..], |v: &HeaderValue| v.as_bytes());
+        OsString::from_vec(value.to_vec())
+    };
+    vars.push(("CONTENT_LENGTH".to_owned(), header(header::CONTENT_LENGTH)));
+    vars.push(("CONTENT_TYPE".to_owned(), header(header::CONTENT_TYPE)));
+    vars.push(("SCRIPT_FILENAME".to_owned(), program.clone().into_os_string()));
+    // What exec would refuse is answered now, as for a WebSocket.
+    if let Err(why) = check_exec(program.as_os_str(), &[], &vars) {
+        tracing::error!(target: "http", "Refused to run {}: {why}", program.display());
+        return edge::unrunnable(&why);
+    }
     let cwd = program.parent().map(PathBuf::from);
     let (child, pipes) = match Child::spawn_in(program.clone(), Vec::new(), vars, cwd).await {
         Ok(spawned) => spawned,

@@ -51,15 +51,16 @@ pub struct Client {
 
 impl Conn {
     /// What the program learns about `req`, made on this connection by `client`, which runs
-    /// the script at `script_name` with `path_info` after it, speaking `subprotocol`.
+    /// the script at `script_name` (what follows it in the path is `PATH_INFO`), speaking
+    /// `subprotocol`.
     pub fn request_info<B>(
         &self,
         req: &Request<B>,
         client: Client,
         script_name: String,
-        path_info: String,
         subprotocol: Option<&str>,
     ) -> RequestInfo {
+        let path_info = crate::path::path_info(req.uri().path(), &script_name);
         RequestInfo {
             id: next_id(),
             remote_addr: client.ip,

@@ -1,8 +1,9 @@
-//! The WebSocket endpoint: everything an upgrade request goes through, in order. It takes a
-//! `--maxforks` slot (429 when none is left), finds what to run (the command, or with `--dir`
-//! the script its URL names: 404 when there is none), checks the RFC 6455 handshake (405, 400,
-//! 426), the origin (403) and the subprotocol, makes the request as the program sees it, and
-//! spawns the session behind the 101 it answers with.
+//! The WebSocket endpoint: everything an upgrade request goes through, in order. It refuses
+//! one with a body (400, closing), takes a `--maxforks` slot (429 when none is left), finds
+//! what to run (the command, or with `--dir` the script its URL names: 404 when there is
+//! none), checks the RFC 6455 handshake (405, 400, 426), the origin (403) and the
+//! subprotocol, makes the request as the program sees it and refuses an environment exec
+//! would not take (400, 431), and spawns the session behind the 101 it answers with.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -16,11 +17,13 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use websocketd_core::command::Command;
+use websocketd_core::env::{Vars, check_exec};
 use websocketd_core::host;
 use websocketd_core::request::{RequestInfo, address_label, ip_string, log_url};
 use websocketd_core::{SessionConfig, Shutdown, session};
 
 use crate::conn::{Client, Conn};
+use crate::edge::{self, BadRequest};
 use crate::forks::{Forks, Slot};
 use crate::origin::OriginPolicy;
 use crate::readahead::ReadAhead;
@@ -100,16 +103,24 @@ impl WebSockets {
         mut req: Request<Incoming>,
         client: Client,
         conn: &Conn,
-        decoded: String,
+        decoded: &str,
     ) -> Response<Body> {
         let admitted = match self.admit(&req, &client, decoded) {
             Ok(admitted) => admitted,
             Err(refused) => return refused.response(),
         };
-        let Admitted { slot, command, script_name, path_info, accept, subprotocol } = admitted;
-        let info = conn.request_info(&req, client, script_name, path_info, subprotocol);
+        let Admitted { slot, command, script_name, accept, subprotocol } = admitted;
+        let info = conn.request_info(&req, client, script_name, subprotocol);
+        // What exec would refuse is refused now, before the 101 and with the slot given back.
+        let env = self.session.env.cgi_env(&info);
+        if let Err(why) = check_exec(command.program.as_os_str(), &command.args, &env) {
+            refusal_span(&req, &client).in_scope(|| {
+                tracing::error!(target: "session", "Refused to run {}: {why}", command.line());
+            });
+            return edge::unrunnable(&why);
+        }
         let socket = self.socket(&mut req);
-        self.spawn(socket, info, command, slot, client);
+        self.spawn(socket, info, env, command, slot, client);
         switching_protocols(&accept, subprotocol)
     }
 
@@ -119,18 +130,24 @@ impl WebSockets {
         &'a self,
         req: &Request<Incoming>,
         client: &Client,
-        decoded: String,
+        decoded: &str,
     ) -> Result<Admitted<'a>, Refused> {
         let tls = client.https;
+        if let Err(bad) = edge::check_upgrade(req) {
+            refusal_span(req, client).in_scope(|| {
+                websocketd_core::access!(target: "session", "Unable to Upgrade: {}", bad.reason());
+            });
+            return Err(Refused::Edge(bad));
+        }
         let Some(slot) = self.forks.take() else {
             tracing::error!(target: "http", "Max of possible forks already active, upgrade rejected");
             return Err(Refused::Busy);
         };
-        let (command, script_name, path_info) = match &self.endpoint {
-            Endpoint::Command(command) => (Arc::clone(command), "/".to_owned(), decoded),
-            Endpoint::Dir(dir) => match dir.lookup(&decoded) {
-                Lookup::Found { program, script_name, path_info } => {
-                    (Arc::new(Command { program, args: Vec::new() }), script_name, path_info)
+        let (command, script_name) = match &self.endpoint {
+            Endpoint::Command(command) => (Arc::clone(command), "/".to_owned()),
+            Endpoint::Dir(dir) => match dir.lookup(decoded) {
+                Lookup::Found { program, script_name } => {
+                    (Arc::new(Command { program, args: Vec::new() }), script_name)
                 }
                 Lookup::NotFound => {
                     not_found(req, client, None);
@@ -152,13 +169,15 @@ impl WebSockets {
             }
         };
         let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok());
-        if let Err(why) = self.origins.check(origin, host::header(req.headers()), tls) {
+        if let Err(why) =
+            self.origins.check(origin, host::of_request(req.uri(), req.headers()), tls)
+        {
             let span = tracing::info_span!(target: "session", "session", url = %log_url(tls, req.headers(), req.uri()), remote = %address_label(client.ip), origin = %origin.unwrap_or("file:"));
             span.in_scope(|| websocketd_core::access!(target: "session", "{why}"));
             return Err(Refused::Origin);
         }
         let subprotocol = choose_subprotocol(req.headers(), &self.subprotocols);
-        Ok(Admitted { slot, command, script_name, path_info, accept, subprotocol })
+        Ok(Admitted { slot, command, script_name, accept, subprotocol })
     }
 
     /// The WebSocket that the connection becomes once the 101 is written (`None` if it is
@@ -186,6 +205,7 @@ impl WebSockets {
         &self,
         socket: session::Upgrade<Ws>,
         info: RequestInfo,
+        env: Vars,
         command: Arc<Command>,
         slot: Slot,
         client: Client,
@@ -195,15 +215,20 @@ impl WebSockets {
         match client.ip.filter(|_| self.reverse_lookup) {
             Some(ip) => {
                 let mut info = info;
+                drop(env);
                 self.shutdown.spawn(async move {
                     info.remote_host = Some(reverse_name(ip).await);
-                    let session = session::run(socket, &info, command, config, watch, slot);
+                    // A name instead of the address in REMOTE_HOST: a DNS name, at most 253
+                    // bytes and no NUL, well within the margin the check left.
+                    let env = config.env.cgi_env(&info);
+                    let session = session::run(socket, &info, env, command, config, watch, slot);
                     drop(info);
                     session.await;
                 });
             }
             None => {
-                self.shutdown.spawn(session::run(socket, &info, command, config, watch, slot));
+                let session = session::run(socket, &info, env, command, config, watch, slot);
+                self.shutdown.spawn(session);
             }
         }
     }
@@ -217,7 +242,6 @@ struct Admitted<'a> {
     slot: Slot,
     command: Arc<Command>,
     script_name: String,
-    path_info: String,
     /// `Sec-WebSocket-Accept`.
     accept: String,
     subprotocol: Option<&'a str>,
@@ -225,6 +249,8 @@ struct Admitted<'a> {
 
 /// Why an upgrade request was refused (the log has said so already).
 enum Refused {
+    /// It is not what an upgrade request must be (a body).
+    Edge(BadRequest),
     /// No `--maxforks` slot is left.
     Busy,
     /// Nothing to run at its URL.
@@ -239,6 +265,7 @@ impl Refused {
     /// The answer.
     fn response(self) -> Response<Body> {
         match self {
+            Refused::Edge(bad) => bad.response(),
             Refused::Busy => plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n"),
             Refused::NoScript => plain(StatusCode::NOT_FOUND, "404 Not Found\n"),
             Refused::Handshake(refusal) => {

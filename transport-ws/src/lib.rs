@@ -7,6 +7,8 @@
 //! - [`activation`]: systemd socket activation, the listeners handed over.
 //! - [`conn`]: what is known of a connection (peer, TLS) and its client.
 //! - [`proxy`]: `--trustedproxy`, the real client and scheme behind a trusted reverse proxy.
+//! - [`edge`]: what every request must be (RFC 9112's Host and framing rules), and what is
+//!   refused before a program would fail on it.
 //! - [`router`]: what each request gets (the dispatch), and the settings it is made from.
 //! - [`endpoint`]: the WebSocket endpoint: slot, script, checks, session, 101.
 //! - [`forks`]: `--maxforks`, the slots sessions and CGI scripts share.
@@ -25,6 +27,7 @@ pub mod activation;
 pub mod cgi;
 pub mod conn;
 pub mod console;
+pub mod edge;
 pub mod endpoint;
 pub mod error;
 pub mod files;

@@ -208,11 +208,7 @@ impl Listener {
                     let info = info.clone();
                     async move { Ok::<_, std::convert::Infallible>(app.handle(req, &info).await) }
                 });
-                let conn = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    // Header names as Go writes them (`Content-Type`), for scripts that look.
-                    .title_case_headers(true)
-                    .header_read_timeout(HEADER_READ_TIMEOUT)
+                let conn = http1(HEADER_READ_TIMEOUT)
                     .serve_connection(TokioIo::new(conn), service)
                     .with_upgrades();
                 let mut conn = pin!(conn);
@@ -230,6 +226,22 @@ impl Listener {
             });
         }
     }
+}
+
+/// How every connection speaks HTTP/1.1: header names as Go writes them (`Content-Type`,
+/// for scripts that look), heads bounded as the [edge](crate::edge) says, and `timeout` to
+/// send one.
+pub(crate) fn http1(timeout: Duration) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .title_case_headers(true)
+        .header_read_timeout(timeout)
+        .max_headers(crate::edge::MAX_HEADERS)
+        .max_header_size(crate::edge::MAX_HEAD_BYTES)
+        // The read buffer must hold a whole head; it grows only as far as a request needs.
+        .max_buf_size(crate::edge::MAX_HEAD_BYTES + 8192);
+    builder
 }
 
 impl Stream {

@@ -23,6 +23,22 @@ pub fn decode(raw: &str) -> String {
     percent_decode_str(raw).decode_utf8_lossy().into_owned()
 }
 
+/// `PATH_INFO` as bytes: the request path `raw` (as sent) percent-decoded, without the
+/// segments of `script_name` (none for `/`). `%E9` is the byte 0xE9, as Go keeps it, not
+/// U+FFFD: the path the routing uses is the same one, decoded lossily, segment for segment.
+pub fn path_info(raw: &str, script_name: &str) -> Vec<u8> {
+    let decoded: Vec<u8> = percent_encoding::percent_decode_str(raw).collect();
+    let skip = script_name.split('/').filter(|s| !s.is_empty()).count();
+    if skip == 0 {
+        return decoded;
+    }
+    // The slash after the script's last segment starts PATH_INFO.
+    match decoded.iter().enumerate().filter(|&(_, &b)| b == b'/').nth(skip) {
+        Some((at, _)) => decoded[at..].to_vec(),
+        None => Vec::new(),
+    }
+}
+
 /// Go's `cleanPath`: rooted, `.` and `..` resolved, slashes single, a trailing slash kept.
 pub fn clean(path: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
@@ -84,6 +100,16 @@ mod tests {
         ] {
             assert_eq!(clean(raw), want, "{raw}");
         }
+    }
+
+    #[test]
+    fn path_info_keeps_the_bytes_the_path_decodes_to() {
+        assert_eq!(path_info("/caf%E9", "/"), b"/caf\xe9");
+        assert_eq!(path_info("/a%20b/c", "/"), b"/a b/c");
+        assert_eq!(path_info("/sub/deep.sh/x/%FF/", "/sub/deep.sh"), b"/x/\xff/");
+        assert_eq!(path_info("/hello.sh/", "/hello.sh"), b"/");
+        assert_eq!(path_info("/hello.sh", "/hello.sh"), b"");
+        assert_eq!(path_info("/x%00y", "/"), b"/x\0y");
     }
 
     #[test]

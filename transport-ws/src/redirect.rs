@@ -7,19 +7,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::Full;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 
 use websocketd_core::{Shutdown, host};
 
+use crate::edge;
 use crate::listener::Listener;
+use crate::response::{Body, full};
 
-/// Where a request to the redirect port is sent: `scheme://<Host's host>:<port><path?query>`.
-/// Without a usable Host header (none, or not `host[:port]`), the address the request came in
-/// on is used (`localhost` on a unix socket).
+/// Where a request to the redirect port is sent: `scheme://<host>:<port><path?query>`, the
+/// host the request's (an absolute-form target's, else the Host header's). Without one (an
+/// HTTP/1.0 request with no Host), the address the request came in on is used (`localhost`
+/// on a unix socket).
 pub fn location<B>(req: &Request<B>, scheme: &str, port: u16, local: Option<SocketAddr>) -> String {
-    let host = host::split(host::header(req.headers())).map(|hp| hp.url_host());
+    let host = host::split(host::of_request(req.uri(), req.headers())).map(|hp| hp.url_host());
     let host = match (host, local) {
         (Some(h), _) if !h.is_empty() => h,
         (_, None) => "localhost".to_owned(),
@@ -40,22 +41,27 @@ pub async fn serve(listener: Listener, scheme: &'static str, port: u16, shutdown
         // Not waited for on the way out: a redirect is answered at once.
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let to = location(&req, scheme, port, local);
-                let mut resp = Response::new(Full::new(Bytes::new()));
-                *resp.status_mut() = StatusCode::MOVED_PERMANENTLY;
-                if let Ok(v) = HeaderValue::from_str(&to) {
-                    resp.headers_mut().insert(header::LOCATION, v);
-                }
+                let resp = match edge::check(&req) {
+                    Ok(()) => redirect(&location(&req, scheme, port, local)),
+                    Err(bad) => bad.response(),
+                };
                 async move { Ok::<_, std::convert::Infallible>(resp) }
             });
-            let _ = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .title_case_headers(true)
-                .header_read_timeout(Duration::from_secs(10))
+            let _ = crate::listener::http1(Duration::from_secs(10))
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
     }
+}
+
+/// A 301 to `to`, with no body.
+fn redirect(to: &str) -> Response<Body> {
+    let mut resp = Response::new(full(Bytes::new()));
+    *resp.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    if let Ok(v) = HeaderValue::from_str(to) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
 }
 
 #[cfg(test)]
@@ -85,5 +91,10 @@ mod tests {
         );
         assert_eq!(location(&req(None, "/x"), "http", 9, Some(v6)), "http://[::1]:9/x");
         assert_eq!(location(&req(None, "/x"), "http", 9, Some(local)), "http://127.0.0.1:9/x");
+        // An absolute-form target names the host, whatever the Host header says.
+        assert_eq!(
+            location(&req(Some("h"), "http://other.example:8081/p?q"), "https", 9, Some(local)),
+            "https://other.example:9/p?q"
+        );
     }
 }

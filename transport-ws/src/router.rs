@@ -1,4 +1,5 @@
-//! What each request gets, and nothing else: a path that is not clean is redirected (301) to
+//! What each request gets, and nothing else: one the [edge](crate::edge) refuses gets 400; a
+//! path that is not clean is redirected (301) to
 //! its clean form; an upgrade goes to the [WebSocket endpoint](crate::endpoint); any other
 //! request gets the developer console, a CGI script, a static file, or a 404, as websocketd
 //! answers with nothing else configured. Every response gets the command line's extra
@@ -20,7 +21,7 @@ use crate::origin::OriginPolicy;
 use crate::proxy::TrustedProxies;
 use crate::response::{Body, ExtraHeaders, full, moved, plain};
 use crate::scripts::ScriptDir;
-use crate::{console, path};
+use crate::{console, edge, path};
 
 /// What the server serves, as the command line says: the configuration the router and the
 /// endpoint are made from.
@@ -98,8 +99,18 @@ impl App {
         &self.shutdown
     }
 
-    /// Answers one request on `conn`, with the command line's extra headers.
+    /// Answers one request on `conn`, with the command line's extra headers; a request the
+    /// [edge](crate::edge) refuses gets its 400 and nothing else, as from Go's server.
     pub async fn handle(&self, req: Request<Incoming>, conn: &Conn) -> Response<Body> {
+        if let Err(bad) = edge::check(&req) {
+            let url = log_url(conn.tls, req.headers(), req.uri());
+            tracing::info_span!(target: "http", "http", url = %url, peer = %conn.peer).in_scope(
+                || {
+                    websocketd_core::access!(target: "http", "BAD REQUEST: {}", bad.reason());
+                },
+            );
+            return bad.response();
+        }
         let client = self.proxies.client(&conn.peer, conn.tls, req.headers());
         let mut resp = self.route(req, client, conn).await;
         let extra = if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -123,7 +134,7 @@ impl App {
         }
         if let Some(websockets) = &self.websockets {
             if endpoint::is_upgrade(&req) {
-                return websockets.upgrade(req, client, conn, decoded);
+                return websockets.upgrade(req, client, conn, &decoded);
             }
         }
         let url = log_url(client.https, req.headers(), req.uri());

@@ -17,14 +17,13 @@ pub struct ScriptDir {
 /// What a path leads to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Lookup {
-    /// A script: what to run, `SCRIPT_NAME` and `PATH_INFO`.
+    /// A script: what to run, and `SCRIPT_NAME` (what follows it in the URL is `PATH_INFO`:
+    /// [`path_info`](crate::path::path_info)).
     Found {
         /// The script's file.
         program: PathBuf,
         /// The URL path of the script.
         script_name: String,
-        /// What follows it in the URL (empty, or starting with `/`).
-        path_info: String,
     },
     /// Nothing there (or a directory).
     NotFound,
@@ -72,9 +71,7 @@ impl ScriptDir {
                 Ok(real) if real.starts_with(&self.canonical) => {}
                 _ => return Lookup::Refused("it leads outside the directory"),
             }
-            let path_info =
-                if last { String::new() } else { format!("/{}", segments[i + 1..].join("/")) };
-            return Lookup::Found { program: file, script_name, path_info };
+            return Lookup::Found { program: file, script_name };
         }
         Lookup::NotFound
     }
@@ -107,25 +104,29 @@ mod tests {
         std::os::unix::fs::symlink(base.join("outside.sh"), dir.join("link")).unwrap();
         std::os::unix::fs::symlink(dir.join("hello.sh"), dir.join("inlink")).unwrap();
         let d = ScriptDir::new(dir.clone()).unwrap();
-        let found = |name: &str, info: &str| Lookup::Found {
-            program: dir.join(name.trim_start_matches('/')),
-            script_name: name.to_owned(),
-            path_info: info.to_owned(),
+        // The URL runs the script `name`, with `info` after it as PATH_INFO.
+        let found = |url: &str, name: &str, info: &str| {
+            let want = Lookup::Found {
+                program: dir.join(name.trim_start_matches('/')),
+                script_name: name.to_owned(),
+            };
+            assert_eq!(d.lookup(url), want, "{url}");
+            assert_eq!(crate::path::path_info(url, name), info.as_bytes(), "{url}");
         };
         assert_eq!(d.lookup("/"), Lookup::NotFound);
-        assert_eq!(d.lookup("/hello.sh"), found("/hello.sh", ""));
-        assert_eq!(d.lookup("/hello.sh/extra/path"), found("/hello.sh", "/extra/path"));
-        assert_eq!(d.lookup("/hello.sh/"), found("/hello.sh", "/"));
+        found("/hello.sh", "/hello.sh", "");
+        found("/hello.sh/extra/path", "/hello.sh", "/extra/path");
+        found("/hello.sh/", "/hello.sh", "/");
         assert_eq!(d.lookup("/sub"), Lookup::NotFound);
         assert_eq!(d.lookup("/sub/"), Lookup::NotFound);
         assert_eq!(d.lookup("/sub2/"), Lookup::NotFound);
-        assert_eq!(d.lookup("/sub/deep.sh/x/y/"), found("/sub/deep.sh", "/x/y/"));
+        found("/sub/deep.sh/x/y/", "/sub/deep.sh", "/x/y/");
         assert_eq!(d.lookup("/hello"), Lookup::NotFound);
         assert_eq!(d.lookup("/nonexist"), Lookup::NotFound);
         assert_eq!(d.lookup("/noexec.sh"), Lookup::Refused("not an executable file"));
         assert_eq!(d.lookup("/.hidden.sh"), Lookup::Refused("hidden files are not served"));
         assert_eq!(d.lookup("/link"), Lookup::Refused("it leads outside the directory"));
-        assert_eq!(d.lookup("/inlink"), found("/inlink", ""));
+        found("/inlink", "/inlink", "");
         let _ = std::fs::remove_dir_all(&base);
     }
 }
