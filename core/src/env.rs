@@ -209,8 +209,7 @@ fn version_str(v: Version) -> &'static str {
     }
 }
 
-/// CR and LF become spaces, surrounding whitespace goes (Unicode whitespace in a value that
-/// is UTF-8, ASCII whitespace in one that is not); every other byte stays as it is.
+/// CR and LF become spaces, surrounding whitespace goes; every other byte stays as it is.
 fn clean(value: &[u8]) -> OsString {
     let spaced: Vec<u8>;
     let value = if value.iter().any(|&b| b == b'\r' || b == b'\n') {
@@ -219,11 +218,32 @@ fn clean(value: &[u8]) -> OsString {
     } else {
         value
     };
-    let trimmed = match std::str::from_utf8(value) {
-        Ok(text) => text.trim().as_bytes(),
-        Err(_) => value.trim_ascii(),
-    };
-    OsString::from_vec(trimmed.to_vec())
+    OsString::from_vec(trim_space(value).to_vec())
+}
+
+/// Go's `strings.TrimSpace` on bytes: Unicode whitespace goes from both ends, and a byte that
+/// is not UTF-8 is not whitespace (so it stays, with all between it and the other end).
+fn trim_space(bytes: &[u8]) -> &[u8] {
+    let (mut start, mut end, mut at) = (None, 0, 0);
+    for chunk in bytes.utf8_chunks() {
+        let (valid, invalid) = (chunk.valid(), chunk.invalid());
+        let kept = valid.trim_start();
+        if start.is_none() && (!kept.is_empty() || !invalid.is_empty()) {
+            start = Some(at + valid.len() - kept.len());
+        }
+        let before_space = valid.trim_end().len();
+        if before_space > 0 {
+            end = at + before_space;
+        }
+        if !invalid.is_empty() {
+            end = at + valid.len() + invalid.len();
+        }
+        at += valid.len() + invalid.len();
+    }
+    match start {
+        Some(start) => &bytes[start..end.max(start)],
+        None => &[],
+    }
 }
 
 #[cfg(test)]
@@ -297,6 +317,18 @@ mod tests {
             check_exec(program, &[], &vars(&many)),
             Err(Unrunnable::TooBig { total, max }) if total > max
         ));
+    }
+
+    #[test]
+    fn values_are_trimmed_as_go_trims_them_and_their_bytes_kept() {
+        let t = |b: &[u8]| trim_space(b).to_vec();
+        assert_eq!(t(b"  a b \t"), b"a b");
+        assert_eq!(t(b"\xc2\xa0caf\xe9\xc2\xa0"), b"caf\xe9", "NBSP is space, 0xE9 alone is not");
+        assert_eq!(t(b"\xe9 "), b"\xe9");
+        assert_eq!(t(b" \xff\xfe "), b"\xff\xfe");
+        assert_eq!(t(b" \t "), b"");
+        assert_eq!(t(b""), b"");
+        assert_eq!(clean(b"a\r\nb\n"), OsString::from("a  b"));
     }
 
     #[test]

@@ -66,7 +66,9 @@ impl RawWs {
                     self.buf.drain(..used);
                     return Some(frame);
                 }
-                let mut chunk = [0u8; 65536];
+                // On the heap: a 64 KiB array would make every future that awaits this one
+                // as large, and a debug build's test thread overflows its stack.
+                let mut chunk = vec![0u8; 65536];
                 match self.stream.read(&mut chunk).await {
                     Ok(0) | Err(_) => return None,
                     Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
@@ -106,4 +108,116 @@ fn parse_frame(buf: &[u8]) -> Option<((u8, Vec<u8>), usize)> {
     }
     let payload = buf.get(at..at + len)?.to_vec();
     Some(((opcode, payload), at + len))
+}
+
+/// What a server answered to a request sent as raw bytes.
+#[derive(Debug)]
+pub enum Answer {
+    /// 101: the WebSocket, its head read.
+    Upgraded(RawWs),
+    /// Anything else: the status, the head, the body its Content-Length announces, and the
+    /// connection (to see whether the server closes it).
+    Refused {
+        /// The status code.
+        status: u16,
+        /// The response head, as text.
+        head: String,
+        /// The body.
+        body: Vec<u8>,
+        /// The connection.
+        stream: TcpStream,
+    },
+}
+
+impl Answer {
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        match self {
+            Answer::Upgraded(_) => 101,
+            Answer::Refused { status, .. } => *status,
+        }
+    }
+}
+
+/// Sends `request` (a whole request head, and a body if any) as is, from a new connection,
+/// and reads the answer's head (and body, when it is not a 101). Returns the client's port too.
+pub async fn exchange(addr: SocketAddr, request: &[u8]) -> (Answer, u16) {
+    let mut stream = within(STEP, TcpStream::connect(addr)).await.expect("connect");
+    let port = stream.local_addr().expect("local addr").port();
+    // A server may answer (and close) before it has read a large request: not an error here.
+    let _ = within(STEP, stream.write_all(request)).await;
+    let mut buf = Vec::new();
+    let end = within(STEP, async {
+        loop {
+            if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                return Some(at + 4);
+            }
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|| panic!("no answer head: {:?}", String::from_utf8_lossy(&buf)));
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    let mut rest = buf[end..].to_vec();
+    if status == 101 {
+        return (Answer::Upgraded(RawWs { stream, buf: rest }), port);
+    }
+    let length = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(str::to_owned))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    within(STEP, async {
+        while rest.len() < length {
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => rest.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    (Answer::Refused { status, head, body: rest, stream }, port)
+}
+
+/// Waits (bounded) for the server to close `stream`; false if it sent more bytes instead.
+pub async fn closed_by_server(stream: &mut TcpStream) -> bool {
+    within(STEP, async {
+        let mut chunk = [0u8; 1024];
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => return false,
+            }
+        }
+    })
+    .await
+}
+
+impl RawWs {
+    /// Reads the server's messages up to its Close: their payloads joined, and the close code.
+    pub async fn payload_until_close(&mut self) -> (Vec<u8>, Option<u16>) {
+        let mut data = Vec::new();
+        while let Some((op, payload)) = self.read_frame().await {
+            match op {
+                8 => {
+                    let code =
+                        (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+                    return (data, code.or(Some(1005)));
+                }
+                0 | 1 | 2 => data.extend_from_slice(&payload),
+                _ => {}
+            }
+        }
+        (data, None)
+    }
 }
