@@ -193,12 +193,7 @@ pub async fn exchange(addr: SocketAddr, request: &[u8]) -> (Answer, u16) {
 pub async fn closed_by_server(stream: &mut TcpStream) -> bool {
     within(STEP, async {
         let mut chunk = [0u8; 1024];
-        loop {
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return true,
-                Ok(_) => return false,
-            }
-        }
+        matches!(stream.read(&mut chunk).await, Ok(0) | Err(_))
     })
     .await
 }
@@ -214,7 +209,7 @@ impl RawWs {
                         (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
                     return (data, code.or(Some(1005)));
                 }
-                0 | 1 | 2 => data.extend_from_slice(&payload),
+                0..=2 => data.extend_from_slice(&payload),
                 _ => {}
             }
         }
