@@ -131,3 +131,33 @@ async fn a_client_that_leaves_sends_the_script_down_the_ladder() {
     let free = http10(&server, "GET /status.cgi HTTP/1.0\r\nHost: x\r\n\r\n").await;
     assert!(free.starts_with("HTTP/1.0 404"), "{free}");
 }
+
+#[tokio::test]
+async fn what_exec_would_refuse_is_refused_before_a_script_starts() {
+    let base = TempDir::new();
+    let record = base.path("starts");
+    std::fs::write(&record, "").unwrap();
+    script(
+        &base.0,
+        "record.cgi",
+        &format!(
+            "echo started >> '{record}'; printf 'Content-Type: text/plain\\n\\n%s' \"$PATH_INFO\""
+        ),
+    );
+    let dir = base.0.to_string_lossy().into_owned();
+    let server = Server::start(&[&format!("--cgidir={dir}")]).await;
+    let starts = || std::fs::read_to_string(&record).unwrap().lines().count();
+    let get = "GET /record.cgi/caf HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+    let ok = raw_http(server.addr, get).await;
+    assert!(ok.starts_with("HTTP/1.1 200") && ok.contains("/caf"), "{ok}");
+    assert_eq!(starts(), 1);
+    let nul = raw_http(server.addr, "GET /record.cgi/x%00y HTTP/1.1\r\nHost: h\r\n\r\n").await;
+    assert!(nul.starts_with("HTTP/1.1 400"), "{nul}");
+    let big =
+        format!("GET /record.cgi HTTP/1.1\r\nHost: h\r\nX-Big: {}\r\n\r\n", "v".repeat(200 << 10));
+    let big = raw_http(server.addr, &big).await;
+    assert!(big.starts_with("HTTP/1.1 431"), "{}", &big[..big.len().min(200)]);
+    assert_eq!(starts(), 1, "a script started for a refused request");
+    server.wait_log(|l| l.contains("ERROR") && l.contains("PATH_INFO holds a NUL byte")).await;
+    server.wait_log(|l| l.contains("ERROR") && l.contains("HTTP_X_BIG is")).await;
+}
