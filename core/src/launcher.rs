@@ -23,7 +23,7 @@ type Job = Box<dyn FnOnce() + Send>;
 
 /// The launcher threads' queue.
 struct Pool {
-    jobs: Mutex<Sender<Job>>,
+    jobs: Sender<Job>,
     queue: Arc<Mutex<Receiver<Job>>>,
     threads: AtomicUsize,
     idle: Arc<AtomicUsize>,
@@ -34,7 +34,7 @@ fn pool() -> &'static Pool {
     POOL.get_or_init(|| {
         let (tx, rx) = channel();
         Pool {
-            jobs: Mutex::new(tx),
+            jobs: tx,
             queue: Arc::new(Mutex::new(rx)),
             threads: AtomicUsize::new(0),
             idle: Arc::new(AtomicUsize::new(0)),
@@ -70,8 +70,7 @@ pub(crate) async fn run<T: Send + 'static>(
     let job: Job = Box::new(move || {
         let _ = tx.send(work());
     });
-    let sent = pool.jobs.lock().unwrap_or_else(PoisonError::into_inner).send(job);
-    if sent.is_err() {
+    if pool.jobs.send(job).is_err() {
         return Err(io::Error::other("the launcher is gone"));
     }
     rx.await.map_err(|_| io::Error::other("the launcher dropped a spawn"))

@@ -89,12 +89,12 @@ async fn run(
     slot: Slot,
 ) -> Response<Body> {
     let mut vars = env.cgi_env(&info);
-    let header = |name| {
+    let sent = |name| {
         let value = req.headers().get(name).map_or(&[][..], |v: &HeaderValue| v.as_bytes());
         OsString::from_vec(value.to_vec())
     };
-    vars.push(("CONTENT_LENGTH".to_owned(), header(header::CONTENT_LENGTH)));
-    vars.push(("CONTENT_TYPE".to_owned(), header(header::CONTENT_TYPE)));
+    vars.push(("CONTENT_LENGTH".to_owned(), sent(header::CONTENT_LENGTH)));
+    vars.push(("CONTENT_TYPE".to_owned(), sent(header::CONTENT_TYPE)));
     vars.push(("SCRIPT_FILENAME".to_owned(), program.clone().into_os_string()));
     // What exec would refuse is answered now, as for a WebSocket.
     if let Err(why) = check_exec(program.as_os_str(), &[], &vars) {
