@@ -35,6 +35,12 @@ pub async fn connect(addr: SocketAddr, path: &str) -> Result<Ws> {
     Ok(ws)
 }
 
+/// Whether `got` is the echo of the line `sent`: websocat keeps the line's `\n`, websocketd
+/// does not.
+pub fn is_echo(got: &str, sent: &str) -> bool {
+    got.strip_suffix('\n').unwrap_or(got) == sent
+}
+
 /// A 64-byte text message.
 pub fn line64() -> Message {
     Message::text("x".repeat(64))
@@ -80,7 +86,7 @@ pub async fn connection_rate(
         let mut ws = connect(addr, "/").await?;
         ws.send(Message::text("hello")).await?;
         let first = match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) if t == "hello" => t0.elapsed(),
+            Ok(Some(Ok(Message::Text(t)))) if is_echo(&t, "hello") => t0.elapsed(),
             other => bail!("no echo: {other:?}"),
         };
         let _ = ws.close(None).await;
@@ -271,6 +277,65 @@ pub async fn round_trips(mut probe: Ws, time: Duration) -> Result<Vec<Duration>>
             }
         }
         rtts.push(t0.elapsed());
+    }
+    Ok(rtts)
+}
+
+/// Echoes at a fixed pace until aborted: `per_tick` 64-byte lines every `tick`, first after
+/// `offset` (so that many connections spread their ticks), counting what comes back.
+pub async fn paced_echo(
+    ws: Ws,
+    per_tick: usize,
+    tick: Duration,
+    offset: Duration,
+    echoed: Arc<AtomicU64>,
+) -> Result<()> {
+    let (mut tx, mut rx) = ws.split();
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(m)) = rx.next().await {
+            if m.is_text() {
+                echoed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + offset, tick);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let outcome = async {
+        loop {
+            ticks.tick().await;
+            for _ in 0..per_tick {
+                tx.feed(line64()).await?;
+            }
+            tx.flush().await?;
+        }
+    }
+    .await;
+    reader.abort();
+    outcome
+}
+
+/// Round trips of single echoes on `probe` for `time`, one every `every` at most (a probe
+/// that takes longer is followed at once by the next).
+pub async fn paced_round_trips(
+    mut probe: Ws,
+    every: Duration,
+    time: Duration,
+) -> Result<Vec<Duration>> {
+    let deadline = Instant::now() + time;
+    let mut rtts = Vec::new();
+    let msg = line64();
+    while Instant::now() < deadline {
+        let t0 = Instant::now();
+        probe.send(msg.clone()).await?;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), probe.next()).await {
+                Ok(Some(Ok(m))) if m.is_text() => break,
+                Ok(Some(Ok(_))) => {}
+                other => bail!("probe lost: {other:?}"),
+            }
+        }
+        rtts.push(t0.elapsed());
+        tokio::time::sleep_until((t0 + every).into()).await;
     }
     Ok(rtts)
 }

@@ -1,7 +1,8 @@
 //! `websocketd-bench`: runs every scenario against our release binary and, when installed,
-//! the reference websocketd, alternating A B A B over several rounds; prints medians, the
-//! ratio of medians with the spread of per-round ratios, and writes everything as JSON.
-//! It also measures the load generator's own ceiling against a trivial in-process server.
+//! the reference websocketd and websocat (the baselines), alternating A B C A B C over
+//! several rounds; prints medians, the ratio of medians against each baseline with the
+//! spread of per-round ratios, and writes everything as JSON. It also measures the load
+//! generator's own ceiling against a trivial in-process server.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use serde_json::{Value, json};
 
 use websocketd_bench::scenario::{Better, Goal, Metric, Scenario, names};
 use websocketd_bench::stats::{self, median};
-use websocketd_bench::target::Target;
+use websocketd_bench::target::{Flavor, Target};
 use websocketd_bench::{bounds, ceiling, load};
 
 /// Benchmarks websocketd for Rust against the reference websocketd.
@@ -38,6 +39,12 @@ struct Args {
     /// The reference websocketd (default: /usr/bin/websocketd when present).
     #[arg(long)]
     reference: Option<PathBuf>,
+    /// websocat 1.x, the second baseline (default: websocat on PATH, or in ~/.cargo/bin).
+    #[arg(long)]
+    websocat: Option<PathBuf>,
+    /// Leave websocat out.
+    #[arg(long)]
+    no_websocat: bool,
     /// Where to write the JSON results.
     #[arg(long, default_value = "target/bench-results.json")]
     json: PathBuf,
@@ -46,14 +53,39 @@ struct Args {
     no_ceiling: bool,
 }
 
+/// The baselines ours is compared with, in the report's order.
+const BASELINES: [&str; 2] = ["websocketd", "websocat"];
+
+/// What ours must be against websocat on every headline figure (issue: "≥ 1.3× on every
+/// figure").
+const WEBSOCAT_RATIO: f64 = 1.3;
+
 /// One figure across rounds, per server.
 #[derive(Debug, Default)]
 struct Series {
     unit: &'static str,
     better: Option<Better>,
+    /// The target against websocketd.
     goal: Option<Goal>,
+    /// Whether it is a scenario's main figure (its first, or one with a target), which the
+    /// websocat target applies to.
+    headline: bool,
     values: BTreeMap<&'static str, Vec<f64>>,
     errors: Vec<String>,
+}
+
+impl Series {
+    /// The target against `baseline`.
+    fn goal_against(&self, baseline: &str) -> Option<Goal> {
+        match baseline {
+            "websocketd" => self.goal,
+            "websocat" if self.headline => Some(match self.better? {
+                Better::Higher => Goal::AtLeast(WEBSOCAT_RATIO),
+                Better::Lower => Goal::AtMost((1.0 / WEBSOCAT_RATIO * 100.0).round() / 100.0),
+            }),
+            _ => None,
+        }
+    }
 }
 
 fn main() -> Result<()> {
@@ -76,15 +108,23 @@ async fn run(args: Args) -> Result<()> {
         "{} not found: run `cargo build --release` first",
         ours.display()
     );
-    let mut targets = vec![Target { name: "ours", binary: ours }];
+    let mut targets = vec![Target { name: "ours", binary: ours, flavor: Flavor::Websocketd }];
     let reference = args.reference.or_else(|| {
         let default = PathBuf::from("/usr/bin/websocketd");
         default.exists().then_some(default)
     });
     match reference {
-        Some(binary) => targets.push(Target { name: "websocketd", binary }),
+        Some(binary) => {
+            targets.push(Target { name: "websocketd", binary, flavor: Flavor::Websocketd });
+        }
+        None => eprintln!("note: no reference websocketd (apt-get install websocketd)"),
+    }
+    let websocat = if args.no_websocat { None } else { args.websocat.or_else(find_websocat) };
+    match websocat {
+        Some(binary) => targets.push(Target { name: "websocat", binary, flavor: Flavor::Websocat }),
+        None if args.no_websocat => {}
         None => eprintln!(
-            "note: no reference websocketd (apt-get install websocketd): measuring ours only"
+            "note: no websocat (cargo install websocat --version 1.14.1 --locked): left out"
         ),
     }
     let machine = machine(&targets);
@@ -169,7 +209,7 @@ fn record(
 ) {
     match outcome {
         Ok(metrics) => {
-            for m in metrics {
+            for (i, m) in metrics.into_iter().enumerate() {
                 let key = (scenario.name.clone(), m.name, m.unit);
                 let series = match results.iter().position(|(k, _)| *k == key) {
                     Some(i) => &mut results[i].1,
@@ -181,6 +221,7 @@ fn record(
                 series.unit = m.unit;
                 series.better = Some(m.better);
                 series.goal = m.goal;
+                series.headline = i == 0 || m.goal.is_some();
                 series.values.entry(target).or_default().push(m.value);
             }
         }
@@ -203,10 +244,10 @@ fn record(
     }
 }
 
-/// Ratio of medians, and the smallest and largest per-round ratio.
-fn ratios(s: &Series) -> Option<(f64, f64, f64)> {
+/// Ratio of medians against `baseline`, and the smallest and largest per-round ratio.
+fn ratios(s: &Series, baseline: &str) -> Option<(f64, f64, f64)> {
     let ours = s.values.get("ours")?;
-    let theirs = s.values.get("websocketd")?;
+    let theirs = s.values.get(baseline)?;
     let per_round: Vec<f64> = ours.iter().zip(theirs).map(|(a, b)| a / b).collect();
     let min = per_round.iter().copied().fold(f64::INFINITY, f64::min);
     let max = per_round.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -215,10 +256,20 @@ fn ratios(s: &Series) -> Option<(f64, f64, f64)> {
 
 fn print_report(results: &[((String, &'static str, &'static str), Series)], targets: &[Target]) {
     let mut printed_errors = std::collections::HashSet::new();
-    println!(
-        "{:<30} {:<28} {:>12} {:>12} {:>8} {:>17} {:>10}",
-        "scenario", "figure", "ours", "websocketd", "ratio", "per-round", "target"
-    );
+    let present = |name: &str| targets.iter().any(|t| t.name == name);
+    let mut head = format!("{:<30} {:<28} {:>12}", "scenario", "figure", "ours");
+    for b in BASELINES {
+        head.push_str(&format!(" {b:>12}"));
+    }
+    for b in BASELINES {
+        head.push_str(&format!(
+            " {:>8} {:>13} {:>10}",
+            format!("vs {}", &b[..6]),
+            "per-round",
+            "target"
+        ));
+    }
+    println!("{head}");
     for ((scenario, metric, unit), s) in results {
         let med = |name: &str| s.values.get(name).map(|v| median(v));
         let fmt = |v: Option<f64>| {
@@ -226,34 +277,39 @@ fn print_report(results: &[((String, &'static str, &'static str), Series)], targ
                 if v.abs() < 10.0 { format!("{v:.2}") } else { format!("{v:.1}") }
             })
         };
-        let (ratio, spread) = match ratios(s) {
-            Some((r, lo, hi)) => (format!("{r:.2}x"), format!("[{lo:.2}-{hi:.2}]")),
-            None => ("-".to_owned(), String::new()),
-        };
-        let goal = match (s.goal, ratios(s)) {
-            (Some(g), Some((r, _, _))) => {
-                format!("{} {}", g.label(), if g.met(r) { "ok" } else { "MISS" })
-            }
-            (Some(g), None) => g.label(),
-            _ => String::new(),
-        };
         let figure = format!("{metric} ({unit})");
-        println!(
-            "{:<30} {:<28} {:>12} {:>12} {:>8} {:>17} {:>10}",
-            scenario,
-            figure,
-            fmt(med("ours")),
-            if targets.len() > 1 { fmt(med("websocketd")) } else { "-".to_owned() },
-            ratio,
-            spread,
-            goal
-        );
+        let mut line = format!("{:<30} {:<28} {:>12}", scenario, figure, fmt(med("ours")));
+        for b in BASELINES {
+            line.push_str(&format!(" {:>12}", if present(b) { fmt(med(b)) } else { "-".into() }));
+        }
+        for b in BASELINES {
+            let (ratio, spread) = match ratios(s, b) {
+                Some((r, lo, hi)) => (format!("{r:.2}x"), format!("[{lo:.2}-{hi:.2}]")),
+                None => ("-".to_owned(), String::new()),
+            };
+            let goal = match (s.goal_against(b), ratios(s, b)) {
+                (Some(g), Some((r, _, _))) => {
+                    format!("{} {}", g.label(), if g.met(r) { "ok" } else { "MISS" })
+                }
+                (Some(g), None) if present(b) => g.label(),
+                _ => String::new(),
+            };
+            line.push_str(&format!(" {ratio:>8} {spread:>13} {goal:>10}"));
+        }
+        println!("{}", line.trim_end());
         if printed_errors.insert(scenario.clone()) {
             for e in &s.errors {
                 println!("    ! {e}");
             }
         }
     }
+}
+
+/// websocat on PATH, or where `cargo install` puts it.
+fn find_websocat() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin"));
+    std::env::split_paths(&path).chain(home).map(|dir| dir.join("websocat")).find(|p| p.is_file())
 }
 
 /// The ceiling's figure for connecting and the handshake, with no child process.
@@ -379,8 +435,26 @@ fn print_bounds(
 }
 
 fn series_json(scenario: &str, metric: &str, unit: &str, s: &Series) -> Value {
-    let ratio = ratios(s);
+    let ratio = ratios(s, "websocketd");
+    let baselines: serde_json::Map<String, Value> = BASELINES
+        .iter()
+        .map(|&b| {
+            let r = ratios(s, b);
+            let goal = s.goal_against(b);
+            let v = json!({
+                "values": s.values.get(b),
+                "median": s.values.get(b).map(|v| median(v)),
+                "ratio": r.map(|r| r.0),
+                "ratio_min": r.map(|r| r.1),
+                "ratio_max": r.map(|r| r.2),
+                "target": goal.map(Goal::label),
+                "target_met": goal.zip(r).map(|(g, r)| g.met(r.0)),
+            });
+            (b.to_owned(), v)
+        })
+        .collect();
     json!({
+        "baselines": baselines,
         "scenario": scenario,
         "figure": metric,
         "unit": unit,

@@ -93,6 +93,9 @@ pub enum Kind {
     Idle(usize),
     /// Echo round trips on one connection while 100 others stream.
     RoundTripUnderLoad,
+    /// Echo round trips on one connection, paced, while 100 others echo at a fixed total
+    /// rate (messages per second).
+    RoundTripModerate(usize),
     /// Thousands of messages in flight at once.
     DeepPipeline,
 }
@@ -153,6 +156,7 @@ impl Scenario {
             ("1000 idle connections", Idle(1000)),
             ("4000 idle connections", Idle(4000)),
             ("echo latency, 100 streaming", RoundTripUnderLoad),
+            ("echo latency, 100 echo 30k msg/s", RoundTripModerate(30_000)),
             ("deep pipelining", DeepPipeline),
         ];
         kinds.into_iter().map(|(name, kind)| Scenario { name: name.to_owned(), kind }).collect()
@@ -162,7 +166,10 @@ impl Scenario {
     pub fn server_args(&self) -> Vec<String> {
         let s = |v: &[&str]| v.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
         match self.kind {
-            Kind::Connections(_) | Kind::Echo64 | Kind::DeepPipeline => s(&["cat"]),
+            Kind::Connections(_)
+            | Kind::Echo64
+            | Kind::DeepPipeline
+            | Kind::RoundTripModerate(_) => s(&["cat"]),
             // Ours limits processes to 1024 by default; websocketd 0.4.1 does not limit them.
             Kind::Idle(_) => s(&["--maxforks=0", "cat"]),
             Kind::Push => vec!["yes".to_owned(), yes_line()],
@@ -182,8 +189,9 @@ impl Scenario {
             Kind::RoundTripUnderLoad => vec![
                 "sh".into(),
                 "-c".into(),
+                // websocat gives the target as WEBSOCAT_URI where websocketd has QUERY_STRING.
                 format!(
-                    "if [ \"$QUERY_STRING\" = stream ]; then exec yes {}; else exec cat; fi",
+                    "case \"$QUERY_STRING $WEBSOCAT_URI\" in *stream*) exec yes {};; *) exec cat;; esac",
                     yes_line()
                 ),
             ],
@@ -287,6 +295,38 @@ impl Scenario {
                     ),
                 ]
             }
+            Kind::RoundTripModerate(total) => {
+                // 100 connections, each a few lines every 10 ms (tokio's timers have 1 ms
+                // resolution), their ticks spread over the 10 ms.
+                let tick = Duration::from_millis(10);
+                let per_tick = (total / 100 / 100).max(1);
+                let echoed = Arc::new(AtomicU64::new(0));
+                let mut loads = Vec::new();
+                for i in 0..100u32 {
+                    let ws = load::connect(addr, "/").await?;
+                    let offset = tick * i / 100;
+                    let echoed = Arc::clone(&echoed);
+                    loads.push(tokio::spawn(load::paced_echo(ws, per_tick, tick, offset, echoed)));
+                }
+                let probe = load::connect(addr, "/").await?;
+                let start = Instant::now();
+                let before = echoed.load(std::sync::atomic::Ordering::Relaxed);
+                // A probe every millisecond at most: the 0.3 ms of the harness is
+                // below what tokio's timers can pace.
+                let rtts = load::paced_round_trips(probe, Duration::from_millis(1), time).await;
+                let carried = (echoed.load(std::sync::atomic::Ordering::Relaxed) - before) as f64
+                    / start.elapsed().as_secs_f64();
+                for l in &loads {
+                    l.abort();
+                }
+                let ms = millis(&rtts?);
+                let goal = Some(Goal::AtMost(0.8));
+                vec![
+                    metric("echo round trip p50", "ms", percentile(&ms, 50.0), Lower, goal),
+                    metric("echo round trip p99", "ms", percentile(&ms, 99.0), Lower, goal),
+                    metric("load echoed meanwhile", "msg/s", carried, Higher, None),
+                ]
+            }
             Kind::DeepPipeline => {
                 let ws = load::connect(addr, "/").await?;
                 let limit = time.max(Duration::from_secs(3));
@@ -323,7 +363,7 @@ async fn idle(server: &Running, n: usize) -> Result<Vec<Metric>> {
     let echoed = futures_util::future::join_all(conns.iter_mut().map(|ws| async move {
         ws.send(Message::text("ping")).await?;
         match tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) if t == "ping" => anyhow::Ok(()),
+            Ok(Some(Ok(Message::Text(t)))) if load::is_echo(&t, "ping") => anyhow::Ok(()),
             other => bail!("no echo: {other:?}"),
         }
     }))

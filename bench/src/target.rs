@@ -1,5 +1,6 @@
-//! A server under test: one websocketd binary started on a loopback port with a command,
-//! measured (RSS, descriptors) and stopped with everything it started.
+//! A server under test: one websocketd binary (or websocat, through an adapter that takes
+//! websocketd's argv) started on a loopback port with a command, measured (RSS, descriptors)
+//! and stopped with everything it started.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -10,13 +11,53 @@ use anyhow::{Context, Result, bail};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-/// A websocketd implementation to measure.
+/// A server to measure.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// Short name for the report.
     pub name: &'static str,
     /// Its executable.
     pub binary: PathBuf,
+    /// How it takes its arguments.
+    pub flavor: Flavor,
+}
+
+/// How a target is told what to serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// websocketd's flags (ours, and websocketd itself).
+    Websocketd,
+    /// websocat 1.x in its exec-per-connection mode, given websocketd's argv through
+    /// [`websocat_argv`].
+    Websocat,
+}
+
+/// websocat's arguments for what websocketd's `args` (flags, then the command) ask, on
+/// `port`: `-E -t|-b --set-environment ws-u:tcp-l:127.0.0.1:PORT exec:CMD --exec-args …`.
+/// With `--set-environment` the program gets `WEBSOCAT_URI` (the request target) where
+/// websocketd gives `QUERY_STRING`. A flag it has no counterpart for is an error, so a
+/// scenario it cannot run is reported as such.
+pub fn websocat_argv(port: u16, args: &[&str]) -> Result<Vec<String>> {
+    let mut mode = "-t";
+    let mut rest = args;
+    while let Some(flag) = rest.first().filter(|a| a.starts_with("--")) {
+        match *flag {
+            "--binary" => mode = "-b",
+            // websocat does not limit connections unless told to.
+            f if f.starts_with("--maxforks=") => {}
+            other => bail!("websocat has no counterpart for {other}"),
+        }
+        rest = &rest[1..];
+    }
+    let Some((command, command_args)) = rest.split_first() else { bail!("no command") };
+    let mut argv: Vec<String> = ["-E", mode, "--set-environment"].map(str::to_owned).to_vec();
+    argv.push(format!("ws-u:tcp-l:127.0.0.1:{port}"));
+    argv.push(format!("exec:{command}"));
+    if !command_args.is_empty() {
+        argv.push("--exec-args".to_owned());
+        argv.extend(command_args.iter().map(|a| (*a).to_owned()));
+    }
+    Ok(argv)
 }
 
 /// A started server.
@@ -39,10 +80,16 @@ impl Target {
         // Its log is kept (the last run of each server) for when a figure needs explaining.
         std::fs::create_dir_all("target/bench-logs")?;
         let log = std::fs::File::create(format!("target/bench-logs/{}.log", self.name))?;
+        let argv = match self.flavor {
+            Flavor::Websocketd => {
+                let mut argv = vec!["--address=127.0.0.1".to_owned(), format!("--port={port}")];
+                argv.extend(args.iter().map(|a| (*a).to_owned()));
+                argv
+            }
+            Flavor::Websocat => websocat_argv(port, args)?,
+        };
         let child = tokio::process::Command::new(&self.binary)
-            .arg("--address=127.0.0.1")
-            .arg(format!("--port={port}"))
-            .args(args)
+            .args(&argv)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -111,6 +158,23 @@ impl Running {
             }
         }
         survivors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn websocat_gets_websocketd_s_flags_as_its_own() {
+        let argv = websocat_argv(9, &["--binary", "--maxforks=0", "sh", "-c", "cat"]).unwrap();
+        let want = "-E -b --set-environment ws-u:tcp-l:127.0.0.1:9 exec:sh --exec-args -c cat";
+        assert_eq!(argv.join(" "), want);
+        assert_eq!(
+            websocat_argv(9, &["cat"]).unwrap().join(" "),
+            "-E -t --set-environment ws-u:tcp-l:127.0.0.1:9 exec:cat"
+        );
+        assert!(websocat_argv(9, &["--passenv=X", "cat"]).is_err());
     }
 }
 
