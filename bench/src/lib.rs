@@ -6,6 +6,7 @@
 //! - [`ceiling`]: a trivial in-process server, to show the load generator's own limits.
 //! - [`bounds`]: what bounds the connection targets, from the measured figures.
 //! - [`stats`]: medians and percentiles.
+//! - [`tls`]: the wss scenarios' certificate and clients, and what their handshakes negotiated.
 
 pub mod bounds;
 pub mod ceiling;
@@ -13,3 +14,4 @@ pub mod load;
 pub mod scenario;
 pub mod stats;
 pub mod target;
+pub mod tls;

@@ -13,23 +13,56 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
+use tokio_rustls::rustls::ClientConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{WebSocketStream, client_async_with_config};
+use tokio_util::either::Either;
 
-/// A client connection.
-pub type Ws = WebSocketStream<TcpStream>;
+/// A client connection: plain, or TLS.
+pub type Ws = WebSocketStream<Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>>;
+
+/// Where a client connects, and whether over TLS (with this client configuration).
+#[derive(Debug, Clone)]
+pub struct Dial {
+    /// The server's address.
+    pub addr: SocketAddr,
+    tls: Option<Arc<ClientConfig>>,
+}
+
+impl Dial {
+    /// Plain `ws://`.
+    pub fn plain(addr: SocketAddr) -> Dial {
+        Dial { addr, tls: None }
+    }
+
+    /// `wss://`, with `config`: its session cache, if any, shared by every connection.
+    pub fn tls(addr: SocketAddr, config: Arc<ClientConfig>) -> Dial {
+        Dial { addr, tls: Some(config) }
+    }
+}
 
 /// Opens a WebSocket to `path`.
-pub async fn connect(addr: SocketAddr, path: &str) -> Result<Ws> {
-    let stream = TcpStream::connect(addr).await.with_context(|| format!("connect {addr}"))?;
-    stream.set_nodelay(true)?;
+pub async fn connect(to: &Dial, path: &str) -> Result<Ws> {
+    let addr = to.addr;
+    let tcp = TcpStream::connect(addr).await.with_context(|| format!("connect {addr}"))?;
+    tcp.set_nodelay(true)?;
     let config = WebSocketConfig::default()
         .max_message_size(Some(64 << 20))
         .max_frame_size(Some(64 << 20))
         .read_buffer_size(128 << 10)
         .write_buffer_size(128 << 10);
-    let (ws, _) = client_async_with_config(format!("ws://{addr}{path}"), stream, Some(config))
+    let (stream, url) = match &to.tls {
+        None => (Either::Left(tcp), format!("ws://{addr}{path}")),
+        Some(tls) => {
+            let name = rustls_pki_types::ServerName::from(addr.ip());
+            let connector = tokio_rustls::TlsConnector::from(Arc::clone(tls));
+            let stream = connector.connect(name, tcp).await.context("TLS handshake")?;
+            crate::tls::note(stream.get_ref().1);
+            (Either::Right(stream), format!("wss://{addr}{path}"))
+        }
+    };
+    let (ws, _) = client_async_with_config(url, stream, Some(config))
         .await
         .with_context(|| format!("handshake with {addr}{path}"))?;
     Ok(ws)
@@ -77,24 +110,28 @@ where
 /// sends one message, waits for its echo and closes. Also returns, per connection, the time
 /// from connecting to the echo (time to first message).
 pub async fn connection_rate(
-    addr: SocketAddr,
+    to: &Dial,
     clients: usize,
     time: Duration,
 ) -> Result<(f64, Vec<Duration>)> {
-    rounds(clients, time, move || async move {
-        let t0 = Instant::now();
-        let mut ws = connect(addr, "/").await?;
-        ws.send(Message::text("hello")).await?;
-        let first = match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) if is_echo(&t, "hello") => t0.elapsed(),
-            other => bail!("no echo: {other:?}"),
-        };
-        let _ = ws.close(None).await;
-        let _ = tokio::time::timeout(Duration::from_secs(5), async {
-            while let Some(Ok(_)) = ws.next().await {}
-        })
-        .await;
-        Ok(first)
+    let to = to.clone();
+    rounds(clients, time, move || {
+        let to = to.clone();
+        async move {
+            let t0 = Instant::now();
+            let mut ws = connect(&to, "/").await?;
+            ws.send(Message::text("hello")).await?;
+            let first = match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) if is_echo(&t, "hello") => t0.elapsed(),
+                other => bail!("no echo: {other:?}"),
+            };
+            let _ = ws.close(None).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                while let Some(Ok(_)) = ws.next().await {}
+            })
+            .await;
+            Ok(first)
+        }
     })
     .await
 }
@@ -103,7 +140,7 @@ pub async fn connection_rate(
 pub async fn handshakes(addr: SocketAddr, time: Duration) -> Result<Vec<Duration>> {
     let (_, times) = rounds(1, time, move || async move {
         let t0 = Instant::now();
-        let ws = connect(addr, "/").await?;
+        let ws = connect(&Dial::plain(addr), "/").await?;
         let took = t0.elapsed();
         drop(ws);
         Ok(took)

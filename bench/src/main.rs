@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use websocketd_bench::scenario::{Better, Goal, Metric, Scenario, names};
 use websocketd_bench::stats::{self, median};
 use websocketd_bench::target::{Flavor, Target};
-use websocketd_bench::{bounds, ceiling, load};
+use websocketd_bench::{bounds, ceiling, load, tls};
 
 /// Benchmarks websocketd for Rust against the reference websocketd.
 #[derive(Debug, Parser)]
@@ -135,6 +135,9 @@ async fn run(args: Args) -> Result<()> {
         .into_iter()
         .filter(|s| args.only.as_ref().is_none_or(|o| s.name.contains(o.as_str())))
         .collect();
+    // (scenario, server) → what its TLS handshakes negotiated.
+    let mut negotiated: BTreeMap<(String, &'static str), std::collections::BTreeSet<String>> =
+        BTreeMap::new();
     // (scenario, metric) → series, in report order.
     let mut results: Vec<((String, &'static str, &'static str), Series)> = Vec::new();
     for scenario in &scenarios {
@@ -148,6 +151,13 @@ async fn run(args: Args) -> Result<()> {
                     target.name,
                     summary(&outcome)
                 );
+                for line in tls::take_seen() {
+                    eprintln!("    TLS: {line}");
+                    negotiated
+                        .entry((scenario.name.clone(), target.name))
+                        .or_default()
+                        .insert(line);
+                }
                 record(&mut results, scenario, target.name, outcome);
             }
         }
@@ -155,6 +165,16 @@ async fn run(args: Args) -> Result<()> {
 
     let ceiling = if args.no_ceiling { Vec::new() } else { measure_ceiling(time).await? };
     print_report(&results, &targets);
+    if !negotiated.is_empty() {
+        println!("\nTLS negotiated (version, cipher suite, key exchange, handshake x count):");
+        for ((scenario, target), lines) in &negotiated {
+            // The counts differ by round; the outcomes are what must match.
+            let outcomes: std::collections::BTreeSet<&str> =
+                lines.iter().map(|l| l.rsplit_once(" x").map_or(l.as_str(), |(o, _)| o)).collect();
+            let outcomes: Vec<&str> = outcomes.into_iter().collect();
+            println!("  {scenario:<40} {target:<11} {}", outcomes.join("; "));
+        }
+    }
     print_ceiling(&ceiling, &results);
     print_bounds(&ceiling, &results);
     let elapsed = started.elapsed().as_secs_f64();
@@ -178,7 +198,7 @@ async fn run(args: Args) -> Result<()> {
 }
 
 async fn run_once(scenario: &Scenario, target: &Target, time: Duration) -> Result<Vec<Metric>> {
-    let args = scenario.server_args();
+    let args = scenario.server_args()?;
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let server = target.start(&args).await?;
     let outcome =
@@ -321,22 +341,23 @@ const SPAWN_FLOOR: &str = "no network: spawn cat to its echo, p50, 1 at a time";
 async fn measure_ceiling(time: Duration) -> Result<Vec<(&'static str, &'static str, f64)>> {
     use load::Unit::{Bytes, Messages};
     let addr = ceiling::start().await?;
+    let to = load::Dial::plain(addr);
     let mut out = Vec::new();
-    let (rate, _) = load::connection_rate(addr, 32, time).await?;
+    let (rate, _) = load::connection_rate(&to, 32, time).await?;
     out.push((names::CLIENTS_32, "conn/s", rate));
     let handshakes = load::handshakes(addr, time).await?;
     out.push((NETWORK_FLOOR, "ms", stats::percentile(&stats::millis(&handshakes), 50.0)));
     let echo =
-        load::echo(load::connect(addr, "/").await?, load::line64(), Messages, 1000, time).await?;
+        load::echo(load::connect(&to, "/").await?, load::line64(), Messages, 1000, time).await?;
     out.push(("echo 64 B lines, pipelined", "msg/s", echo));
-    let (push, _) = load::download(load::connect(addr, "/push").await?, time).await?;
+    let (push, _) = load::download(load::connect(&to, "/push").await?, time).await?;
     out.push(("server push 64 B lines", "msg/s", push));
-    let ws = load::connect(addr, "/").await?;
+    let ws = load::connect(&to, "/").await?;
     let bin = load::echo(ws, load::binary(65536), Bytes, 128 << 10, time).await?;
     out.push(("binary echo 64 KiB", "MB/s", bin / 1e6));
-    let (_, down) = load::download(load::connect(addr, "/download64k").await?, time).await?;
+    let (_, down) = load::download(load::connect(&to, "/download64k").await?, time).await?;
     out.push(("binary download 64 KiB", "MB/s", down / 1e6));
-    let up = load::upload(load::connect(addr, "/sink").await?, 65536, time).await?;
+    let up = load::upload(load::connect(&to, "/sink").await?, 65536, time).await?;
     out.push(("binary upload 64 KiB", "MB/s", up / 1e6));
     let (spawns, _) = load::process_churn(32, time).await?;
     out.push(("no network: spawn cat, echo, wait; 32 at once", "proc/s", spawns));

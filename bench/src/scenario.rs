@@ -9,9 +9,10 @@ use anyhow::{Result, bail};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::load;
+use crate::load::{self, Dial};
 use crate::stats::{millis, percentile};
 use crate::target::{self, Running};
+use crate::tls::{self, Handshakes};
 
 /// Which way is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +132,8 @@ pub struct Scenario {
     pub name: String,
     /// What it does.
     pub kind: Kind,
+    /// Over TLS (`--ssl`), with these handshakes; plain `ws://` when `None`.
+    pub tls: Option<Handshakes>,
 }
 
 /// A 64-byte line for `yes`: 63 characters and its newline.
@@ -159,11 +162,43 @@ impl Scenario {
             ("echo latency, 100 echo 30k msg/s", RoundTripModerate(30_000)),
             ("deep pipelining", DeepPipeline),
         ];
-        kinds.into_iter().map(|(name, kind)| Scenario { name: name.to_owned(), kind }).collect()
+        let plain = kinds.into_iter().map(|(name, kind)| (name, kind, None));
+        let wss = [
+            ("wss: connections, 32 clients", Connections(32), Some(Handshakes::Full)),
+            ("wss: connections, 32 clients, resumed", Connections(32), Some(Handshakes::Resumed)),
+            ("wss: echo 64 B lines, pipelined", Echo64, Some(Handshakes::Full)),
+            ("wss: binary download 64 KiB", Download(65536), Some(Handshakes::Full)),
+        ];
+        plain
+            .chain(wss)
+            .map(|(name, kind, tls)| Scenario { name: name.to_owned(), kind, tls })
+            .collect()
+    }
+
+    /// How clients reach `server` in this scenario.
+    fn dial(&self, server: &Running) -> Result<Dial> {
+        Ok(match self.tls {
+            None => Dial::plain(server.addr),
+            // A configuration per run: a resumed run starts with an empty session cache.
+            Some(handshakes) => Dial::tls(server.addr, tls::client(handshakes)?),
+        })
     }
 
     /// The server's flags and command.
-    pub fn server_args(&self) -> Vec<String> {
+    pub fn server_args(&self) -> Result<Vec<String>> {
+        let mut args = Vec::new();
+        if self.tls.is_some() {
+            let files = tls::files()?;
+            args.push("--ssl".to_owned());
+            args.push(format!("--sslcert={}", files.cert.display()));
+            args.push(format!("--sslkey={}", files.key.display()));
+        }
+        args.extend(self.command_args());
+        Ok(args)
+    }
+
+    /// The flags and command of what the scenario runs, TLS aside.
+    fn command_args(&self) -> Vec<String> {
         let s = |v: &[&str]| v.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
         match self.kind {
             Kind::Connections(_)
@@ -201,7 +236,7 @@ impl Scenario {
     /// Runs the scenario against `server` for about `time`.
     pub async fn run(&self, server: &Running, time: Duration) -> Result<Vec<Metric>> {
         use Better::*;
-        let addr = server.addr;
+        let to = self.dial(server)?;
         Ok(match self.kind {
             Kind::Connections(clients) => {
                 let cpu = || {
@@ -210,23 +245,21 @@ impl Scenario {
                     [busy, idle, ours.total(), ours.system, ours.children, own.total()]
                 };
                 let before = cpu();
-                let (rate, firsts) = load::connection_rate(addr, clients, time).await?;
+                let (rate, firsts) = load::connection_rate(&to, clients, time).await?;
                 let after = cpu();
                 let [busy_ms, idle_ms, server_ms, kernel_ms, children_ms, client_ms] =
                     std::array::from_fn(|i| {
                         (after[i] - before[i]) * 1000.0 / firsts.len().max(1) as f64
                     });
                 let ms = millis(&firsts);
-                let rate_goal = (clients == 32).then_some(Goal::AtLeast(1.3));
+                let rate_goal = match self.tls {
+                    Some(_) => Some(Goal::AtLeast(1.4)),
+                    None => (clients == 32).then_some(Goal::AtLeast(1.3)),
+                };
+                let first_goal = self.tls.is_none().then_some(Goal::AtMost(0.8));
                 vec![
                     metric(names::RATE, "conn/s", rate, Higher, rate_goal),
-                    metric(
-                        names::FIRST_P50,
-                        "ms",
-                        percentile(&ms, 50.0),
-                        Lower,
-                        Some(Goal::AtMost(0.8)),
-                    ),
+                    metric(names::FIRST_P50, "ms", percentile(&ms, 50.0), Lower, first_goal),
                     metric("first message p99", "ms", percentile(&ms, 99.0), Lower, None),
                     metric(names::BUSY, "ms", busy_ms, Lower, None),
                     metric(names::IDLE, "ms", idle_ms, Lower, None),
@@ -237,13 +270,13 @@ impl Scenario {
                 ]
             }
             Kind::Echo64 => {
-                let ws = load::connect(addr, "/").await?;
+                let ws = load::connect(&to, "/").await?;
                 // 1000 lines in flight stays under the ~150 KiB at which websocketd 0.4.1 hangs.
                 let rate = load::echo(ws, load::line64(), load::Unit::Messages, 1000, time).await?;
                 vec![metric("echo", "msg/s", rate, Higher, Some(Goal::AtLeast(4.0)))]
             }
             Kind::Push => {
-                let ws = load::connect(addr, "/").await?;
+                let ws = load::connect(&to, "/").await?;
                 let (msgs, bytes) = load::download(ws, time).await?;
                 vec![
                     metric("push", "msg/s", msgs, Higher, Some(Goal::AtLeast(8.0))),
@@ -251,7 +284,7 @@ impl Scenario {
                 ]
             }
             Kind::BinaryEcho(chunk) => {
-                let ws = load::connect(addr, "/").await?;
+                let ws = load::connect(&to, "/").await?;
                 // Two chunks (or 64 KiB) in flight: under websocketd 0.4.1's deadlock point.
                 let window = (2 * chunk).max(64 << 10);
                 let rate =
@@ -260,12 +293,12 @@ impl Scenario {
                 vec![metric("binary echo", "MB/s", rate / 1e6, Higher, goal)]
             }
             Kind::Upload(chunk) => {
-                let ws = load::connect(addr, "/").await?;
+                let ws = load::connect(&to, "/").await?;
                 let rate = load::upload(ws, chunk, time).await?;
                 vec![metric("upload", "MB/s", rate / 1e6, Higher, None)]
             }
             Kind::Download(chunk) => {
-                let ws = load::connect(addr, "/").await?;
+                let ws = load::connect(&to, "/").await?;
                 let (_, bytes) = load::download(ws, time).await?;
                 let goal = (chunk == 65536).then_some(Goal::AtLeast(1.5));
                 vec![metric("download", "MB/s", bytes / 1e6, Higher, goal)]
@@ -275,10 +308,10 @@ impl Scenario {
                 let bytes = Arc::new(AtomicU64::new(0));
                 let mut streams = Vec::new();
                 for _ in 0..100 {
-                    let ws = load::connect(addr, "/?stream").await?;
+                    let ws = load::connect(&to, "/?stream").await?;
                     streams.push(tokio::spawn(load::drain(ws, Arc::clone(&bytes))));
                 }
-                let probe = load::connect(addr, "/").await?;
+                let probe = load::connect(&to, "/").await?;
                 let rtts = load::round_trips(probe, time).await;
                 for s in &streams {
                     s.abort();
@@ -303,12 +336,12 @@ impl Scenario {
                 let echoed = Arc::new(AtomicU64::new(0));
                 let mut loads = Vec::new();
                 for i in 0..100u32 {
-                    let ws = load::connect(addr, "/").await?;
+                    let ws = load::connect(&to, "/").await?;
                     let offset = tick * i / 100;
                     let echoed = Arc::clone(&echoed);
                     loads.push(tokio::spawn(load::paced_echo(ws, per_tick, tick, offset, echoed)));
                 }
-                let probe = load::connect(addr, "/").await?;
+                let probe = load::connect(&to, "/").await?;
                 let start = Instant::now();
                 let before = echoed.load(std::sync::atomic::Ordering::Relaxed);
                 // A probe every millisecond at most: the 0.3 ms of the harness is
@@ -328,7 +361,7 @@ impl Scenario {
                 ]
             }
             Kind::DeepPipeline => {
-                let ws = load::connect(addr, "/").await?;
+                let ws = load::connect(&to, "/").await?;
                 let limit = time.max(Duration::from_secs(3));
                 let took = load::deep_pipeline(ws, 20_000, limit).await?;
                 vec![metric(
@@ -346,14 +379,14 @@ impl Scenario {
 /// Opens `n` connections, echoes once on each, and measures what they cost the server.
 async fn idle(server: &Running, n: usize) -> Result<Vec<Metric>> {
     use Better::*;
+    let to = Dial::plain(server.addr);
     let (rss0, fds0) = (server.rss_kib(), server.fds());
     let start = Instant::now();
     let mut conns = Vec::with_capacity(n);
     // 64 at a time, as a burst of users would arrive.
     for batch in (0..n).collect::<Vec<_>>().chunks(64) {
         let opened =
-            futures_util::future::join_all(batch.iter().map(|_| load::connect(server.addr, "/")))
-                .await;
+            futures_util::future::join_all(batch.iter().map(|_| load::connect(&to, "/"))).await;
         for ws in opened {
             conns.push(ws?);
         }

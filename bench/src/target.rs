@@ -39,19 +39,31 @@ pub enum Flavor {
 /// scenario it cannot run is reported as such.
 pub fn websocat_argv(port: u16, args: &[&str]) -> Result<Vec<String>> {
     let mut mode = "-t";
+    let mut tls = false;
     let mut rest = args;
     while let Some(flag) = rest.first().filter(|a| a.starts_with("--")) {
         match *flag {
             "--binary" => mode = "-b",
             // websocat does not limit connections unless told to.
             f if f.starts_with("--maxforks=") => {}
+            "--ssl" => tls = true,
+            // The run's certificate, which websocat takes as PKCS#12.
+            f if f.starts_with("--sslcert=") || f.starts_with("--sslkey=") => {}
             other => bail!("websocat has no counterpart for {other}"),
         }
         rest = &rest[1..];
     }
     let Some((command, command_args)) = rest.split_first() else { bail!("no command") };
     let mut argv: Vec<String> = ["-E", mode, "--set-environment"].map(str::to_owned).to_vec();
-    argv.push(format!("ws-u:tcp-l:127.0.0.1:{port}"));
+    if tls {
+        let files = crate::tls::files()?;
+        let Some(p12) = &files.pkcs12 else { bail!("no PKCS#12 file (openssl missing?)") };
+        argv.push("--pkcs12-der".to_owned());
+        argv.push(p12.display().to_string());
+        argv.push(format!("ws-u:ssl-listen:127.0.0.1:{port}"));
+    } else {
+        argv.push(format!("ws-u:tcp-l:127.0.0.1:{port}"));
+    }
     argv.push(format!("exec:{command}"));
     if !command_args.is_empty() {
         argv.push("--exec-args".to_owned());
