@@ -2,6 +2,7 @@
 //!
 //! - [`load`]: WebSocket clients that drive one scenario each.
 //! - [`scenario`]: the scenarios, their server commands and their target ratios.
+//! - [`proxy`]: a real nginx in front of a server.
 //! - [`target`]: starting, measuring and stopping a server under test.
 //! - [`ceiling`]: a trivial in-process server, to show the load generator's own limits.
 //! - [`bounds`]: what bounds the connection targets, from the measured figures.
@@ -11,6 +12,7 @@
 pub mod bounds;
 pub mod ceiling;
 pub mod load;
+pub mod proxy;
 pub mod scenario;
 pub mod stats;
 pub mod target;

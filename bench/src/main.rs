@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use websocketd_bench::scenario::{Better, Goal, Metric, Scenario, names};
 use websocketd_bench::stats::{self, median};
 use websocketd_bench::target::{Flavor, Target};
-use websocketd_bench::{bounds, ceiling, load, tls};
+use websocketd_bench::{bounds, ceiling, load, proxy, tls};
 
 /// Benchmarks websocketd for Rust against the reference websocketd.
 #[derive(Debug, Parser)]
@@ -108,20 +108,31 @@ async fn run(args: Args) -> Result<()> {
         "{} not found: run `cargo build --release` first",
         ours.display()
     );
-    let mut targets = vec![Target { name: "ours", binary: ours, flavor: Flavor::Websocketd }];
+    let mut targets =
+        vec![Target { name: "ours", binary: ours, flavor: Flavor::Websocketd, unix_socket: true }];
     let reference = args.reference.or_else(|| {
         let default = PathBuf::from("/usr/bin/websocketd");
         default.exists().then_some(default)
     });
     match reference {
         Some(binary) => {
-            targets.push(Target { name: "websocketd", binary, flavor: Flavor::Websocketd });
+            targets.push(Target {
+                name: "websocketd",
+                binary,
+                flavor: Flavor::Websocketd,
+                unix_socket: false,
+            });
         }
         None => eprintln!("note: no reference websocketd (apt-get install websocketd)"),
     }
     let websocat = if args.no_websocat { None } else { args.websocat.or_else(find_websocat) };
     match websocat {
-        Some(binary) => targets.push(Target { name: "websocat", binary, flavor: Flavor::Websocat }),
+        Some(binary) => targets.push(Target {
+            name: "websocat",
+            binary,
+            flavor: Flavor::Websocat,
+            unix_socket: false,
+        }),
         None if args.no_websocat => {}
         None => eprintln!(
             "note: no websocat (cargo install websocat --version 1.14.1 --locked): left out"
@@ -200,9 +211,28 @@ async fn run(args: Args) -> Result<()> {
 async fn run_once(scenario: &Scenario, target: &Target, time: Duration) -> Result<Vec<Metric>> {
     let args = scenario.server_args()?;
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let server = target.start(&args).await?;
+    let server = target.start_on(&args, &scenario.listen()?).await?;
+    let front = match scenario.upstream(&server) {
+        None => None,
+        Some(upstream) => match proxy::Nginx::start(&upstream).await {
+            Ok(Some(nginx)) => Some(nginx),
+            Ok(None) => {
+                server.stop().await;
+                anyhow::bail!("nginx is not installed (apt-get install nginx-light)");
+            }
+            Err(e) => {
+                server.stop().await;
+                return Err(e);
+            }
+        },
+    };
+    let addr = front.as_ref().map_or(server.addr, |n| n.addr);
     let outcome =
-        tokio::time::timeout(time * 4 + Duration::from_secs(40), scenario.run(&server, time)).await;
+        tokio::time::timeout(time * 4 + Duration::from_secs(40), scenario.run(&server, addr, time))
+            .await;
+    if let Some(front) = front {
+        front.stop().await;
+    }
     let survivors = server.stop().await;
     if survivors > 0 {
         eprintln!("  warning: {survivors} children of {} outlived it", target.name);
@@ -359,6 +389,18 @@ async fn measure_ceiling(time: Duration) -> Result<Vec<(&'static str, &'static s
     out.push(("binary download 64 KiB", "MB/s", down / 1e6));
     let up = load::upload(load::connect(&to, "/sink").await?, 65536, time).await?;
     out.push(("binary upload 64 KiB", "MB/s", up / 1e6));
+    if let Some(nginx) = proxy::Nginx::start(&proxy::Upstream::Tcp(addr)).await? {
+        let front = load::Dial::plain(nginx.addr);
+        let (rate, _) = load::connection_rate(&front, 32, time).await?;
+        out.push((names::NGINX_TCP_RATE, "conn/s", rate));
+        let echo =
+            load::echo(load::connect(&front, "/").await?, load::line64(), Messages, 1000, time)
+                .await?;
+        out.push((names::NGINX_TCP_ECHO, "msg/s", echo));
+        let (_, down) = load::download(load::connect(&front, "/download64k").await?, time).await?;
+        out.push((names::NGINX_TCP_DOWNLOAD, "MB/s", down / 1e6));
+        nginx.stop().await;
+    }
     let (spawns, _) = load::process_churn(32, time).await?;
     out.push(("no network: spawn cat, echo, wait; 32 at once", "proc/s", spawns));
     let (_, firsts) = load::process_churn(1, time).await?;
@@ -394,6 +436,26 @@ fn print_ceiling(
             } else {
                 format!("  (1-client time to first message above it: {})", over.join(", "))
             }
+        } else if name.starts_with("nginx -> TCP") {
+            let unix = name.replace("nginx -> TCP", "nginx -> unix socket");
+            let figure = results
+                .iter()
+                .find(|((s, _, u), _)| s == name && u == unit)
+                .map(|((_, f, _), _)| *f);
+            let share = |scenario: &str, who: &str| {
+                figure
+                    .and_then(|f| median_of(results, scenario, f, who))
+                    .map(|m| format!("{:.0}%", 100.0 * m / value))
+            };
+            let parts: Vec<String> = [
+                share(name, "ours").map(|s| format!("ours over TCP {s}")),
+                share(&unix, "ours").map(|s| format!("ours over the unix socket {s}")),
+                share(name, "websocketd").map(|s| format!("websocketd {s}")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if parts.is_empty() { times } else { format!("  (share of it: {})", parts.join(", ")) }
         } else if *unit == "proc/s" {
             let conn = |who: &str| {
                 median_of(results, names::CLIENTS_32, names::RATE, who)

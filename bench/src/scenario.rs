@@ -1,6 +1,7 @@
 //! The scenarios: what each starts the server with, what it drives, what it measures, and
 //! the target ratio against websocketd where the benchmark issue sets one.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
@@ -10,8 +11,9 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::load::{self, Dial};
+use crate::proxy::Upstream;
 use crate::stats::{millis, percentile};
-use crate::target::{self, Running};
+use crate::target::{self, Listen, Running};
 use crate::tls::{self, Handshakes};
 
 /// Which way is better.
@@ -123,6 +125,21 @@ pub mod names {
     pub const CHILDREN: &str = "children's CPU per connection";
     /// The load generator's own CPU per connection.
     pub const CLIENT: &str = "load generator CPU per connection";
+    /// Connections through nginx to TCP, 32 clients.
+    pub const NGINX_TCP_RATE: &str = "nginx -> TCP: connections, 32 clients";
+    /// Echo through nginx to TCP.
+    pub const NGINX_TCP_ECHO: &str = "nginx -> TCP: echo 64 B lines";
+    /// Download through nginx to TCP.
+    pub const NGINX_TCP_DOWNLOAD: &str = "nginx -> TCP: binary download 64 KiB";
+}
+
+/// A proxy in front of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// nginx, to the server's TCP port.
+    NginxTcp,
+    /// nginx, to the server's unix socket (`--unixsocket`).
+    NginxUnix,
 }
 
 /// A named scenario and how the server is started for it.
@@ -134,6 +151,8 @@ pub struct Scenario {
     pub kind: Kind,
     /// Over TLS (`--ssl`), with these handshakes; plain `ws://` when `None`.
     pub tls: Option<Handshakes>,
+    /// Behind a proxy; clients straight to the server when `None`.
+    pub via: Option<Via>,
 }
 
 /// A 64-byte line for `yes`: 63 characters and its newline.
@@ -162,25 +181,58 @@ impl Scenario {
             ("echo latency, 100 echo 30k msg/s", RoundTripModerate(30_000)),
             ("deep pipelining", DeepPipeline),
         ];
-        let plain = kinds.into_iter().map(|(name, kind)| (name, kind, None));
+        let plain = kinds.into_iter().map(|(name, kind)| (name, kind, None, None));
+        let full = Some(Handshakes::Full);
         let wss = [
-            ("wss: connections, 32 clients", Connections(32), Some(Handshakes::Full)),
+            ("wss: connections, 32 clients", Connections(32), full),
             ("wss: connections, 32 clients, resumed", Connections(32), Some(Handshakes::Resumed)),
-            ("wss: echo 64 B lines, pipelined", Echo64, Some(Handshakes::Full)),
-            ("wss: binary download 64 KiB", Download(65536), Some(Handshakes::Full)),
-        ];
+            ("wss: echo 64 B lines, pipelined", Echo64, full),
+            ("wss: binary download 64 KiB", Download(65536), full),
+        ]
+        .map(|(name, kind, tls)| (name, kind, tls, None));
+        let (unix, tcp) = (Some(Via::NginxUnix), Some(Via::NginxTcp));
+        let nginx = [
+            ("nginx -> unix socket: connections, 32 clients", Connections(32), unix),
+            ("nginx -> unix socket: echo 64 B lines", Echo64, unix),
+            ("nginx -> unix socket: binary download 64 KiB", Download(65536), unix),
+            (names::NGINX_TCP_RATE, Connections(32), tcp),
+            (names::NGINX_TCP_ECHO, Echo64, tcp),
+            (names::NGINX_TCP_DOWNLOAD, Download(65536), tcp),
+        ]
+        .map(|(name, kind, via)| (name, kind, None, via));
         plain
             .chain(wss)
-            .map(|(name, kind, tls)| Scenario { name: name.to_owned(), kind, tls })
+            .chain(nginx)
+            .map(|(name, kind, tls, via)| Scenario { name: name.to_owned(), kind, tls, via })
             .collect()
     }
 
-    /// How clients reach `server` in this scenario.
-    fn dial(&self, server: &Running) -> Result<Dial> {
+    /// Where the server listens in this scenario.
+    pub fn listen(&self) -> Result<Listen> {
+        Ok(match self.via {
+            Some(Via::NginxUnix) => {
+                let dir = std::path::PathBuf::from("target/bench-sock");
+                std::fs::create_dir_all(&dir)?;
+                Listen::Unix(dir.canonicalize()?.join("server.sock"))
+            }
+            _ => Listen::Tcp,
+        })
+    }
+
+    /// What a proxy in front of `server` forwards to, when there is one.
+    pub fn upstream(&self, server: &Running) -> Option<Upstream> {
+        match (self.via?, &server.unix) {
+            (Via::NginxUnix, Some(path)) => Some(Upstream::Unix(path.clone())),
+            _ => Some(Upstream::Tcp(server.addr)),
+        }
+    }
+
+    /// How clients reach the server, or its proxy, at `addr`.
+    fn dial(&self, addr: SocketAddr) -> Result<Dial> {
         Ok(match self.tls {
-            None => Dial::plain(server.addr),
+            None => Dial::plain(addr),
             // A configuration per run: a resumed run starts with an empty session cache.
-            Some(handshakes) => Dial::tls(server.addr, tls::client(handshakes)?),
+            Some(handshakes) => Dial::tls(addr, tls::client(handshakes)?),
         })
     }
 
@@ -233,10 +285,16 @@ impl Scenario {
         }
     }
 
-    /// Runs the scenario against `server` for about `time`.
-    pub async fn run(&self, server: &Running, time: Duration) -> Result<Vec<Metric>> {
+    /// Runs the scenario against `server`, reached at `addr` (its own, or its proxy's), for
+    /// about `time`.
+    pub async fn run(
+        &self,
+        server: &Running,
+        addr: SocketAddr,
+        time: Duration,
+    ) -> Result<Vec<Metric>> {
         use Better::*;
-        let to = self.dial(server)?;
+        let to = self.dial(addr)?;
         Ok(match self.kind {
             Kind::Connections(clients) => {
                 let cpu = || {
@@ -256,7 +314,8 @@ impl Scenario {
                     Some(_) => Some(Goal::AtLeast(1.4)),
                     None => (clients == 32).then_some(Goal::AtLeast(1.3)),
                 };
-                let first_goal = self.tls.is_none().then_some(Goal::AtMost(0.8));
+                let first_goal =
+                    (self.tls.is_none() && self.via.is_none()).then_some(Goal::AtMost(0.8));
                 vec![
                     metric(names::RATE, "conn/s", rate, Higher, rate_goal),
                     metric(names::FIRST_P50, "ms", percentile(&ms, 50.0), Lower, first_goal),
@@ -300,7 +359,9 @@ impl Scenario {
             Kind::Download(chunk) => {
                 let ws = load::connect(&to, "/").await?;
                 let (_, bytes) = load::download(ws, time).await?;
-                let goal = (chunk == 65536).then_some(Goal::AtLeast(1.5));
+                // Behind nginx the target is a share of the proxy path's own ceiling (see the
+                // ceiling's lines), not a ratio to websocketd.
+                let goal = (chunk == 65536 && self.via.is_none()).then_some(Goal::AtLeast(1.5));
                 vec![metric("download", "MB/s", bytes / 1e6, Higher, goal)]
             }
             Kind::Idle(n) => idle(server, n).await?,

@@ -20,6 +20,17 @@ pub struct Target {
     pub binary: PathBuf,
     /// How it takes its arguments.
     pub flavor: Flavor,
+    /// Whether it can listen on a unix socket (`--unixsocket`): websocketd 0.4.1 cannot.
+    pub unix_socket: bool,
+}
+
+/// Where a server listens.
+#[derive(Debug, Clone)]
+pub enum Listen {
+    /// A free loopback TCP port.
+    Tcp,
+    /// This unix socket (`--unixsocket`).
+    Unix(PathBuf),
 }
 
 /// How a target is told what to serve.
@@ -77,13 +88,20 @@ pub fn websocat_argv(port: u16, args: &[&str]) -> Result<Vec<String>> {
 pub struct Running {
     child: tokio::process::Child,
     pid: u32,
-    /// Where it listens.
+    /// Where it listens, on TCP (unspecified when it listens on a unix socket).
     pub addr: SocketAddr,
+    /// Its unix socket, when it listens on one.
+    pub unix: Option<PathBuf>,
 }
 
 impl Target {
     /// Starts the server on a free loopback port with `args` (flags, then the command).
     pub async fn start(&self, args: &[&str]) -> Result<Running> {
+        self.start_on(args, &Listen::Tcp).await
+    }
+
+    /// Starts the server listening where `listen` says, with `args`.
+    pub async fn start_on(&self, args: &[&str], listen: &Listen) -> Result<Running> {
         // Both implementations are started the same way. websocketd 0.4.1 does not report the
         // port it got for --port=0, so a free one is picked here and the server polled until
         // it accepts (a benchmark, not a test: the poll is bounded and only costs start-up).
@@ -92,13 +110,27 @@ impl Target {
         // Its log is kept (the last run of each server) for when a figure needs explaining.
         std::fs::create_dir_all("target/bench-logs")?;
         let log = std::fs::File::create(format!("target/bench-logs/{}.log", self.name))?;
-        let argv = match self.flavor {
-            Flavor::Websocketd => {
+        let argv = match (self.flavor, listen) {
+            (_, Listen::Unix(_)) if !self.unix_socket => {
+                bail!("{} cannot listen on a unix socket", self.name)
+            }
+            (Flavor::Websocketd, Listen::Tcp) => {
                 let mut argv = vec!["--address=127.0.0.1".to_owned(), format!("--port={port}")];
                 argv.extend(args.iter().map(|a| (*a).to_owned()));
                 argv
             }
-            Flavor::Websocat => websocat_argv(port, args)?,
+            (Flavor::Websocketd, Listen::Unix(path)) => {
+                let _ = std::fs::remove_file(path);
+                let mut argv = vec![format!("--unixsocket={}", path.display())];
+                argv.extend(args.iter().map(|a| (*a).to_owned()));
+                argv
+            }
+            (Flavor::Websocat, Listen::Tcp) => websocat_argv(port, args)?,
+            (Flavor::Websocat, Listen::Unix(_)) => bail!("websocat on a unix socket: not set up"),
+        };
+        let unix = match listen {
+            Listen::Tcp => None,
+            Listen::Unix(path) => Some(path.clone()),
         };
         let child = tokio::process::Command::new(&self.binary)
             .args(&argv)
@@ -110,10 +142,14 @@ impl Target {
             .spawn()
             .with_context(|| format!("start {}", self.binary.display()))?;
         let pid = child.id().context("server pid")?;
-        let mut running = Running { child, pid, addr };
+        let mut running = Running { child, pid, addr, unix };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            let up = match &running.unix {
+                None => tokio::net::TcpStream::connect(addr).await.is_ok(),
+                Some(path) => tokio::net::UnixStream::connect(path).await.is_ok(),
+            };
+            if up {
                 return Ok(running);
             }
             if let Ok(Some(status)) = running.child.try_wait() {
