@@ -298,24 +298,9 @@ pub async fn deep_pipeline(ws: Ws, count: usize, limit: Duration) -> Result<Dura
     }
 }
 
-/// Round-trip times of single echoes on `probe` for `time`.
-pub async fn round_trips(mut probe: Ws, time: Duration) -> Result<Vec<Duration>> {
-    let deadline = Instant::now() + time;
-    let mut rtts = Vec::new();
-    let msg = line64();
-    while Instant::now() < deadline {
-        let t0 = Instant::now();
-        probe.send(msg.clone()).await?;
-        loop {
-            match tokio::time::timeout(Duration::from_secs(10), probe.next()).await {
-                Ok(Some(Ok(m))) if m.is_text() => break,
-                Ok(Some(Ok(_))) => {}
-                other => bail!("probe lost: {other:?}"),
-            }
-        }
-        rtts.push(t0.elapsed());
-    }
-    Ok(rtts)
+/// Round-trip times of single echoes on `probe` for `time`, back to back.
+pub async fn round_trips(probe: Ws, time: Duration) -> Result<Vec<Duration>> {
+    paced_round_trips(probe, Duration::ZERO, time).await
 }
 
 /// Echoes at a fixed pace until aborted: `per_tick` 64-byte lines every `tick`, first after
@@ -372,7 +357,9 @@ pub async fn paced_round_trips(
             }
         }
         rtts.push(t0.elapsed());
-        tokio::time::sleep_until((t0 + every).into()).await;
+        if !every.is_zero() {
+            tokio::time::sleep_until((t0 + every).into()).await;
+        }
     }
     Ok(rtts)
 }
