@@ -2,7 +2,7 @@
 //! connection under a timeout.
 //!
 //! - [`config`]: the server configuration from PEM files, and its reload.
-//! - [`accept`]: TLS accepted under a timeout, and a connection that is plain or TLS.
+//! - [`accept`]: TLS accepted under a timeout, and plain HTTP told from a TLS handshake.
 //! - [`cert`]: what a certificate says (its validity, a client's subject).
 //! - [`error`]: the crate's error type.
 
@@ -11,7 +11,7 @@ pub mod cert;
 pub mod config;
 pub mod error;
 
-pub use accept::{MaybeTls, PLAIN_HTTP_RESPONSE, accept, looks_like_http};
+pub use accept::{PLAIN_HTTP_RESPONSE, accept, looks_like_http};
 pub use cert::{subject, validity_warning};
 pub use config::{TlsConfig, TlsSettings, install_provider, load};
 pub use error::Error;

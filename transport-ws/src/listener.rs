@@ -8,17 +8,17 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio_util::either::Either;
 use websocketd_core::Shutdown;
-use websocketd_transport_tls::{MaybeTls, TlsConfig};
+use websocketd_transport_tls::TlsConfig;
 
 use crate::conn::{Conn, Peer};
 use crate::error::Error;
@@ -77,14 +77,8 @@ impl std::fmt::Display for Address {
     }
 }
 
-/// An accepted connection.
-#[derive(Debug)]
-pub enum Stream {
-    /// Over TCP.
-    Tcp(TcpStream),
-    /// Over a unix socket.
-    Unix(UnixStream),
-}
+/// An accepted connection: over TCP (`Left`) or a unix socket (`Right`).
+pub type Stream = Either<TcpStream, UnixStream>;
 
 impl Listener {
     /// A TCP listener from a socket already listening (handed over by systemd).
@@ -128,7 +122,7 @@ impl Listener {
             Inner::Tcp(l) => {
                 let (stream, peer) = l.accept().await?;
                 let _ = stream.set_nodelay(true);
-                Ok((Stream::Tcp(stream), Peer::Tcp(peer)))
+                Ok((Either::Left(stream), Peer::Tcp(peer)))
             }
             Inner::Unix { listener, .. } => {
                 let (stream, _) = listener.accept().await?;
@@ -136,7 +130,7 @@ impl Listener {
                 if let Err(e) = setsockopt(&stream, SndBuf, &UNIX_SEND_BUFFER) {
                     tracing::debug!(target: "server", "Could not enlarge a unix socket's send buffer: {e}");
                 }
-                Ok((Stream::Unix(stream), Peer::Unix))
+                Ok((Either::Right(stream), Peer::Unix))
             }
         }
     }
@@ -176,7 +170,7 @@ impl Listener {
                 let secure = tls.is_some();
                 let mut client_subject = None;
                 let conn = match &tls {
-                    None => MaybeTls::Plain(stream),
+                    None => Either::Left(stream),
                     Some(config) => {
                         if plain_http_to_tls(&stream).await {
                             let mut stream = stream;
@@ -204,7 +198,7 @@ impl Listener {
                                         websocketd_transport_tls::subject(cert.as_ref())
                                     });
                                 client_subject = subject.map(Arc::from);
-                                MaybeTls::Tls(Box::new(stream))
+                                Either::Right(Box::new(stream))
                             }
                             Err(e) => {
                                 tracing::debug!(target: "http", "TLS handshake with {peer} failed: {e}");
@@ -255,71 +249,11 @@ pub(crate) fn http1(timeout: Duration) -> http1::Builder {
     builder
 }
 
-impl Stream {
-    /// The local TCP address, if it is TCP.
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        match self {
-            Stream::Tcp(s) => s.local_addr().ok(),
-            Stream::Unix(_) => None,
-        }
-    }
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Stream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Stream::Tcp(s) => s.is_write_vectored(),
-            Stream::Unix(s) => s.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
-            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
-        }
+/// The local TCP address of `stream`, if it is TCP.
+pub fn local_addr(stream: &Stream) -> Option<SocketAddr> {
+    match stream {
+        Either::Left(tcp) => tcp.local_addr().ok(),
+        Either::Right(_) => None,
     }
 }
 
@@ -345,7 +279,7 @@ impl Drop for SocketFile {
 /// peeked, bounded by the handshake timeout). Only TCP can be peeked at; on a unix socket the
 /// TLS handshake itself fails instead.
 async fn plain_http_to_tls(stream: &Stream) -> bool {
-    let Stream::Tcp(stream) = stream else { return false };
+    let Either::Left(stream) = stream else { return false };
     let mut first = [0u8; 4];
     let peeked = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, async {
         // A request's method may come in pieces: peek until 4 bytes are there or it is clear.

@@ -37,7 +37,7 @@ pub fn location<B>(req: &Request<B>, scheme: &str, port: u16, local: Option<Sock
 /// begins.
 pub async fn serve(listener: Listener, scheme: &'static str, port: u16, shutdown: Shutdown) {
     while let Some((stream, _)) = listener.next(&shutdown).await {
-        let local = stream.local_addr();
+        let local = crate::listener::local_addr(&stream);
         // Not waited for on the way out: a redirect is answered at once.
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
