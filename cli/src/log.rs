@@ -67,6 +67,32 @@ impl Visit for AssociationVisitor<'_> {
     }
 }
 
+/// The time at the start of a line, made once per second and thread: working out the local
+/// zone (chrono looks at `/etc/localtime` again) and formatting cost more than the rest of
+/// a line, and a busy server writes thousands of lines a second.
+#[derive(Debug, Default)]
+struct Stamp {
+    second: Option<u64>,
+    text: String,
+}
+
+impl Stamp {
+    fn now(&mut self) -> &str {
+        let now = std::time::SystemTime::now();
+        let second = now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if self.second != Some(second) {
+            let local = chrono::DateTime::<chrono::Local>::from(now);
+            self.text = local.format("%a, %d %b %Y %H:%M:%S %z").to_string();
+            self.second = Some(second);
+        }
+        &self.text
+    }
+}
+
+thread_local! {
+    static STAMP: std::cell::RefCell<Stamp> = std::cell::RefCell::default();
+}
+
 /// Formats one event as a websocketd line.
 #[derive(Debug)]
 struct LineFormat;
@@ -83,8 +109,10 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let meta = event.metadata();
-        let now = chrono::Local::now().format("%a, %d %b %Y %H:%M:%S %z");
-        write!(writer, "{now} | {:<6} | {:<10} | ", LogLevel::of(meta).label(), meta.target())?;
+        let level = LogLevel::of(meta).label();
+        STAMP.with_borrow_mut(|stamp| {
+            write!(writer, "{} | {level:<6} | {:<10} | ", stamp.now(), meta.target())
+        })?;
         let mut first = true;
         if let Some(scope) = ctx.event_scope() {
             for span in scope.from_root() {
@@ -123,5 +151,24 @@ impl Visit for MessageVisitor<'_> {
             "access" | "fatal" => Ok(()),
             name => write!(self.writer, " {name}={value:?}"),
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Stamp;
+
+    #[test]
+    fn stamp_is_rfc1123_with_numeric_zone_and_follows_the_clock() {
+        let mut stamp = Stamp::default();
+        let first = stamp.now().to_owned();
+        let parsed = chrono::DateTime::parse_from_str(&first, "%a, %d %b %Y %H:%M:%S %z")
+            .unwrap_or_else(|e| panic!("{first:?}: {e}"));
+        let drift = (chrono::Utc::now().timestamp() - parsed.timestamp()).abs();
+        assert!(drift <= 2, "{first:?} is {drift} s off");
+        // A stale second is made again, not reused.
+        stamp.second = stamp.second.map(|s| s - 3600);
+        stamp.text = "stale".to_owned();
+        assert_ne!(stamp.now(), "stale");
     }
 }

@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::net::unix::pipe;
@@ -119,17 +120,19 @@ impl Child {
             // From here on, dropping `child` (also if this session is gone) kills the group.
             let child = Child { pid, exit, status: None };
             let missing = || io::Error::other("child pipe missing");
-            let stdin = OwnedFd::from(std_child.stdin.take().ok_or_else(missing)?);
-            let stdout = OwnedFd::from(std_child.stdout.take().ok_or_else(missing)?);
-            let stderr = OwnedFd::from(std_child.stderr.take().ok_or_else(missing)?);
+            let stdin = nonblocking(std_child.stdin.take().ok_or_else(missing)?.into())?;
+            let stdout = nonblocking(std_child.stdout.take().ok_or_else(missing)?.into())?;
+            let stderr = nonblocking(std_child.stderr.take().ok_or_else(missing)?.into())?;
             io::Result::Ok((child, [stdin, stdout, stderr]))
         })
         .await??;
         let (child, [stdin, stdout, stderr]) = spawned;
+        // The three are the pipes `Command` just made, so tokio's own check of each (an
+        // fstat, and reading the flags before setting them) would only repeat what is known.
         let pipes = Pipes {
-            stdin: pipe::Sender::from_owned_fd(stdin)?,
-            stdout: pipe::Receiver::from_owned_fd(stdout)?,
-            stderr: pipe::Receiver::from_owned_fd(stderr)?,
+            stdin: pipe::Sender::from_owned_fd_unchecked(stdin)?,
+            stdout: pipe::Receiver::from_owned_fd_unchecked(stdout)?,
+            stderr: pipe::Receiver::from_owned_fd_unchecked(stderr)?,
         };
         Ok((child, pipes))
     }
@@ -248,6 +251,13 @@ impl Drop for Child {
         }
         live().remove(&self.pid);
     }
+}
+
+/// Makes our end of a pipe that `Command` made non-blocking. Such an end has no other status
+/// flag set (`pipe2` with `O_CLOEXEC` only), so the flags are set outright, in one call.
+fn nonblocking(fd: OwnedFd) -> io::Result<OwnedFd> {
+    fcntl(&fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+    Ok(fd)
 }
 
 /// The process groups of all children not yet dropped.
