@@ -358,11 +358,17 @@ impl Scenario {
             }
             Kind::Download(chunk) => {
                 let ws = load::connect(&to, "/").await?;
-                let (_, bytes) = load::download(ws, time).await?;
+                let (messages, bytes) = load::download(ws, time).await?;
                 // Behind nginx the target is a share of the proxy path's own ceiling (see the
                 // ceiling's lines), not a ratio to websocketd.
                 let goal = (chunk == 65536 && self.via.is_none()).then_some(Goal::AtLeast(1.5));
-                vec![metric("download", "MB/s", bytes / 1e6, Higher, goal)]
+                // Messages follow the server's pipe reads: one that reads later finds more
+                // of the program's writes waiting and sends fewer, larger messages.
+                let mean = bytes / messages.max(f64::MIN_POSITIVE) / 1024.0;
+                vec![
+                    metric("download", "MB/s", bytes / 1e6, Higher, goal),
+                    metric("mean message", "KiB", mean, Higher, None),
+                ]
             }
             Kind::Idle(n) => idle(server, n).await?,
             Kind::RoundTripUnderLoad => {
