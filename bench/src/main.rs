@@ -228,7 +228,7 @@ async fn run_once(scenario: &Scenario, target: &Target, time: Duration) -> Resul
     };
     let addr = front.as_ref().map_or(server.addr, |n| n.addr);
     let outcome =
-        tokio::time::timeout(time * 4 + Duration::from_secs(40), scenario.run(&server, addr, time))
+        tokio::time::timeout(time * 4 + scenario.margin(), scenario.run(&server, addr, time))
             .await;
     if let Some(front) = front {
         front.stop().await;
@@ -237,7 +237,9 @@ async fn run_once(scenario: &Scenario, target: &Target, time: Duration) -> Resul
     if survivors > 0 {
         eprintln!("  warning: {survivors} children of {} outlived it", target.name);
     }
-    outcome.unwrap_or_else(|_| anyhow::bail!("scenario timed out"))
+    outcome.unwrap_or_else(|_| {
+        anyhow::bail!("scenario timed out ({:.0} s)", (time * 4 + scenario.margin()).as_secs_f64())
+    })
 }
 
 fn summary(outcome: &Result<Vec<Metric>>) -> String {

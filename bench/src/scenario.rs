@@ -207,6 +207,16 @@ impl Scenario {
             .collect()
     }
 
+    /// How much longer than four times its measuring time a run may take before it counts
+    /// as timed out: opening thousands of idle connections takes long, the rest does not (a
+    /// server that stops answering under a scenario's load costs a round no more than that).
+    pub fn margin(&self) -> Duration {
+        match self.kind {
+            Kind::Idle(_) => Duration::from_secs(40),
+            _ => Duration::from_secs(15),
+        }
+    }
+
     /// Where the server listens in this scenario.
     pub fn listen(&self) -> Result<Listen> {
         Ok(match self.via {
