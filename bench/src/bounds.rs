@@ -104,3 +104,87 @@ pub fn explain(
     }
     lines
 }
+
+/// What the machine allows any server, measured in the same run with no server in the way.
+#[derive(Debug, Clone, Copy)]
+pub struct Floors {
+    /// Starting `cat`, echoing one line and waiting for it, 32 at once (processes/s).
+    pub churn: f64,
+    /// Starting `cat` to its echo, one at a time, p50 (ms).
+    pub spawn_first: f64,
+}
+
+/// The issue's targets that a floor decides, each with the bound used and the verdict.
+///
+/// - Connections/s with 32 clients: at least 1.3x websocketd's, or 95% of the spawn churn,
+///   whichever asks less.
+/// - First message p50 with one client: at most 0.8x websocketd's, or the spawn floor over
+///   0.95 (the same rule), whichever allows more.
+/// - Against websocat (1.3x): whether 1.3x websocat's figure is beyond what the floor allows
+///   any server.
+pub fn targets(median: &Lookup<'_>, floors: Floors, websocat_goal: f64) -> Vec<String> {
+    let mut lines = Vec::new();
+    let fig = |scenario: &str, figure: &str, who: &str| median(scenario, figure, who);
+    let verdict = |ok: bool| if ok { "ok" } else { "MISS" };
+    if let (Some(ours), Some(theirs)) =
+        (fig(RATE_SCENARIO, names::RATE, "ours"), fig(RATE_SCENARIO, names::RATE, "websocketd"))
+    {
+        let (by_ratio, by_floor) = (1.3 * theirs, 0.95 * floors.churn);
+        let need = by_ratio.min(by_floor);
+        lines.push(format!(
+            "{RATE_SCENARIO}: target min(1.3x websocketd = {by_ratio:.0}, 95% of the spawn churn \
+             = {by_floor:.0}) = {need:.0} conn/s; ours {ours:.0} ({:.0}% of the churn): {}",
+            ours / floors.churn * 100.0,
+            verdict(ours >= need)
+        ));
+        if let Some(wc) = fig(RATE_SCENARIO, names::RATE, "websocat") {
+            lines.push(beyond(
+                "  vs websocat",
+                websocat_goal * wc,
+                floors.churn,
+                "conn/s",
+                "the spawn churn",
+                true,
+            ));
+        }
+    }
+    let first = |who: &str| fig(FIRST_SCENARIO, names::FIRST_P50, who);
+    if let (Some(ours), Some(theirs)) = (first("ours"), first("websocketd")) {
+        let (by_ratio, by_floor) = (0.8 * theirs, floors.spawn_first / 0.95);
+        let allowed = by_ratio.max(by_floor);
+        lines.push(format!(
+            "{FIRST_SCENARIO}, first message p50: target max(0.8x websocketd = {by_ratio:.2}, \
+             the spawn floor / 0.95 = {by_floor:.2}) = {allowed:.2} ms; ours {ours:.2}: {}",
+            verdict(ours <= allowed)
+        ));
+        if let Some(wc) = first("websocat") {
+            lines.push(beyond(
+                "  vs websocat",
+                wc / websocat_goal,
+                floors.spawn_first,
+                "ms",
+                "the spawn floor",
+                false,
+            ));
+        }
+    }
+    lines
+}
+
+/// Whether a goal lies beyond what a floor allows any server (`higher`: a rate that must
+/// reach `goal`; otherwise a time that must come down to `goal`).
+fn beyond(label: &str, goal: f64, floor: f64, unit: &str, what: &str, higher: bool) -> String {
+    let unreachable = if higher { goal > floor } else { goal < floor };
+    let digits = if unit == "ms" { 2 } else { 0 };
+    if unreachable {
+        format!(
+            "{label}: 1.3x would be {goal:.digits$} {unit}, beyond {what} ({floor:.digits$} \
+             {unit}): no server can reach it on this machine"
+        )
+    } else {
+        format!(
+            "{label}: 1.3x would be {goal:.digits$} {unit}; {what} ({floor:.digits$} {unit}) \
+             allows it"
+        )
+    }
+}

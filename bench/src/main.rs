@@ -228,8 +228,7 @@ async fn run_once(scenario: &Scenario, target: &Target, time: Duration) -> Resul
     };
     let addr = front.as_ref().map_or(server.addr, |n| n.addr);
     let outcome =
-        tokio::time::timeout(time * 4 + scenario.margin(), scenario.run(&server, addr, time))
-            .await;
+        tokio::time::timeout(time * 4 + scenario.margin(), scenario.run(&server, addr, time)).await;
     if let Some(front) = front {
         front.stop().await;
     }
@@ -366,6 +365,8 @@ fn find_websocat() -> Option<PathBuf> {
 
 /// The ceiling's figure for connecting and the handshake, with no child process.
 const NETWORK_FLOOR: &str = "connect and handshake, p50, 1 at a time";
+/// The ceiling's figure for starting children one after another, with no network.
+const SPAWN_CHURN: &str = "no network: spawn cat, echo, wait; 32 at once";
 /// The ceiling's figure for starting a child and echoing through it, with no network.
 const SPAWN_FLOOR: &str = "no network: spawn cat to its echo, p50, 1 at a time";
 
@@ -404,7 +405,7 @@ async fn measure_ceiling(time: Duration) -> Result<Vec<(&'static str, &'static s
         nginx.stop().await;
     }
     let (spawns, _) = load::process_churn(32, time).await?;
-    out.push(("no network: spawn cat, echo, wait; 32 at once", "proc/s", spawns));
+    out.push((SPAWN_CHURN, "proc/s", spawns));
     let (_, firsts) = load::process_churn(1, time).await?;
     let floor = stats::percentile(&stats::millis(&firsts), 50.0);
     out.push((SPAWN_FLOOR, "ms", floor));
@@ -510,9 +511,14 @@ fn print_bounds(
     let first_goal = goal(names::ONE_CLIENT, names::FIRST_P50);
     let figure = |name: &str| ceiling.iter().find(|(n, _, _)| *n == name).map(|&(_, _, v)| v);
     let floors = figure(SPAWN_FLOOR).zip(figure(NETWORK_FLOOR));
-    let lines = bounds::explain(&lookup, rate_goal, first_goal, floors);
+    let mut lines = bounds::explain(&lookup, rate_goal, first_goal, floors);
+    let churn = figure(SPAWN_CHURN);
+    if let (Some(churn), Some((spawn_first, _))) = (churn, floors) {
+        let floors = bounds::Floors { churn, spawn_first };
+        lines.extend(bounds::targets(&lookup, floors, WEBSOCAT_RATIO));
+    }
     if !lines.is_empty() {
-        println!("\nwhat bounds the connection targets:");
+        println!("\nwhat bounds the targets:");
         for line in lines {
             println!("  {line}");
         }
