@@ -52,7 +52,21 @@ impl EnvSettings {
     /// The whole environment of `req`'s child, in websocketd's order. When a name repeats, the last
     /// one counts (as `Command::env` applies them).
     pub fn cgi_env(&self, req: &RequestInfo) -> Vars {
+        self.env_for(req, Audience::One)
+    }
+
+    /// The environment of a program that every client of one URL shares (`--broadcast`):
+    /// what those clients have in common (the server, the URL, `--passenv`) and `UNIQUE_ID`
+    /// (the starting request's, which names the instance), never what one client sent or
+    /// is: no `REMOTE_*`, no `HTTP_*` (cookies, authorization), no TLS client subject, no
+    /// subprotocol (each client chooses its own).
+    pub fn shared_env(&self, req: &RequestInfo) -> Vars {
+        self.env_for(req, Audience::Shared)
+    }
+
+    fn env_for(&self, req: &RequestInfo, audience: Audience) -> Vars {
         let settings = self;
+        let private = audience == Audience::One;
         let mut env = Vec::with_capacity(32 + req.headers.keys_len());
         let mut set = |k: &str, v: &[u8]| env.push((k.to_owned(), clean(v)));
         set("SERVER_SOFTWARE", settings.server_software.as_bytes());
@@ -69,8 +83,10 @@ impl EnvSettings {
             None => (String::new(), String::new()),
         };
         let query = req.uri.query().unwrap_or("");
-        set("REMOTE_ADDR", req.remote_ip().as_bytes());
-        set("REMOTE_HOST", req.remote_name().as_bytes());
+        if private {
+            set("REMOTE_ADDR", req.remote_ip().as_bytes());
+            set("REMOTE_HOST", req.remote_name().as_bytes());
+        }
         set("SERVER_NAME", server_name.as_bytes());
         set("SERVER_PORT", server_port.as_bytes());
         set("SERVER_PROTOCOL", version_str(req.version).as_bytes());
@@ -80,15 +96,25 @@ impl EnvSettings {
         set("PATH_INFO", &req.path_info);
         set("PATH_TRANSLATED", &req.path_info);
         set("QUERY_STRING", query.as_bytes());
-        for empty in ["AUTH_TYPE", "CONTENT_LENGTH", "CONTENT_TYPE", "REMOTE_IDENT", "REMOTE_USER"]
-        {
+        for empty in ["AUTH_TYPE", "CONTENT_LENGTH", "CONTENT_TYPE"] {
             set(empty, b"");
         }
+        if private {
+            for empty in ["REMOTE_IDENT", "REMOTE_USER"] {
+                set(empty, b"");
+            }
+        }
         set("UNIQUE_ID", req.id.to_string().as_bytes());
-        set("REMOTE_PORT", req.remote_port.map(|p| p.to_string()).unwrap_or_default().as_bytes());
+        if private {
+            let port = req.remote_port.map(|p| p.to_string()).unwrap_or_default();
+            set("REMOTE_PORT", port.as_bytes());
+        }
         set("REQUEST_URI", req.request_uri().as_bytes());
         if req.tls {
             set("HTTPS", b"on");
+        }
+        if !private {
+            return env;
         }
         if let Some(subject) = &req.client_subject {
             set("SSL_CLIENT_S_DN", subject.as_bytes());
@@ -116,6 +142,15 @@ impl EnvSettings {
         }
         env
     }
+}
+
+/// Whom a program's environment is made for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Audience {
+    /// The one client whose request started it.
+    One,
+    /// Every client of one URL (`--broadcast`).
+    Shared,
 }
 
 /// Why a child with some environment cannot be started: exec would refuse it.

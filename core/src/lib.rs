@@ -7,6 +7,7 @@
 //! - [`child`]: spawning the child in its own process group (on launcher threads that never
 //!   go away), draining its stderr, and the termination ladder that always ends it.
 //! - [`session`]: one session's lifecycle, from the upgrade to the child reaped.
+//! - [`broadcast`]: shared sessions, one program for every client of one URL.
 //! - [`relay`]: the two pumps between the client and the program, generic over both sides.
 //! - [`pipe`]: the child's pipes as the relay's program side.
 //! - [`socket`]: the client side, any `Sink + Stream` of WebSocket messages.
@@ -16,6 +17,7 @@
 //!
 //! Nothing here knows of TCP, TLS or HTTP.
 
+pub mod broadcast;
 pub mod child;
 pub mod close;
 pub mod command;

@@ -267,7 +267,7 @@ fn disconnect(slot: Option<OwnedSemaphorePermit>, exit: Exit) {
 
 /// Climbs the ladder to the end, draining stdout meanwhile so that a child blocked on it can
 /// see stdin's end and exit.
-async fn stop(child: &mut Child, ladder: &mut Ladder, stdout: &pipe::Receiver) {
+pub(crate) async fn stop(child: &mut Child, ladder: &mut Ladder, stdout: &pipe::Receiver) {
     let mut ladder_done = pin!(async {
         child.reap(ladder).await;
         child.finish(ladder).await;
@@ -284,7 +284,7 @@ async fn stop(child: &mut Child, ladder: &mut Ladder, stdout: &pipe::Receiver) {
 
 /// How the program ended, for the DISCONNECT line's `exit` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Exit {
+pub(crate) enum Exit {
     /// No program was started (the spawn failed, or the server was shutting down).
     NotStarted,
     /// It was reaped with this status.

@@ -2,8 +2,9 @@
 //! session knows nothing of TCP, TLS or HTTP, and a unit test can be the client.
 
 use std::future::Future;
+use std::io::IoSlice;
 
-use futures_util::{Sink, Stream};
+use futures_util::{Sink, SinkExt, Stream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -19,6 +20,14 @@ pub trait Socket:
     /// and in constant memory, so that dropping the connection does not reset it before the
     /// client has read the Close.
     fn linger(&mut self) -> impl Future<Output = ()> + Send;
+
+    /// Writes some of `bufs`, whole WebSocket frames already encoded (a shared session frames
+    /// each message once for all its clients), after what the protocol layer itself has
+    /// queued (a pong, a ping); returns how many bytes went. Cancel-safe: when it does not
+    /// complete, nothing of `bufs` was written. The caller writes no message through the
+    /// sink, and reads nothing, while a frame is half written.
+    fn write_raw(&mut self, bufs: &[IoSlice<'_>])
+    -> impl Future<Output = Result<usize, WsError>> + Send;
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Socket for WebSocketStream<T> {
@@ -31,5 +40,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Socket for WebSocketStream<T> {
             while let Ok(1..) = io.read(&mut scratch).await {}
         })
         .await;
+    }
+
+    async fn write_raw(&mut self, bufs: &[IoSlice<'_>]) -> Result<usize, WsError> {
+        SinkExt::<Message>::flush(self).await?;
+        Ok(self.get_mut().write_vectored(bufs).await?)
     }
 }

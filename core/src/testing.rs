@@ -62,4 +62,9 @@ impl Sink<Message> for ChannelSocket {
 
 impl Socket for ChannelSocket {
     async fn linger(&mut self) {}
+
+    async fn write_raw(&mut self, _: &[std::io::IoSlice<'_>]) -> Result<usize, WsError> {
+        // It carries messages, not bytes: shared sessions are tested over real sockets.
+        Err(WsError::ConnectionClosed)
+    }
 }

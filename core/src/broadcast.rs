@@ -1,0 +1,1076 @@
+//! Shared sessions (`--broadcast`): every client of one URL shares one running program.
+//!
+//! An *instance* is one program and the clients attached to it, found by its key (the URL's
+//! path and query). The first client of a key starts it; later ones join it. The program's
+//! output is cut into messages and each message framed once, into a shared [`Log`]; every
+//! client writes the same bytes from it at its own pace, through its own cursor.
+//!
+//! - **Nothing blocks the program.** The instance reads the program's output as it comes,
+//!   whoever is attached. The log keeps the last `--clientqueue` bytes (and the last
+//!   `--replay` messages); a client further behind than `--clientqueue` bytes is too slow:
+//!   it gets Close 1013 (`--slowclient=close`), or skips to the live end and says how many
+//!   messages it missed (`--slowclient=skip`). Memory stays bounded whatever the clients do.
+//! - **Input** (`--broadcastinput=all`) goes through one queue to the program's stdin, a
+//!   whole message at a time, in the order the instance receives them.
+//! - **Replay**: a client that joins starts `--replay` messages back, taken under the log's
+//!   lock, so the seam between replay and live output loses and doubles nothing.
+//! - **Lifetime**: when the last client leaves, the program goes down the termination ladder
+//!   after `--linger`; a client that joins meanwhile keeps it. When the program's output
+//!   ends, every attached client gets what was framed, then the Close frame that reports the
+//!   exit; the next client of the key starts a new program.
+//!
+//! A client writes frames through [`Socket::write_raw`]; while a frame is half written it
+//! neither reads nor sends through the protocol layer (which could put a pong in the middle).
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::io::IoSlice;
+use std::pin::pin;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc, watch};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tracing::Instrument;
+use websocketd_framing::Frame;
+
+use crate::child::{self, Child, Pipes};
+use crate::close::{CLOSE_TIMEOUT, close_for_error, close_for_status, close_frame, going_away};
+use crate::command::Command;
+use crate::env::Vars;
+use crate::pipe::{PipeInput, PipeOutput};
+use crate::relay::{Filled, Input, Output};
+use crate::request::RequestInfo;
+use crate::session::{Exit, SessionConfig, Upgrade};
+use crate::shutdown::Shutdown;
+use crate::socket::Socket;
+
+/// Most bytes a client takes from the log at once: what one write may carry.
+const TAKE_MAX: usize = 256 * 1024;
+/// How many client messages may wait for the program's stdin queue before clients are no
+/// longer read.
+const INPUT_QUEUE: usize = 256;
+/// How long the last stderr lines may take to be logged once the program is gone.
+const STDERR_GRACE: Duration = Duration::from_millis(500);
+
+/// What clients' messages do in a shared session (`--broadcastinput`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BroadcastInput {
+    /// Every client's messages reach the program's stdin, each whole.
+    All,
+    /// They are read and dropped (counted at DEBUG).
+    None,
+}
+
+/// What happens to a client that falls too far behind (`--slowclient`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlowClient {
+    /// Close 1013 `too slow`.
+    Close,
+    /// Skip to the live output, saying once per episode how many messages were missed.
+    Skip,
+}
+
+/// How shared sessions run.
+#[derive(Debug, Clone)]
+pub struct BroadcastConfig {
+    /// What clients' messages do.
+    pub input: BroadcastInput,
+    /// How many of the last messages a joining client gets first.
+    pub replay: usize,
+    /// How far (bytes) a client may fall behind before it is too slow.
+    pub client_queue: usize,
+    /// What happens to a client that is too slow.
+    pub slow_client: SlowClient,
+    /// How long a program with no client left keeps running for one to join.
+    pub linger: Duration,
+}
+
+/// The running shared programs, by key.
+#[derive(Debug, Clone)]
+pub struct Broadcasts {
+    instances: Arc<Mutex<HashMap<String, Arc<Instance>>>>,
+    config: Arc<BroadcastConfig>,
+}
+
+impl Broadcasts {
+    /// No program running yet.
+    pub fn new(config: BroadcastConfig) -> Broadcasts {
+        Broadcasts { instances: Arc::default(), config: Arc::new(config) }
+    }
+
+    fn instances(&self) -> MutexGuard<'_, HashMap<String, Arc<Instance>>> {
+        // Every critical section is one map operation: never left half-done.
+        self.instances.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a client of `key` would join a running program (and need no `--maxforks`
+    /// slot).
+    pub fn is_running(&self, key: &str) -> bool {
+        self.instances().contains_key(key)
+    }
+
+    /// How many programs run.
+    pub fn len(&self) -> usize {
+        self.instances().len()
+    }
+
+    /// Whether no program runs.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Runs one client of `key` to its end: waits for the upgrade, joins the program running
+    /// for `key` or starts one (`command` with `env`, made by
+    /// [`EnvSettings::shared_env`](crate::env::EnvSettings::shared_env) and checked, holding
+    /// `slot`), and relays until it or the program ends. A client that joins gives `slot`
+    /// back at once; one that must start a program and has none is told 1013.
+    #[expect(clippy::too_many_arguments, reason = "one client's whole setting")]
+    pub fn run<S: Socket + 'static>(
+        &self,
+        socket: Upgrade<S>,
+        req: &RequestInfo,
+        key: String,
+        env: Vars,
+        command: Arc<Command>,
+        config: Arc<SessionConfig>,
+        shutdown: Shutdown,
+        slot: Option<OwnedSemaphorePermit>,
+    ) -> impl Future<Output = ()> + Send + use<S> {
+        let span = tracing::info_span!(
+            target: "session",
+            "session",
+            url = %req.url(),
+            id = req.id,
+            remote = %req.remote_label(),
+            command = %command.program.display(),
+            origin = %req.origin(),
+            pid = tracing::field::Empty,
+            exit = tracing::field::Empty,
+        );
+        let broadcasts = self.clone();
+        let id = req.id;
+        async move {
+            let Some(mut ws) = socket.await else { return };
+            crate::access!(target: "session", "CONNECT");
+            if shutdown.is_begun() {
+                close_with(&mut ws, going_away()).await;
+                return disconnect("not started");
+            }
+            let Some((instance, cursor)) =
+                broadcasts.attach(key, id, env, command, &config, &shutdown, slot)
+            else {
+                close_with(&mut ws, close_frame(CloseCode::Again, "too many programs")).await;
+                return disconnect("not started");
+            };
+            if let Some(pid) = instance.pid.get() {
+                tracing::Span::current().record("pid", pid);
+            }
+            let ended =
+                Client { ws, instance: &instance, cursor, config: &broadcasts.config, ping: config.ping }
+                    .serve(&shutdown)
+                    .await;
+            instance.detach();
+            if let Some(pid) = instance.pid.get() {
+                tracing::Span::current().record("pid", pid);
+            }
+            disconnect(&ended);
+        }
+        .instrument(span)
+    }
+
+    /// Attaches a client to the program of `key`, starting one if none runs (with `slot`);
+    /// returns it and the client's cursor. `None` if a program must start and there is no
+    /// slot for it.
+    #[expect(clippy::too_many_arguments, reason = "what a program needs to start")]
+    fn attach(
+        &self,
+        key: String,
+        id: u64,
+        env: Vars,
+        command: Arc<Command>,
+        config: &Arc<SessionConfig>,
+        shutdown: &Shutdown,
+        slot: Option<OwnedSemaphorePermit>,
+    ) -> Option<(Arc<Instance>, u64)> {
+        let mut instances = self.instances();
+        if let Some(instance) = instances.get(&key) {
+            if let Some(cursor) = instance.join(self.config.replay) {
+                return Some((Arc::clone(instance), cursor));
+            }
+        }
+        let slot = slot?;
+        let (input, input_rx) = match self.config.input {
+            BroadcastInput::All => {
+                let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+                (Some(tx), Some(rx))
+            }
+            BroadcastInput::None => (None, None),
+        };
+        let instance = Arc::new(Instance {
+            key: key.clone(),
+            state: Mutex::new(State { log: Log::default(), clients: 1, joinable: true, ending: None }),
+            changed: watch::Sender::new(()),
+            left: Notify::new(),
+            input,
+            pid: OnceLock::new(),
+        });
+        instances.insert(key, Arc::clone(&instance));
+        drop(instances);
+        let program = Program {
+            instance: Arc::clone(&instance),
+            broadcasts: self.clone(),
+            command,
+            env,
+            config: Arc::clone(config),
+            input: input_rx,
+            shutdown: shutdown.clone(),
+            slot,
+        };
+        let span = tracing::info_span!(target: "broadcast", "broadcast", key = %instance.key, id = id);
+        shutdown.spawn(program.run().instrument(span));
+        Some((instance, 0))
+    }
+
+    /// Takes `instance` out of the registry if it is still there: no client joins it from now
+    /// on. With `only_if_abandoned`, only if no client is attached (checked under the same
+    /// locks that joining takes). Returns whether it is out.
+    fn retire(&self, instance: &Arc<Instance>, only_if_abandoned: bool) -> bool {
+        let mut instances = self.instances();
+        let mut state = instance.state();
+        if only_if_abandoned && state.clients > 0 {
+            return false;
+        }
+        state.joinable = false;
+        if instances.get(&instance.key).is_some_and(|i| Arc::ptr_eq(i, instance)) {
+            instances.remove(&instance.key);
+        }
+        true
+    }
+}
+
+/// The DISCONNECT line's `exit` of a client that left a program running.
+const LEFT_RUNNING: &str = "still running";
+
+/// Says DISCONNECT with how the client's time with the program ended.
+fn disconnect(exit: &str) {
+    tracing::Span::current().record("exit", exit);
+    crate::access!(target: "session", "DISCONNECT");
+}
+
+/// One shared program and what its clients share.
+#[derive(Debug)]
+struct Instance {
+    key: String,
+    state: Mutex<State>,
+    /// Bumped on new output and on the end.
+    changed: watch::Sender<()>,
+    /// Told when the last client leaves.
+    left: Notify,
+    /// The program's stdin queue (`--broadcastinput=all`).
+    input: Option<mpsc::Sender<Frame>>,
+    pid: OnceLock<u32>,
+}
+
+/// Everything under an instance's lock.
+#[derive(Debug)]
+struct State {
+    log: Log,
+    clients: usize,
+    /// Whether a new client may join (the program still runs and takes clients).
+    joinable: bool,
+    /// Once the program's output has ended and it is reaped: the Close frame every client
+    /// gets after the rest of the log, and how the program ended.
+    ending: Option<(CloseFrame, Exit)>,
+}
+
+impl Instance {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Every critical section leaves the state whole: a panic cannot happen inside one.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A client joins, if the program still takes clients: its cursor is `replay` messages
+    /// back (or as far as the log goes).
+    fn join(&self, replay: usize) -> Option<u64> {
+        let mut state = self.state();
+        if !state.joinable {
+            return None;
+        }
+        state.clients += 1;
+        let log = &state.log;
+        Some(log.head.saturating_sub(replay as u64).max(log.base))
+    }
+
+    /// A client leaves.
+    fn detach(&self) {
+        let mut state = self.state();
+        state.clients -= 1;
+        if state.clients == 0 {
+            self.left.notify_one();
+        }
+    }
+
+    /// Adds the framed messages of `chunk` to the log and wakes the clients.
+    fn publish(&self, chunk: Chunk, keep_bytes: usize, keep_messages: usize) {
+        if chunk.ends.is_empty() {
+            return;
+        }
+        self.state().log.push(chunk, keep_bytes, keep_messages);
+        self.changed.send_replace(());
+    }
+
+    /// Ends the log with `frame`, for every client once it has the rest.
+    fn end(&self, frame: CloseFrame, exit: Exit) {
+        self.state().ending = Some((frame, exit));
+        self.changed.send_replace(());
+    }
+}
+
+/// The framed output of one program: chunks of whole frames back to back, kept for as long
+/// as the slowest client allowed (`--clientqueue`) or replay needs.
+#[derive(Debug, Default)]
+struct Log {
+    chunks: VecDeque<Chunk>,
+    /// The first message still kept.
+    base: u64,
+    /// The next message to come.
+    head: u64,
+    /// Bytes ever framed; the end of the last message.
+    head_bytes: u64,
+    /// Bytes kept.
+    kept: usize,
+}
+
+/// Messages framed together (one read's worth).
+#[derive(Debug)]
+struct Chunk {
+    /// Its first message.
+    first: u64,
+    /// Where it starts among all bytes ever framed.
+    start: u64,
+    bytes: Bytes,
+    /// Where each of its messages ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl Chunk {
+    /// The end of the chunk, as a message number.
+    fn next(&self) -> u64 {
+        self.first + self.ends.len() as u64
+    }
+
+    /// Where message `seq` (one of this chunk's) starts in `bytes`.
+    fn offset(&self, seq: u64) -> usize {
+        match usize::try_from(seq - self.first) {
+            Ok(0) | Err(_) => 0,
+            Ok(i) => self.ends[i - 1],
+        }
+    }
+}
+
+impl Log {
+    /// Appends `chunk` (its `first` and `start` are set here), then lets go of the oldest
+    /// chunks that neither the last `keep_bytes` bytes nor the last `keep_messages` messages
+    /// need.
+    fn push(&mut self, mut chunk: Chunk, keep_bytes: usize, keep_messages: usize) {
+        chunk.first = self.head;
+        chunk.start = self.head_bytes;
+        self.head = chunk.next();
+        self.head_bytes += chunk.bytes.len() as u64;
+        self.kept += chunk.bytes.len();
+        self.chunks.push_back(chunk);
+        while let Some(front) = self.chunks.front() {
+            let bytes_after = self.kept - front.bytes.len();
+            let messages_after = self.head - front.next();
+            if bytes_after < keep_bytes || messages_after < keep_messages as u64 {
+                break;
+            }
+            self.kept = bytes_after;
+            self.base = front.next();
+            self.chunks.pop_front();
+        }
+    }
+
+    /// Where message `seq` starts among all bytes ever framed, if it is still kept (or is
+    /// the next to come).
+    fn position(&self, seq: u64) -> Option<u64> {
+        if seq == self.head {
+            return Some(self.head_bytes);
+        }
+        let chunk = self.chunk_of(seq)?;
+        Some(chunk.start + chunk.offset(seq) as u64)
+    }
+
+    fn chunk_of(&self, seq: u64) -> Option<&Chunk> {
+        if seq < self.base || seq >= self.head {
+            return None;
+        }
+        let i = self.chunks.partition_point(|c| c.next() <= seq);
+        self.chunks.get(i)
+    }
+
+    /// How many bytes lie between `seq` and the live end; `None` if `seq` is no longer kept.
+    fn behind(&self, seq: u64) -> Option<u64> {
+        self.position(seq).map(|at| self.head_bytes - at)
+    }
+
+    /// Moves whole messages from `cursor` on into `pending`, up to [`TAKE_MAX`] bytes (at
+    /// least one message).
+    fn take(&self, cursor: &mut u64, pending: &mut Pending) {
+        let mut budget = TAKE_MAX;
+        while *cursor < self.head && budget > 0 {
+            let Some(chunk) = self.chunk_of(*cursor) else { return };
+            let from = chunk.offset(*cursor);
+            let mut last = usize::try_from(*cursor - chunk.first).unwrap_or(usize::MAX);
+            // Whole messages up to the budget, at least one.
+            while last + 1 < chunk.ends.len() && chunk.ends[last + 1] - from <= budget {
+                last += 1;
+            }
+            let to = chunk.ends[last];
+            pending.push(chunk.bytes.slice(from..to), chunk.ends[..=last].iter().map(|e| e - from));
+            budget = budget.saturating_sub(to - from);
+            *cursor = chunk.first + last as u64 + 1;
+        }
+    }
+}
+
+/// What a client has taken from the log and not yet written: runs of whole frames, and where
+/// each frame ends.
+#[derive(Debug, Default)]
+struct Pending {
+    runs: VecDeque<Bytes>,
+    /// Where each frame not yet fully written ends, counted from the first byte ever taken.
+    ends: VecDeque<u64>,
+    /// Bytes ever taken.
+    total: u64,
+    /// Bytes ever written.
+    written: u64,
+    /// Where the last fully written frame ended.
+    frame_start: u64,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.written == self.total
+    }
+
+    fn unwritten(&self) -> u64 {
+        self.total - self.written
+    }
+
+    /// Adds `run`, whose frames end at `ends` (relative to its start).
+    fn push(&mut self, run: Bytes, ends: impl Iterator<Item = usize>) {
+        let base = self.total;
+        self.ends.extend(ends.map(|e| base + e as u64));
+        self.total += run.len() as u64;
+        self.runs.push_back(run);
+    }
+
+    fn slices(&self) -> Vec<IoSlice<'_>> {
+        self.runs.iter().take(64).map(|r| IoSlice::new(r)).collect()
+    }
+
+    /// `n` more bytes were written.
+    fn advance(&mut self, mut n: usize) {
+        self.written += n as u64;
+        while n > 0 {
+            let Some(front) = self.runs.front_mut() else { break };
+            if front.len() <= n {
+                n -= front.len();
+                self.runs.pop_front();
+            } else {
+                front.advance(n);
+                n = 0;
+            }
+        }
+        while self.ends.front().is_some_and(|&e| e <= self.written) {
+            self.frame_start = self.ends.pop_front().unwrap_or(self.frame_start);
+        }
+    }
+
+    /// Keeps only the rest of a half-written frame (the stream must not break off inside
+    /// one); returns how many frames were dropped.
+    fn cut(&mut self) -> u64 {
+        let keep_to = if self.written > self.frame_start {
+            self.ends.front().copied().unwrap_or(self.written)
+        } else {
+            self.written
+        };
+        let kept_frames = u64::from(keep_to > self.written);
+        let dropped = self.ends.len() as u64 - kept_frames;
+        let mut left = usize::try_from(keep_to - self.written).unwrap_or(usize::MAX);
+        let mut runs = VecDeque::new();
+        for mut run in self.runs.drain(..) {
+            if left == 0 {
+                break;
+            }
+            run.truncate(left);
+            left -= run.len();
+            runs.push_back(run);
+        }
+        self.runs = runs;
+        self.ends.truncate(usize::from(kept_frames == 1));
+        self.total = keep_to;
+        dropped
+    }
+}
+
+/// Frames `message` into `out`, as a server frame (final, not masked).
+fn frame_into(message: &Message, out: &mut BytesMut) -> usize {
+    let (opcode, payload): (_, &[u8]) = match message {
+        Message::Text(text) => (Data::Text, text.as_bytes()),
+        Message::Binary(data) => (Data::Binary, data),
+        _ => return out.len(),
+    };
+    let header = FrameHeader { opcode: OpCode::Data(opcode), ..FrameHeader::default() };
+    let mut head = Vec::with_capacity(10);
+    // Writing into a Vec cannot fail.
+    let _ = header.format(payload.len() as u64, &mut head);
+    out.extend_from_slice(&head);
+    out.extend_from_slice(payload);
+    out.len()
+}
+
+/// The program of one instance, run by its own task.
+struct Program {
+    instance: Arc<Instance>,
+    broadcasts: Broadcasts,
+    command: Arc<Command>,
+    env: Vars,
+    config: Arc<SessionConfig>,
+    input: Option<mpsc::Receiver<Frame>>,
+    shutdown: Shutdown,
+    slot: OwnedSemaphorePermit,
+}
+
+/// Why a program stopped taking clients.
+enum Stop {
+    /// Its output ended.
+    OutputEnded,
+    /// The last client left and none came within the linger.
+    Abandoned,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+impl Program {
+    async fn run(self) {
+        let Program { instance, broadcasts, command, env, config, input, shutdown, slot } = self;
+        let spawned = Child::spawn(command.program.clone(), command.args.clone(), env).await;
+        let (mut child, pipes) = match spawned {
+            Ok(spawned) => spawned,
+            Err(e) => {
+                tracing::error!(target: "process", "Could not launch process {} ({e})", command.line());
+                broadcasts.retire(&instance, false);
+                instance.end(close_frame(CloseCode::Error, "could not launch process"), Exit::NotStarted);
+                return;
+            }
+        };
+        let pid = child.pid();
+        let _ = instance.pid.set(pid);
+        tracing::info!(target: "broadcast", "Started shared program {pid} for {}", instance.key);
+        let Pipes { stdin, stdout, stderr } = pipes;
+        let (passed_stderr, logging_stderr) = if config.pass_stderr {
+            (Some(stderr), None)
+        } else {
+            let drain = child::drain_stderr(stderr).instrument(tracing::Span::current());
+            (None, Some(tokio::spawn(drain)))
+        };
+        let codec = config.framing.codec(config.max_message);
+        let json = config.pass_stderr;
+        let mut out = PipeOutput::new(&stdout, codec.clone(), "stdout", json);
+        let mut err = passed_stderr.as_ref().map(|e| PipeOutput::new(e, codec.clone(), "stderr", json));
+        let mut stdin = PipeInput::new(stdin, codec);
+        let bconfig = Arc::clone(&broadcasts.config);
+        let keep = (bconfig.client_queue, bconfig.replay);
+        let stop = {
+            let mut input = input;
+            let mut abandoned = pin!(abandoned(&instance, &broadcasts, bconfig.linger));
+            loop {
+                tokio::select! {
+                    biased;
+                    () = shutdown.begun() => break Stop::Shutdown,
+                    () = &mut abandoned => break Stop::Abandoned,
+                    frame = recv(&mut input), if !stdin.is_full() => stdin.push(frame),
+                    () = stdin.write() => {}
+                    ready = out.ready() => {
+                        if !ready || !drain(&mut out, &instance, keep) {
+                            break Stop::OutputEnded;
+                        }
+                    }
+                    ready = ready_opt(err.as_ref()), if err.is_some() => {
+                        let ok = ready && err.as_mut().is_some_and(|e| drain(e, &instance, keep));
+                        if !ok {
+                            if let Some(e) = err.as_mut() {
+                                publish_rest(e, &instance, keep);
+                            }
+                            err = None;
+                        }
+                    }
+                }
+            }
+        };
+        drop(stdin);
+        let mut ladder = child.ladder(config.closems);
+        match stop {
+            Stop::OutputEnded => {
+                broadcasts.retire(&instance, false);
+                publish_rest(&mut out, &instance, keep);
+                if let Some(e) = err.as_mut() {
+                    while let Filled::Data = e.fill() {}
+                    publish_rest(e, &instance, keep);
+                }
+                let status = child.reap(&mut ladder).await;
+                let exit = status.map_or(Exit::Unknown, Exit::Ended);
+                instance.end(close_for_status(status), exit);
+                child.finish(&mut ladder).await;
+            }
+            Stop::Abandoned | Stop::Shutdown => {
+                broadcasts.retire(&instance, false);
+                instance.end(going_away(), Exit::Unknown);
+                crate::session::stop(&mut child, &mut ladder, &stdout).await;
+            }
+        }
+        if let Some(mut drain) = logging_stderr {
+            if tokio::time::timeout(STDERR_GRACE, &mut drain).await.is_err() {
+                drain.abort();
+            }
+        }
+        drop(slot);
+        let how = match child.status() {
+            Some(status) => Exit::Ended(status),
+            None => Exit::Unknown,
+        };
+        tracing::info!(target: "broadcast", "Shared program {pid} for {} ended: {how}", instance.key);
+    }
+}
+
+/// The next client message for the program (never resolves without an input queue).
+async fn recv(input: &mut Option<mpsc::Receiver<Frame>>) -> Frame {
+    match input {
+        // The instance holds a sender as long as the program runs: `None` cannot come.
+        Some(rx) => match rx.recv().await {
+            Some(frame) => frame,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits for an optional output to be readable.
+async fn ready_opt(out: Option<&PipeOutput<'_>>) -> bool {
+    match out {
+        Some(out) => out.ready().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves once no client has been attached for `linger` and the instance is retired.
+async fn abandoned(instance: &Arc<Instance>, broadcasts: &Broadcasts, linger: Duration) {
+    loop {
+        let left = instance.left.notified();
+        let mut left = pin!(left);
+        left.as_mut().enable();
+        if instance.state().clients > 0 {
+            left.await;
+            continue;
+        }
+        tokio::time::sleep(linger).await;
+        if broadcasts.retire(instance, true) {
+            return;
+        }
+    }
+}
+
+/// Reads what `out` has and publishes the messages it makes; false once it has ended.
+fn drain(out: &mut PipeOutput<'_>, instance: &Instance, keep: (usize, usize)) -> bool {
+    let mut buf = BytesMut::new();
+    let mut ends = Vec::new();
+    let mut open = true;
+    loop {
+        match out.fill() {
+            Filled::Data => {}
+            Filled::Nothing => break,
+            Filled::End => {
+                open = false;
+                break;
+            }
+        }
+        // A broken framing ends the output as well.
+        loop {
+            match out.take() {
+                Ok(Some(message)) => ends.push(frame_into(&message, &mut buf)),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(target: "process", "Unusable output from process: {e}");
+                    open = false;
+                    break;
+                }
+            }
+        }
+        if !open || buf.len() >= TAKE_MAX {
+            break;
+        }
+    }
+    let chunk = Chunk { first: 0, start: 0, bytes: buf.freeze(), ends };
+    instance.publish(chunk, keep.0, keep.1);
+    open
+}
+
+/// Publishes what is left in `out` once it has ended (a last line without a newline).
+fn publish_rest(out: &mut PipeOutput<'_>, instance: &Instance, keep: (usize, usize)) {
+    let mut buf = BytesMut::new();
+    let mut ends = Vec::new();
+    while let Ok(Some(message)) = out.take_rest() {
+        ends.push(frame_into(&message, &mut buf));
+    }
+    instance.publish(Chunk { first: 0, start: 0, bytes: buf.freeze(), ends }, keep.0, keep.1);
+}
+
+/// One client of an instance.
+struct Client<'a, S> {
+    ws: S,
+    instance: &'a Instance,
+    /// The next message of the log to take.
+    cursor: u64,
+    config: &'a BroadcastConfig,
+    ping: Option<Duration>,
+}
+
+/// What the client takes from the log when it has nothing left to write.
+enum Taken {
+    /// Frames to write.
+    Frames,
+    /// Nothing new yet.
+    Nothing,
+    /// It fell too far behind: this many messages are out of its reach.
+    TooSlow(u64),
+    /// The program has ended and the client has everything: this Close comes next.
+    Ended(CloseFrame, Exit),
+}
+
+impl<S: Socket> Client<'_, S> {
+    /// Relays until the client or the program ends; returns the DISCONNECT line's `exit`.
+    async fn serve(mut self, shutdown: &Shutdown) -> String {
+        let mut changed = self.instance.changed.subscribe();
+        let mut pending = Pending::default();
+        let mut inbound: Option<Frame> = None;
+        let mut skipped = 0u64;
+        let mut heard = Instant::now();
+        let mut next_ping = self.ping.map(|every| Instant::now() + every);
+        let dropped_input = &mut 0u64;
+        let queue = self.config.client_queue as u64;
+        let ended = loop {
+            if pending.is_empty() {
+                match self.take(&mut pending, queue) {
+                    Taken::Frames => {}
+                    Taken::Nothing => {
+                        if skipped > 0 {
+                            tracing::warn!(target: "broadcast", "Client too slow: skipped {skipped} messages");
+                            skipped = 0;
+                        }
+                    }
+                    Taken::TooSlow(missed) => match self.config.slow_client {
+                        SlowClient::Close => break self.too_slow(&mut pending).await,
+                        SlowClient::Skip => {
+                            skipped += missed;
+                            self.cursor = self.instance.state().log.head;
+                            continue;
+                        }
+                    },
+                    Taken::Ended(frame, exit) => {
+                        close_with(&mut self.ws, frame).await;
+                        break exit.to_string();
+                    }
+                }
+            }
+            if !pending.is_empty() {
+                // Writing: nothing is read, nothing else is sent, until the frames are out.
+                let slices = pending.slices();
+                tokio::select! {
+                    biased;
+                    () = shutdown.begun() => {
+                        drop(slices);
+                        pending.cut();
+                        self.finish(&mut pending).await;
+                        close_with(&mut self.ws, going_away()).await;
+                        break "server shutting down".to_owned();
+                    }
+                    written = self.ws.write_raw(&slices) => {
+                        drop(slices);
+                        match written {
+                            Ok(n) => {
+                                pending.advance(n);
+                                heard = Instant::now();
+                            }
+                            Err(_) => break LEFT_RUNNING.to_owned(),
+                        }
+                    }
+                    _ = changed.changed() => {
+                        drop(slices);
+                        if self.is_too_slow(&pending, queue) {
+                            match self.config.slow_client {
+                                SlowClient::Close => break self.too_slow(&mut pending).await,
+                                SlowClient::Skip => {
+                                    skipped += pending.cut();
+                                    let head = self.instance.state().log.head;
+                                    skipped += head - self.cursor;
+                                    self.cursor = head;
+                                }
+                            }
+                        }
+                    }
+                }
+                continue;
+            }
+            // Nothing to write: wait for output, a client message, room for it, a ping.
+            let silence = self.ping.map(|every| heard + every * 2);
+            tokio::select! {
+                biased;
+                () = shutdown.begun() => {
+                    close_with(&mut self.ws, going_away()).await;
+                    break "server shutting down".to_owned();
+                }
+                _ = changed.changed() => {}
+                permit = reserve(self.instance.input.as_ref()), if inbound.is_some() => {
+                    if let (Some(permit), Some(frame)) = (permit, inbound.take()) {
+                        permit.send(frame);
+                    }
+                }
+                msg = self.ws.next(), if inbound.is_none() => {
+                    heard = Instant::now();
+                    match msg {
+                        Some(Ok(Message::Text(text))) => {
+                            inbound = self.input(Frame::Text(text.into()), dropped_input);
+                        }
+                        Some(Ok(Message::Binary(data))) => {
+                            inbound = self.input(Frame::Binary(data), dropped_input);
+                        }
+                        Some(Ok(Message::Close(_))) | None => {
+                            let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.ws.close()).await;
+                            break LEFT_RUNNING.to_owned();
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => {
+                            tracing::debug!(target: "websocket", "Cannot receive: {e}");
+                            if let Some(frame) = close_for_error(&e) {
+                                close_with(&mut self.ws, frame).await;
+                                self.ws.linger().await;
+                            }
+                            break LEFT_RUNNING.to_owned();
+                        }
+                    }
+                }
+                () = until(next_ping) => {
+                    if silence.is_some_and(|s| Instant::now() >= s) {
+                        tracing::debug!(target: "websocket", "No answer to pings: disconnecting");
+                        close_with(&mut self.ws, close_frame(CloseCode::Away, "ping timeout")).await;
+                        break LEFT_RUNNING.to_owned();
+                    }
+                    if self.ws.send(Message::Ping(Bytes::new())).await.is_err() {
+                        break LEFT_RUNNING.to_owned();
+                    }
+                    next_ping = self.ping.map(|every| Instant::now() + every);
+                }
+            }
+        };
+        if skipped > 0 {
+            tracing::warn!(target: "broadcast", "Client too slow: skipped {skipped} messages");
+        }
+        if *dropped_input > 0 {
+            tracing::debug!(target: "broadcast", "Dropped {} client messages (--broadcastinput=none)", *dropped_input);
+        }
+        ended
+    }
+
+    /// Takes what is new from the log (see [`Taken`]).
+    fn take(&mut self, pending: &mut Pending, queue: u64) -> Taken {
+        let state = self.instance.state();
+        let log = &state.log;
+        match log.behind(self.cursor) {
+            None => return Taken::TooSlow(log.head.saturating_sub(self.cursor)),
+            Some(behind) if behind > queue => {
+                return Taken::TooSlow(log.head - self.cursor);
+            }
+            Some(_) => {}
+        }
+        if self.cursor < log.head {
+            log.take(&mut self.cursor, pending);
+            return Taken::Frames;
+        }
+        match &state.ending {
+            Some((frame, exit)) => Taken::Ended(frame.clone(), *exit),
+            None => Taken::Nothing,
+        }
+    }
+
+    /// Whether what the client holds and what it has not taken yet is over `queue` bytes.
+    fn is_too_slow(&self, pending: &Pending, queue: u64) -> bool {
+        match self.instance.state().log.behind(self.cursor) {
+            None => true,
+            Some(behind) => behind + pending.unwritten() > queue,
+        }
+    }
+
+    /// What a client message does: queued for the program (returned if the queue is full),
+    /// or dropped and counted.
+    fn input(&self, frame: Frame, dropped: &mut u64) -> Option<Frame> {
+        let Some(input) = &self.instance.input else {
+            *dropped += 1;
+            return None;
+        };
+        match input.try_send(frame) {
+            Ok(()) => None,
+            Err(mpsc::error::TrySendError::Full(frame)) => Some(frame),
+            // The program has stopped taking input.
+            Err(mpsc::error::TrySendError::Closed(_)) => None,
+        }
+    }
+
+    /// Closes a client that fell too far behind: the frame it is in the middle of is
+    /// finished (bounded), then Close 1013.
+    async fn too_slow(&mut self, pending: &mut Pending) -> String {
+        pending.cut();
+        tracing::warn!(target: "broadcast", "Client too slow: closing with 1013");
+        self.finish(pending).await;
+        close_with(&mut self.ws, close_frame(CloseCode::Again, "too slow")).await;
+        "closed: too slow".to_owned()
+    }
+
+    /// Writes what is pending, within [`CLOSE_TIMEOUT`].
+    async fn finish(&mut self, pending: &mut Pending) {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            while !pending.is_empty() {
+                let slices = pending.slices();
+                match self.ws.write_raw(&slices).await {
+                    Ok(n) if n > 0 => {
+                        drop(slices);
+                        pending.advance(n);
+                    }
+                    _ => break,
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// Room in the program's input queue (never resolves without one).
+async fn reserve(input: Option<&mpsc::Sender<Frame>>) -> Option<mpsc::Permit<'_, Frame>> {
+    match input {
+        Some(tx) => tx.reserve().await.ok(),
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves at `at`, or never.
+async fn until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends `frame` and waits (bounded) for the client's Close, dropping what else it sends.
+async fn close_with<S: Socket>(ws: &mut S, frame: CloseFrame) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        ws.send(Message::Close(Some(frame))).await?;
+        while let Some(msg) = ws.next().await {
+            if matches!(msg, Err(_) | Ok(Message::Close(_))) {
+                break;
+            }
+        }
+        ws.close().await
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(messages: &[&[u8]]) -> Chunk {
+        let mut buf = BytesMut::new();
+        let ends = messages
+            .iter()
+            .map(|m| frame_into(&Message::Binary(Bytes::copy_from_slice(m)), &mut buf))
+            .collect();
+        Chunk { first: 0, start: 0, bytes: buf.freeze(), ends }
+    }
+
+    fn written(pending: &mut Pending) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Some(run) = pending.runs.front().cloned() {
+            out.extend_from_slice(&run);
+            pending.advance(run.len());
+        }
+        out
+    }
+
+    #[test]
+    fn a_cursor_takes_every_message_once_in_order_across_chunks() {
+        let mut log = Log::default();
+        log.push(chunk(&[b"a", b"bb"]), 1 << 20, 0);
+        log.push(chunk(&[b"ccc"]), 1 << 20, 0);
+        let (mut cursor, mut pending) = (1, Pending::default());
+        log.take(&mut cursor, &mut pending);
+        assert_eq!(cursor, 3);
+        assert_eq!(written(&mut pending), [0x82, 2, b'b', b'b', 0x82, 3, b'c', b'c', b'c']);
+        assert!(pending.is_empty());
+        log.take(&mut cursor, &mut pending);
+        assert!(pending.is_empty(), "nothing new");
+    }
+
+    #[test]
+    fn the_log_keeps_the_last_bytes_and_the_replay_and_lets_the_rest_go() {
+        let mut log = Log::default();
+        for _ in 0..10 {
+            log.push(chunk(&[&[0u8; 98]]), 250, 0);
+        }
+        // Each chunk is one 100-byte frame: 250 bytes need the last three.
+        assert_eq!((log.base, log.head, log.kept), (7, 10, 300));
+        assert_eq!(log.behind(7), Some(300));
+        assert_eq!(log.behind(6), None, "let go: too far behind");
+        let mut log = Log::default();
+        for _ in 0..10 {
+            log.push(chunk(&[&[0u8; 98]]), 0, 5);
+        }
+        assert_eq!((log.base, log.head), (5, 10));
+    }
+
+    #[test]
+    fn cutting_keeps_a_half_written_frame_whole_and_counts_the_rest() {
+        let mut log = Log::default();
+        log.push(chunk(&[b"xxxx", b"yyyy", b"zzzz"]), 1 << 20, 0);
+        let (mut cursor, mut pending) = (0, Pending::default());
+        log.take(&mut cursor, &mut pending);
+        pending.advance(3);
+        assert_eq!(pending.cut(), 2);
+        assert_eq!(written(&mut pending), b"xxx");
+        assert!(pending.is_empty());
+        // At a frame boundary nothing is kept.
+        let (mut cursor, mut pending) = (0, Pending::default());
+        log.take(&mut cursor, &mut pending);
+        pending.advance(6);
+        assert_eq!(pending.cut(), 2);
+        assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn frames_are_final_unmasked_with_the_right_length_form() {
+        let mut buf = BytesMut::new();
+        frame_into(&Message::Text("hi".into()), &mut buf);
+        assert_eq!(&buf[..], [0x81, 2, b'h', b'i']);
+        let mut buf = BytesMut::new();
+        frame_into(&Message::Binary(Bytes::from(vec![7u8; 300])), &mut buf);
+        assert_eq!(&buf[..4], [0x82, 126, 1, 44]);
+        assert_eq!(buf.len(), 304);
+    }
+}
