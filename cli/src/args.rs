@@ -165,6 +165,39 @@ pub struct Args {
     )]
     pub maxforks: i64,
 
+    /// Every client of one URL (path and query; with --dir the script and its PATH_INFO)
+    /// shares one running program: the first client starts it, the others join it, and each
+    /// output message is framed once for all. The program sees only what its clients share:
+    /// no REMOTE_*, HTTP_* or TLS client variables.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = parse_bool, help_heading = "Broadcast")]
+    pub broadcast: bool,
+
+    /// With --broadcast, what clients' messages do: `all` (each reaches the program's stdin
+    /// whole, in arrival order) or `none` (dropped) [default: all].
+    #[arg(long, value_name = "WHICH", value_enum, help_heading = "Broadcast")]
+    pub broadcastinput: Option<BroadcastInputArg>,
+
+    /// With --broadcast, how many of the last messages a joining client gets before the live
+    /// output [default: 0].
+    #[arg(long, value_name = "N", help_heading = "Broadcast")]
+    pub replay: Option<u64>,
+
+    /// With --broadcast, how many bytes a client may fall behind the live output before it is
+    /// too slow (the program itself never waits for a client) [default: 1048576].
+    #[arg(long, value_name = "BYTES", help_heading = "Broadcast")]
+    pub clientqueue: Option<u64>,
+
+    /// With --broadcast, what a client that is too slow gets: `close` (Close 1013 `too
+    /// slow`) or `skip` (it misses messages until it keeps up; one WARN line says how many)
+    /// [default: close].
+    #[arg(long, value_name = "WHAT", value_enum, help_heading = "Broadcast")]
+    pub slowclient: Option<SlowClientArg>,
+
+    /// With --broadcast, how long a program whose last client left keeps running for a new
+    /// one to join, before the termination ladder [default: 0].
+    #[arg(long, value_name = "MS", help_heading = "Broadcast")]
+    pub lingerms: Option<u64>,
+
     /// Comma-separated names of variables passed from websocketd's environment to the process.
     #[arg(
         long,
@@ -204,6 +237,24 @@ pub enum FramingArg {
     Chunks,
     /// Length-prefixed records.
     LengthPrefixed,
+}
+
+/// The values of `--broadcastinput`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BroadcastInputArg {
+    /// Every client's messages reach the program.
+    All,
+    /// Clients' messages are dropped.
+    None,
+}
+
+/// The values of `--slowclient`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SlowClientArg {
+    /// Close 1013.
+    Close,
+    /// Skip messages until it keeps up.
+    Skip,
 }
 
 /// Go's `strconv.ParseBool`, which websocketd's boolean flags accept.
@@ -342,12 +393,24 @@ mod tests {
             "subprotocol",
             "closems",
             "maxforks",
+            "broadcastinput",
+            "replay",
+            "clientqueue",
+            "slowclient",
+            "lingerms",
         ] {
             let got = norm(&[&format!("-{flag}"), "V", "cat"]);
             assert_eq!(got, [format!("--{flag}"), "V".into(), "--".into(), "cat".into()], "{flag}");
         }
-        for boolean in ["binary", "ssl", "devconsole", "sameorigin", "passstderr", "reverselookup"]
-        {
+        for boolean in [
+            "binary",
+            "ssl",
+            "devconsole",
+            "sameorigin",
+            "passstderr",
+            "reverselookup",
+            "broadcast",
+        ] {
             let got = norm(&[&format!("-{boolean}"), "cat"]);
             assert_eq!(got, [format!("--{boolean}"), "--".into(), "cat".into()], "{boolean}");
         }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use std::path::{Path, PathBuf};
 
+use websocketd_core::broadcast::{BroadcastConfig, BroadcastInput, SlowClient};
 use websocketd_core::command::{self, Command};
 use websocketd_core::env::EnvSettings;
 use websocketd_core::log::LogLevel;
@@ -18,7 +19,7 @@ use websocketd_transport_ws::proxy::TrustedProxies;
 use websocketd_transport_ws::response::ExtraHeaders;
 use websocketd_transport_ws::scripts::ScriptDir;
 
-use crate::args::{Args, FramingArg};
+use crate::args::{Args, BroadcastInputArg, FramingArg, SlowClientArg};
 
 /// A validated configuration.
 #[derive(Debug)]
@@ -73,6 +74,22 @@ pub enum ConfigError {
     /// `--passstderr` with a framing other than lines.
     #[error("please only specify one of --{0} and --passstderr")]
     PassStderr(&'static str),
+    /// A `--broadcast` setting without `--broadcast`.
+    #[error("--{0} only applies with --broadcast")]
+    NeedsBroadcast(&'static str),
+    /// `--clientqueue` smaller than the largest message.
+    #[error(
+        "--clientqueue={queue} is smaller than --maxframesize={max}: one message would be too much for every client"
+    )]
+    ClientQueue {
+        /// `--clientqueue`.
+        queue: u64,
+        /// `--maxframesize`.
+        max: u64,
+    },
+    /// `--broadcast` with `--dir`'s scripts or COMMAND missing.
+    #[error("--broadcast needs COMMAND or --dir")]
+    BroadcastWithoutCommand,
     /// `--binary` with another framing.
     #[error("please only specify one of --binary and --framing={0}")]
     BinaryFraming(&'static str),
@@ -223,6 +240,7 @@ impl Config {
     /// Every rule of how the flags go together, and every range check, `--loglevel` (parsed
     /// first, once) aside.
     fn build(args: Args, loglevel: LogLevel) -> Result<Config, ConfigError> {
+        let broadcast = broadcast_config(&args, args.dir.is_some() || !args.command.is_empty())?;
         let tls = match (args.ssl, args.sslcert, args.sslkey) {
             (true, Some(cert), Some(key)) => Some(TlsSettings {
                 cert: cert.into(),
@@ -375,9 +393,50 @@ impl Config {
                 devconsole: args.devconsole,
                 trusted_proxies,
                 headers,
+                broadcast,
             },
         })
     }
+}
+
+/// `--broadcast` and its settings; each setting without it is an error.
+fn broadcast_config(
+    args: &Args,
+    has_endpoint: bool,
+) -> Result<Option<BroadcastConfig>, ConfigError> {
+    if !args.broadcast {
+        let given = [
+            ("broadcastinput", args.broadcastinput.is_some()),
+            ("replay", args.replay.is_some()),
+            ("clientqueue", args.clientqueue.is_some()),
+            ("slowclient", args.slowclient.is_some()),
+            ("lingerms", args.lingerms.is_some()),
+        ];
+        return match given.into_iter().find(|(_, given)| *given) {
+            Some((flag, _)) => Err(ConfigError::NeedsBroadcast(flag)),
+            None => Ok(None),
+        };
+    }
+    if !has_endpoint {
+        return Err(ConfigError::BroadcastWithoutCommand);
+    }
+    let queue = args.clientqueue.unwrap_or(1024 * 1024).max(1);
+    if args.maxframesize != 0 && queue < args.maxframesize {
+        return Err(ConfigError::ClientQueue { queue, max: args.maxframesize });
+    }
+    Ok(Some(BroadcastConfig {
+        input: match args.broadcastinput {
+            Some(BroadcastInputArg::None) => BroadcastInput::None,
+            _ => BroadcastInput::All,
+        },
+        replay: usize::try_from(args.replay.unwrap_or(0)).unwrap_or(usize::MAX),
+        client_queue: usize::try_from(queue).unwrap_or(usize::MAX),
+        slow_client: match args.slowclient {
+            Some(SlowClientArg::Skip) => SlowClient::Skip,
+            _ => SlowClient::Close,
+        },
+        linger: Duration::from_millis(args.lingerms.unwrap_or(0)),
+    }))
 }
 
 /// `--dir` as websocketd checks it: made absolute, existing, a directory.

@@ -56,8 +56,13 @@ const TAKE_MAX: usize = 256 * 1024;
 /// How many client messages may wait for the program's stdin queue before clients are no
 /// longer read.
 const INPUT_QUEUE: usize = 256;
+/// How long a client too slow to stay has to take the rest of its frame and its Close.
+const SLOW_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the last stderr lines may take to be logged once the program is gone.
 const STDERR_GRACE: Duration = Duration::from_millis(500);
+
+/// A `--maxforks` slot, which a running program holds (`None`: there is no limit).
+pub type Slot = Option<OwnedSemaphorePermit>;
 
 /// What clients' messages do in a shared session (`--broadcastinput`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +135,8 @@ impl Broadcasts {
     /// for `key` or starts one (`command` with `env`, made by
     /// [`EnvSettings::shared_env`](crate::env::EnvSettings::shared_env) and checked, holding
     /// `slot`), and relays until it or the program ends. A client that joins gives `slot`
-    /// back at once; one that must start a program and has none is told 1013.
+    /// back at once; one that must start a program and has none (`slot` is `None`) is told
+    /// 1013.
     #[expect(clippy::too_many_arguments, reason = "one client's whole setting")]
     pub fn run<S: Socket + 'static>(
         &self,
@@ -141,7 +147,7 @@ impl Broadcasts {
         command: Arc<Command>,
         config: Arc<SessionConfig>,
         shutdown: Shutdown,
-        slot: Option<OwnedSemaphorePermit>,
+        slot: Option<Slot>,
     ) -> impl Future<Output = ()> + Send + use<S> {
         let span = tracing::info_span!(
             target: "session",
@@ -158,26 +164,39 @@ impl Broadcasts {
         let id = req.id;
         async move {
             let Some(mut ws) = socket.await else { return };
-            crate::access!(target: "session", "CONNECT");
-            if shutdown.is_begun() {
-                close_with(&mut ws, going_away()).await;
-                return disconnect("not started");
-            }
-            let Some((instance, cursor)) =
+            let attached = if shutdown.is_begun() {
+                None
+            } else {
                 broadcasts.attach(key, id, env, command, &config, &shutdown, slot)
-            else {
-                close_with(&mut ws, close_frame(CloseCode::Again, "too many programs")).await;
+            };
+            // Said once the client is attached: from here on it misses nothing.
+            crate::access!(target: "session", "CONNECT");
+            let Some((instance, cursor)) = attached else {
+                let frame = if shutdown.is_begun() {
+                    going_away()
+                } else {
+                    close_frame(CloseCode::Again, "too many programs")
+                };
+                close_with(&mut ws, frame).await;
                 return disconnect("not started");
             };
-            if let Some(pid) = instance.pid.get() {
+            let known = instance.pid.get().copied();
+            if let Some(pid) = known {
                 tracing::Span::current().record("pid", pid);
             }
-            let ended =
-                Client { ws, instance: &instance, cursor, config: &broadcasts.config, ping: config.ping }
-                    .serve(&shutdown)
-                    .await;
+            let client = Client {
+                ws,
+                instance: &instance,
+                cursor,
+                config: &broadcasts.config,
+                ping: config.ping,
+            };
+            let (ended, farewell) = client.serve(&shutdown).await;
             instance.detach();
-            if let Some(pid) = instance.pid.get() {
+            if let Some(farewell) = farewell {
+                farewell.send().await;
+            }
+            if let (None, Some(pid)) = (known, instance.pid.get()) {
                 tracing::Span::current().record("pid", pid);
             }
             disconnect(&ended);
@@ -197,7 +216,7 @@ impl Broadcasts {
         command: Arc<Command>,
         config: &Arc<SessionConfig>,
         shutdown: &Shutdown,
-        slot: Option<OwnedSemaphorePermit>,
+        slot: Option<Slot>,
     ) -> Option<(Arc<Instance>, u64)> {
         let mut instances = self.instances();
         if let Some(instance) = instances.get(&key) {
@@ -215,7 +234,12 @@ impl Broadcasts {
         };
         let instance = Arc::new(Instance {
             key: key.clone(),
-            state: Mutex::new(State { log: Log::default(), clients: 1, joinable: true, ending: None }),
+            state: Mutex::new(State {
+                log: Log::default(),
+                clients: 1,
+                joinable: true,
+                ending: None,
+            }),
             changed: watch::Sender::new(()),
             left: Notify::new(),
             input,
@@ -233,7 +257,8 @@ impl Broadcasts {
             shutdown: shutdown.clone(),
             slot,
         };
-        let span = tracing::info_span!(target: "broadcast", "broadcast", key = %instance.key, id = id);
+        // Not inside the starting client's span: the program is no one client's.
+        let span = tracing::info_span!(target: "broadcast", parent: None, "broadcast", key = %instance.key, id = id);
         shutdown.spawn(program.run().instrument(span));
         Some((instance, 0))
     }
@@ -428,13 +453,15 @@ impl Log {
         while *cursor < self.head && budget > 0 {
             let Some(chunk) = self.chunk_of(*cursor) else { return };
             let from = chunk.offset(*cursor);
-            let mut last = usize::try_from(*cursor - chunk.first).unwrap_or(usize::MAX);
+            let Ok(first) = usize::try_from(*cursor - chunk.first) else { return };
+            let mut last = first;
             // Whole messages up to the budget, at least one.
             while last + 1 < chunk.ends.len() && chunk.ends[last + 1] - from <= budget {
                 last += 1;
             }
             let to = chunk.ends[last];
-            pending.push(chunk.bytes.slice(from..to), chunk.ends[..=last].iter().map(|e| e - from));
+            let ends = chunk.ends[first..=last].iter().map(|e| e - from);
+            pending.push(chunk.bytes.slice(from..to), ends);
             budget = budget.saturating_sub(to - from);
             *cursor = chunk.first + last as u64 + 1;
         }
@@ -547,7 +574,7 @@ struct Program {
     config: Arc<SessionConfig>,
     input: Option<mpsc::Receiver<Frame>>,
     shutdown: Shutdown,
-    slot: OwnedSemaphorePermit,
+    slot: Slot,
 }
 
 /// Why a program stopped taking clients.
@@ -569,7 +596,10 @@ impl Program {
             Err(e) => {
                 tracing::error!(target: "process", "Could not launch process {} ({e})", command.line());
                 broadcasts.retire(&instance, false);
-                instance.end(close_frame(CloseCode::Error, "could not launch process"), Exit::NotStarted);
+                instance.end(
+                    close_frame(CloseCode::Error, "could not launch process"),
+                    Exit::NotStarted,
+                );
                 return;
             }
         };
@@ -586,7 +616,8 @@ impl Program {
         let codec = config.framing.codec(config.max_message);
         let json = config.pass_stderr;
         let mut out = PipeOutput::new(&stdout, codec.clone(), "stdout", json);
-        let mut err = passed_stderr.as_ref().map(|e| PipeOutput::new(e, codec.clone(), "stderr", json));
+        let mut err =
+            passed_stderr.as_ref().map(|e| PipeOutput::new(e, codec.clone(), "stderr", json));
         let mut stdin = PipeInput::new(stdin, codec);
         let bconfig = Arc::clone(&broadcasts.config);
         let keep = (bconfig.client_queue, bconfig.replay);
@@ -757,8 +788,9 @@ enum Taken {
 }
 
 impl<S: Socket> Client<'_, S> {
-    /// Relays until the client or the program ends; returns the DISCONNECT line's `exit`.
-    async fn serve(mut self, shutdown: &Shutdown) -> String {
+    /// Relays until the client or the program ends; returns the DISCONNECT line's `exit`,
+    /// and for a client too slow to stay, what it still gets once detached.
+    async fn serve(mut self, shutdown: &Shutdown) -> (String, Option<Farewell<S>>) {
         let mut changed = self.instance.changed.subscribe();
         let mut pending = Pending::default();
         let mut inbound: Option<Frame> = None;
@@ -778,10 +810,9 @@ impl<S: Socket> Client<'_, S> {
                         }
                     }
                     Taken::TooSlow(missed) => match self.config.slow_client {
-                        SlowClient::Close => break self.too_slow(&mut pending).await,
+                        SlowClient::Close => return self.too_slow(pending),
                         SlowClient::Skip => {
                             skipped += missed;
-                            self.cursor = self.instance.state().log.head;
                             continue;
                         }
                     },
@@ -817,7 +848,7 @@ impl<S: Socket> Client<'_, S> {
                         drop(slices);
                         if self.is_too_slow(&pending, queue) {
                             match self.config.slow_client {
-                                SlowClient::Close => break self.too_slow(&mut pending).await,
+                                SlowClient::Close => return self.too_slow(pending),
                                 SlowClient::Skip => {
                                     skipped += pending.cut();
                                     let head = self.instance.state().log.head;
@@ -887,19 +918,18 @@ impl<S: Socket> Client<'_, S> {
         if *dropped_input > 0 {
             tracing::debug!(target: "broadcast", "Dropped {} client messages (--broadcastinput=none)", *dropped_input);
         }
-        ended
+        (ended, None)
     }
 
-    /// Takes what is new from the log (see [`Taken`]).
+    /// Takes what is new from the log (see [`Taken`]); a client too slow is moved to the
+    /// live end at once.
     fn take(&mut self, pending: &mut Pending, queue: u64) -> Taken {
         let state = self.instance.state();
         let log = &state.log;
-        match log.behind(self.cursor) {
-            None => return Taken::TooSlow(log.head.saturating_sub(self.cursor)),
-            Some(behind) if behind > queue => {
-                return Taken::TooSlow(log.head - self.cursor);
-            }
-            Some(_) => {}
+        if log.behind(self.cursor).is_none_or(|behind| behind > queue) {
+            let missed = log.head.saturating_sub(self.cursor);
+            self.cursor = log.head;
+            return Taken::TooSlow(missed);
         }
         if self.cursor < log.head {
             log.take(&mut self.cursor, pending);
@@ -934,31 +964,53 @@ impl<S: Socket> Client<'_, S> {
         }
     }
 
-    /// Closes a client that fell too far behind: the frame it is in the middle of is
-    /// finished (bounded), then Close 1013.
-    async fn too_slow(&mut self, pending: &mut Pending) -> String {
+    /// A client that fell too far behind: it is detached at once, and gets the rest of the
+    /// frame it is in the middle of and Close 1013 afterwards.
+    fn too_slow(self, mut pending: Pending) -> (String, Option<Farewell<S>>) {
         pending.cut();
         tracing::warn!(target: "broadcast", "Client too slow: closing with 1013");
-        self.finish(pending).await;
-        close_with(&mut self.ws, close_frame(CloseCode::Again, "too slow")).await;
-        "closed: too slow".to_owned()
+        let farewell =
+            Farewell { ws: self.ws, pending, frame: close_frame(CloseCode::Again, "too slow") };
+        ("still running".to_owned(), Some(farewell))
     }
 
     /// Writes what is pending, within [`CLOSE_TIMEOUT`].
     async fn finish(&mut self, pending: &mut Pending) {
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-            while !pending.is_empty() {
-                let slices = pending.slices();
-                match self.ws.write_raw(&slices).await {
-                    Ok(n) if n > 0 => {
-                        drop(slices);
-                        pending.advance(n);
-                    }
-                    _ => break,
-                }
-            }
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, write_all(&mut self.ws, pending)).await;
+    }
+}
+
+/// What a client too slow to stay still gets, detached: the rest of its half-written frame
+/// and a Close frame, for as long as [`SLOW_CLOSE_TIMEOUT`] allows (it is not reading, and
+/// may start again).
+struct Farewell<S> {
+    ws: S,
+    pending: Pending,
+    frame: CloseFrame,
+}
+
+impl<S: Socket> Farewell<S> {
+    async fn send(mut self) {
+        let _ = tokio::time::timeout(SLOW_CLOSE_TIMEOUT, async {
+            write_all(&mut self.ws, &mut self.pending).await;
+            let _ = self.ws.send(Message::Close(Some(self.frame))).await;
         })
         .await;
+        close_with_reply(&mut self.ws).await;
+    }
+}
+
+/// Writes what is pending (until the connection fails).
+async fn write_all<S: Socket>(ws: &mut S, pending: &mut Pending) {
+    while !pending.is_empty() {
+        let slices = pending.slices();
+        match ws.write_raw(&slices).await {
+            Ok(n) if n > 0 => {
+                drop(slices);
+                pending.advance(n);
+            }
+            _ => break,
+        }
     }
 }
 
@@ -980,8 +1032,15 @@ async fn until(at: Option<Instant>) {
 
 /// Sends `frame` and waits (bounded) for the client's Close, dropping what else it sends.
 async fn close_with<S: Socket>(ws: &mut S, frame: CloseFrame) {
+    let sent = tokio::time::timeout(CLOSE_TIMEOUT, ws.send(Message::Close(Some(frame)))).await;
+    if matches!(sent, Ok(Ok(()))) {
+        close_with_reply(ws).await;
+    }
+}
+
+/// Waits (bounded) for the client's Close in reply to ours, dropping what else it sends.
+async fn close_with_reply<S: Socket>(ws: &mut S) {
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-        ws.send(Message::Close(Some(frame))).await?;
         while let Some(msg) = ws.next().await {
             if matches!(msg, Err(_) | Ok(Message::Close(_))) {
                 break;
@@ -1022,6 +1081,7 @@ mod tests {
         let (mut cursor, mut pending) = (1, Pending::default());
         log.take(&mut cursor, &mut pending);
         assert_eq!(cursor, 3);
+        assert_eq!(pending.ends, [4, 9], "where each frame taken ends");
         assert_eq!(written(&mut pending), [0x82, 2, b'b', b'b', 0x82, 3, b'c', b'c', b'c']);
         assert!(pending.is_empty());
         log.take(&mut cursor, &mut pending);

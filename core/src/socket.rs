@@ -26,8 +26,10 @@ pub trait Socket:
     /// queued (a pong, a ping); returns how many bytes went. Cancel-safe: when it does not
     /// complete, nothing of `bufs` was written. The caller writes no message through the
     /// sink, and reads nothing, while a frame is half written.
-    fn write_raw(&mut self, bufs: &[IoSlice<'_>])
-    -> impl Future<Output = Result<usize, WsError>> + Send;
+    fn write_raw(
+        &mut self,
+        bufs: &[IoSlice<'_>],
+    ) -> impl Future<Output = Result<usize, WsError>> + Send;
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Socket for WebSocketStream<T> {

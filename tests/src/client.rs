@@ -163,3 +163,12 @@ pub async fn raw_http(addr: SocketAddr, request: &str) -> String {
     .await;
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// Connects a WebSocket client to `path` at `addr` whose socket takes in little at a time
+/// (a 4 KiB receive buffer): a client that stops reading is felt by the server at once.
+pub async fn connect_small_window(addr: SocketAddr, path: &str) -> WebSocketStream<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("receive buffer");
+    let stream = within(STEP, socket.connect(addr)).await.expect("connect");
+    handshake(stream, &format!("ws://{addr}{path}"), &[]).await
+}

@@ -16,6 +16,7 @@ use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use websocketd_core::broadcast::{BroadcastConfig, Broadcasts};
 use websocketd_core::command::Command;
 use websocketd_core::env::{Vars, check_exec};
 use websocketd_core::host;
@@ -53,6 +54,8 @@ pub(crate) struct WebSockets {
     reverse_lookup: bool,
     forks: Forks,
     shutdown: Shutdown,
+    /// With `--broadcast`: the shared programs.
+    broadcasts: Option<Broadcasts>,
 }
 
 /// How the endpoint is set up.
@@ -68,13 +71,15 @@ pub(crate) struct Setup {
     pub(crate) origins: OriginPolicy,
     /// Whether to name clients by reverse DNS.
     pub(crate) reverse_lookup: bool,
+    /// With `--broadcast`: how shared programs run.
+    pub(crate) broadcast: Option<BroadcastConfig>,
 }
 
 impl WebSockets {
     /// The endpoint `setup` describes, its sessions counted in `forks` and watching
     /// `shutdown`.
     pub(crate) fn new(setup: Setup, forks: Forks, shutdown: Shutdown) -> WebSockets {
-        let Setup { endpoint, session, subprotocols, origins, reverse_lookup } = setup;
+        let Setup { endpoint, session, subprotocols, origins, reverse_lookup, broadcast } = setup;
         // usize::MAX stands for no limit (--maxframesize=0).
         let max = session.max_message;
         let limit = (max != usize::MAX).then_some(max);
@@ -93,6 +98,7 @@ impl WebSockets {
             reverse_lookup,
             forks,
             shutdown,
+            broadcasts: broadcast.map(Broadcasts::new),
         }
     }
 
@@ -109,10 +115,13 @@ impl WebSockets {
             Ok(admitted) => admitted,
             Err(refused) => return refused.response(),
         };
-        let Admitted { slot, command, script_name, accept, subprotocol } = admitted;
+        let Admitted { slot, command, script_name, accept, subprotocol, key } = admitted;
         let info = conn.request_info(&req, client, script_name, subprotocol);
         // What exec would refuse is refused now, before the 101 and with the slot given back.
-        let env = self.session.env.cgi_env(&info);
+        let env = match &self.broadcasts {
+            Some(_) => self.session.env.shared_env(&info),
+            None => self.session.env.cgi_env(&info),
+        };
         if let Err(why) = check_exec(command.program.as_os_str(), &command.args, &env) {
             refusal_span(&req, &client).in_scope(|| {
                 tracing::error!(target: "session", "Refused to run {}: {why}", command.line());
@@ -120,7 +129,20 @@ impl WebSockets {
             return edge::unrunnable(&why);
         }
         let socket = self.socket(&mut req);
-        self.spawn(socket, info, env, command, slot, client);
+        match (&self.broadcasts, key) {
+            (Some(broadcasts), Some(key)) => {
+                let config = Arc::clone(&self.session);
+                let shutdown = self.shutdown.clone();
+                let client =
+                    broadcasts.run(socket, &info, key, env, command, config, shutdown, slot);
+                self.shutdown.spawn(client);
+            }
+            _ => match slot {
+                Some(slot) => self.spawn(socket, info, env, command, slot, client),
+                // Not reached: without --broadcast a request with no slot was refused.
+                None => return plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n"),
+            },
+        }
         switching_protocols(&accept, subprotocol)
     }
 
@@ -139,10 +161,12 @@ impl WebSockets {
             });
             return Err(Refused::Edge(bad));
         }
-        let Some(slot) = self.forks.take() else {
-            tracing::error!(target: "http", "Max of possible forks already active, upgrade rejected");
-            return Err(Refused::Busy);
-        };
+        // A client that joins a running shared program needs no slot: whether it does is
+        // known once its script is found.
+        let slot = self.forks.take();
+        if slot.is_none() && self.broadcasts.is_none() {
+            return Err(busy());
+        }
         let (command, script_name) = match &self.endpoint {
             Endpoint::Command(command) => (Arc::clone(command), "/".to_owned()),
             Endpoint::Dir(dir) => match dir.lookup(decoded) {
@@ -159,6 +183,18 @@ impl WebSockets {
                 }
             },
         };
+        let key = self.broadcasts.as_ref().map(|broadcasts| {
+            // The path as decoded plus the query: in --dir mode the script and its PATH_INFO.
+            let key = match req.uri().query() {
+                Some(query) if !query.is_empty() => format!("{decoded}?{query}"),
+                _ => decoded.to_owned(),
+            };
+            (broadcasts.is_running(&key), key)
+        });
+        if slot.is_none() && !key.as_ref().is_some_and(|(running, _)| *running) {
+            return Err(busy());
+        }
+        let key = key.map(|(_, key)| key);
         let accept = match check(req) {
             Ok(key) => derive_accept_key(key),
             Err(refusal) => {
@@ -177,7 +213,7 @@ impl WebSockets {
             return Err(Refused::Origin);
         }
         let subprotocol = choose_subprotocol(req.headers(), &self.subprotocols);
-        Ok(Admitted { slot, command, script_name, accept, subprotocol })
+        Ok(Admitted { slot, command, script_name, accept, subprotocol, key })
     }
 
     /// The WebSocket that the connection becomes once the 101 is written (`None` if it is
@@ -237,9 +273,18 @@ impl WebSockets {
 /// The WebSocket of a session: the upgraded connection, read ahead.
 type Ws = WebSocketStream<ReadAhead<TokioIo<hyper::upgrade::Upgraded>>>;
 
+/// No `--maxforks` slot is left: logged as websocketd does.
+fn busy() -> Refused {
+    tracing::error!(target: "http", "Max of possible forks already active, upgrade rejected");
+    Refused::Busy
+}
+
 /// An upgrade request that may become a session.
 struct Admitted<'a> {
-    slot: Slot,
+    /// Its `--maxforks` slot; `None` only for a client that joins a running shared program.
+    slot: Option<Slot>,
+    /// With `--broadcast`: the key of the shared program it joins or starts.
+    key: Option<String>,
     command: Arc<Command>,
     script_name: String,
     /// `Sec-WebSocket-Accept`.

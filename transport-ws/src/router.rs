@@ -9,6 +9,7 @@ use std::time::SystemTime;
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
+use websocketd_core::broadcast::BroadcastConfig;
 use websocketd_core::request::{address_label, log_url};
 use websocketd_core::{SessionConfig, Shutdown};
 
@@ -50,6 +51,8 @@ pub struct Settings {
     pub trusted_proxies: TrustedProxies,
     /// `--header`, `--header-ws`, `--header-http`.
     pub headers: ExtraHeaders,
+    /// `--broadcast` and its settings: every client of one URL shares one program.
+    pub broadcast: Option<BroadcastConfig>,
 }
 
 /// Everything a request handler needs; shared by all listeners.
@@ -80,6 +83,7 @@ impl App {
                 subprotocols: settings.subprotocols,
                 origins: settings.origins,
                 reverse_lookup: settings.reverse_lookup,
+                broadcast: settings.broadcast,
             };
             WebSockets::new(setup, forks, shutdown.clone())
         });
