@@ -394,3 +394,78 @@ async fn broadcast_settings_need_broadcast() {
         assert!(text.contains("only applies with --broadcast"), "{flag}: {text}");
     }
 }
+
+#[tokio::test]
+async fn maxforks_counts_programs_and_joining_needs_no_slot() {
+    let server = Server::start(&["--broadcast", "--maxforks=1", "cat"]).await;
+    let mut a = server.connect("/one").await;
+    let mut b = server.connect("/one").await;
+    attached(&server, 2).await;
+    send_text(&mut a, "both").await;
+    assert_eq!(recv_text(&mut b).await, "both");
+    let refused = raw_http(
+        server.addr,
+        "GET /two HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await;
+    assert!(refused.starts_with("HTTP/1.1 429"), "{refused}");
+    a.close(None).await.unwrap();
+    b.close(None).await.unwrap();
+    server.wait_no_children().await;
+    // The slot is back once the program is gone.
+    let mut c = server.connect("/two").await;
+    send_text(&mut c, "again").await;
+    assert_eq!(recv_text(&mut c).await, "again");
+}
+
+#[tokio::test]
+async fn with_input_none_clients_messages_are_dropped_and_counted() {
+    let dir = TempDir::new();
+    let got = dir.path("got");
+    let server = Server::start(&[
+        "--broadcast",
+        "--broadcastinput=none",
+        "--loglevel=debug",
+        "sh",
+        "-c",
+        &format!("echo ready; cat > {got}"),
+    ])
+    .await;
+    let mut ws = server.connect("/").await;
+    assert_eq!(recv_text(&mut ws).await, "ready");
+    for _ in 0..3 {
+        send_text(&mut ws, "ignored").await;
+    }
+    ws.close(None).await.unwrap();
+    server.wait_log(|l| l.contains("Dropped 3 client messages")).await;
+    server.wait_no_children().await;
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), "", "nothing reached the program");
+}
+
+#[tokio::test]
+async fn passstderr_and_pings_work_for_shared_clients() {
+    let server = Server::start(&[
+        "--broadcast",
+        "--passstderr",
+        "--pingms=100",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; cat",
+    ])
+    .await;
+    let mut ws = server.connect("/").await;
+    let mut got = vec![recv_text(&mut ws).await, recv_text(&mut ws).await];
+    got.sort();
+    assert_eq!(got, [r#"{"stream":"stderr","data":"err"}"#, r#"{"stream":"stdout","data":"out"}"#]);
+    // Pings come while the client is idle.
+    let ping = within(STEP, async {
+        loop {
+            if let Some(Ok(Message::Ping(_))) = ws.next().await {
+                return true;
+            }
+        }
+    })
+    .await;
+    assert!(ping);
+}
