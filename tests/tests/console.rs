@@ -1,6 +1,7 @@
 //! The developer console in a real headless Chromium: the page connects to its own URL, sends
 //! a line, shows the echo as text, and shows the close. Driven over the DevTools protocol.
-//! Without Chromium the test is skipped, except under CI=true, where it fails.
+//! Two pages on one `--broadcast` URL show the same messages. Without Chromium the tests are
+//! skipped, except under CI=true, where they fail.
 
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
@@ -270,4 +271,46 @@ async fn the_console_tells_a_normal_end_from_a_failure_and_a_refusal() {
     let refused = page.connect_until(".entry.refused").await;
     assert!(refused.ends_with("the server log says why"), "{refused}");
     strict.wait_log(|l| l.ends_with("| Origin is not listed in allowed list")).await;
+}
+
+/// Another page (tab) of the same Chromium.
+async fn another_page(chromium: &Chromium) -> Page {
+    let port = chromium.port;
+    let devtools = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let made = raw_http(
+        devtools,
+        &format!("PUT /json/new?about:blank HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"),
+    )
+    .await;
+    let target: serde_json::Value =
+        serde_json::from_str(made.split_once("\r\n\r\n").expect("a body").1).expect("json");
+    let url = target["webSocketDebuggerUrl"].as_str().expect("the new page's DevTools URL");
+    Page { ws: connect(url).await, next_id: 0 }
+}
+
+#[tokio::test]
+async fn two_browser_pages_on_one_broadcast_url_show_the_same_messages() {
+    let Some((chromium, mut first)) = browser().await else { return };
+    let mut second = another_page(&chromium).await;
+    let server = Server::start(&["--broadcast", "sh", "-c", "read go; seq 1 50"]).await;
+    let open = format!(
+        "window.got = []; window.ws = new WebSocket('ws://{}/feed');
+         ws.onmessage = e => got.push(e.data); ws.onclose = e => window.code = e.code; true",
+        server.addr
+    );
+    for page in [&mut first, &mut second] {
+        assert_eq!(page.eval(&open).await, true);
+        page.until("ws.readyState === 1").await;
+    }
+    server.wait_log_count(2, |l| l.contains("| CONNECT")).await;
+    first.eval("ws.send('go')").await;
+    let want: Vec<String> = (1..=50).map(|i| i.to_string()).collect();
+    for page in [&mut first, &mut second] {
+        page.until("window.code === 1000").await;
+        let got = page.eval("got").await;
+        let got: Vec<String> = serde_json::from_value(got).expect("strings");
+        assert_eq!(got, want);
+    }
+    let started = server.logs().iter().filter(|l| l.contains("Started shared program")).count();
+    assert_eq!(started, 1);
 }
