@@ -188,3 +188,31 @@ fn beyond(label: &str, goal: f64, floor: f64, unit: &str, what: &str, higher: bo
         )
     }
 }
+
+/// The shared-session target (1.5M deliveries/s, none lost), and what bounds the figure:
+/// the CPU the server and the load generator spend per delivery on the same two cores.
+pub fn broadcast(median: &Lookup<'_>) -> Vec<String> {
+    let mut lines = Vec::new();
+    let fig = |scenario: &str, figure: &str, who: &str| median(scenario, figure, who);
+    let verdict = |ok: bool| if ok { "ok" } else { "MISS" };
+    if let Some(ours) = fig(names::BROADCAST, names::DELIVERIES, "ours") {
+        let lost = fig(names::BROADCAST, "lost", "ours").unwrap_or(f64::NAN);
+        let server = fig(names::BROADCAST, "server CPU per 1M deliveries", "ours");
+        let client = fig(names::BROADCAST, "load generator CPU per 1M", "ours");
+        lines.push(format!(
+            "{}: target 1.5M deliveries/s with none lost; ours {:.2}M/s, {lost:.0} lost: {}",
+            names::BROADCAST,
+            ours / 1e6,
+            verdict(ours >= 1.5e6 && lost == 0.0)
+        ));
+        if let (Some(server), Some(client)) = (server, client) {
+            lines.push(format!(
+                "  per million deliveries the server spends {server:.2} CPU s and the load \
+                 generator {client:.2} on the same two cores: 2 / {:.2} = {:.1}M/s at most",
+                server + client,
+                2.0 / (server + client)
+            ));
+        }
+    }
+    lines
+}

@@ -11,6 +11,7 @@
 
 pub mod bounds;
 pub mod ceiling;
+pub mod fanout;
 pub mod load;
 pub mod proxy;
 pub mod scenario;

@@ -67,6 +67,8 @@ struct Series {
     better: Option<Better>,
     /// The target against websocketd.
     goal: Option<Goal>,
+    /// The target against websocat, when not the usual one.
+    websocat: Option<Goal>,
     /// Whether it is a scenario's main figure (its first, or one with a target), which the
     /// websocat target applies to.
     headline: bool,
@@ -79,6 +81,7 @@ impl Series {
     fn goal_against(&self, baseline: &str) -> Option<Goal> {
         match baseline {
             "websocketd" => self.goal,
+            "websocat" if self.websocat.is_some() => self.websocat,
             "websocat" if self.headline => Some(match self.better? {
                 Better::Higher => Goal::AtLeast(WEBSOCAT_RATIO),
                 Better::Lower => Goal::AtMost((1.0 / WEBSOCAT_RATIO * 100.0).round() / 100.0),
@@ -89,6 +92,12 @@ impl Series {
 }
 
 fn main() -> Result<()> {
+    // Started by a shared-session scenario as its program.
+    let mut argv = std::env::args().skip(1);
+    if argv.next().as_deref() == Some(websocketd_bench::fanout::STAMP_FLAG) {
+        let count = argv.next().and_then(|n| n.parse().ok()).context("--stamp-lines N")?;
+        return Ok(websocketd_bench::fanout::stamp_lines(count)?);
+    }
     let args = Args::parse();
     raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -154,6 +163,9 @@ async fn run(args: Args) -> Result<()> {
     for scenario in &scenarios {
         for round in 0..rounds {
             for target in &targets {
+                if scenario.skips(target.name) {
+                    continue;
+                }
                 let outcome = run_once(scenario, target, time).await;
                 eprintln!(
                     "  {} / round {} / {}: {}",
@@ -272,6 +284,7 @@ fn record(
                 series.unit = m.unit;
                 series.better = Some(m.better);
                 series.goal = m.goal;
+                series.websocat = m.websocat;
                 series.headline = i == 0 || m.goal.is_some();
                 series.values.entry(target).or_default().push(m.value);
             }
@@ -513,6 +526,7 @@ fn print_bounds(
     let floors = figure(SPAWN_FLOOR).zip(figure(NETWORK_FLOOR));
     let mut lines = bounds::explain(&lookup, rate_goal, first_goal, floors);
     let churn = figure(SPAWN_CHURN);
+    lines.extend(bounds::broadcast(&lookup));
     if let (Some(churn), Some((spawn_first, _))) = (churn, floors) {
         let floors = bounds::Floors { churn, spawn_first };
         lines.extend(bounds::targets(&lookup, floors, WEBSOCAT_RATIO));

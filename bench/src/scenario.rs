@@ -65,6 +65,8 @@ pub struct Metric {
     pub better: Better,
     /// The target ratio, if any.
     pub goal: Option<Goal>,
+    /// The target against websocat, where it is not the usual one.
+    pub websocat: Option<Goal>,
 }
 
 fn metric(
@@ -74,7 +76,7 @@ fn metric(
     better: Better,
     goal: Option<Goal>,
 ) -> Metric {
-    Metric { name, unit, value, better, goal }
+    Metric { name, unit, value, better, goal, websocat: None }
 }
 
 /// What a scenario does.
@@ -96,6 +98,9 @@ pub enum Kind {
     Idle(usize),
     /// Echo round trips on one connection while 100 others stream.
     RoundTripUnderLoad,
+    /// One shared program (`--broadcast`) printing this many stamped lines as fast as it
+    /// can, to this many clients.
+    Broadcast { clients: usize, lines: u64 },
     /// Echo round trips on one connection, paced, while 100 others echo at a fixed total
     /// rate (messages per second).
     RoundTripModerate(usize),
@@ -129,6 +134,10 @@ pub mod names {
     pub const NGINX_TCP_RATE: &str = "nginx -> TCP: connections, 32 clients";
     /// Echo through nginx to TCP.
     pub const NGINX_TCP_ECHO: &str = "nginx -> TCP: echo 64 B lines";
+    /// Messages received by a shared program's clients, summed, per second.
+    pub const DELIVERIES: &str = "deliveries";
+    /// The shared-session scenario.
+    pub const BROADCAST: &str = "broadcast: 1000 clients, one program";
     /// Download through nginx to TCP.
     pub const NGINX_TCP_DOWNLOAD: &str = "nginx -> TCP: binary download 64 KiB";
 }
@@ -180,6 +189,7 @@ impl Scenario {
             ("echo latency, 100 streaming", RoundTripUnderLoad),
             ("echo latency, 100 echo 30k msg/s", RoundTripModerate(30_000)),
             ("deep pipelining", DeepPipeline),
+            (names::BROADCAST, Broadcast { clients: 1000, lines: 5000 }),
         ];
         let plain = kinds.into_iter().map(|(name, kind)| (name, kind, None, None));
         let full = Some(Handshakes::Full);
@@ -212,9 +222,15 @@ impl Scenario {
     /// server that stops answering under a scenario's load costs a round no more than that).
     pub fn margin(&self) -> Duration {
         match self.kind {
-            Kind::Idle(_) => Duration::from_secs(40),
+            Kind::Idle(_) | Kind::Broadcast { .. } => Duration::from_secs(40),
             _ => Duration::from_secs(15),
         }
+    }
+
+    /// Whether the scenario leaves the server `target` out: websocketd has no shared
+    /// programs (it would start one per client, which is not the same thing).
+    pub fn skips(&self, target: &str) -> bool {
+        matches!(self.kind, Kind::Broadcast { .. }) && target == "websocketd"
     }
 
     /// Where the server listens in this scenario.
@@ -281,6 +297,18 @@ impl Scenario {
                     "if=/dev/zero".into(),
                     format!("bs={n}"),
                     "status=none".into(),
+                ]
+            }
+            Kind::Broadcast { lines, .. } => {
+                let me = std::env::current_exe().map(|p| p.display().to_string());
+                vec![
+                    "--broadcast".into(),
+                    // Room for the whole output: the figure is what clients can take, with
+                    // no one closed as too slow.
+                    "--clientqueue=8388608".into(),
+                    me.unwrap_or_else(|_| "websocketd-bench".into()),
+                    crate::fanout::STAMP_FLAG.into(),
+                    lines.to_string(),
                 ]
             }
             Kind::RoundTripUnderLoad => vec![
@@ -435,6 +463,28 @@ impl Scenario {
                     metric("echo round trip p50", "ms", percentile(&ms, 50.0), Lower, goal),
                     metric("echo round trip p99", "ms", percentile(&ms, 99.0), Lower, goal),
                     metric("load echoed meanwhile", "msg/s", carried, Higher, None),
+                ]
+            }
+            Kind::Broadcast { clients, lines } => {
+                let cpu = || (server.cpu().total(), target::own_cpu().total());
+                let before = cpu();
+                let got = crate::fanout::run(&to, clients, lines, || server.rss_kib()).await?;
+                let after = cpu();
+                // CPU seconds per million deliveries: what bounds the figure on two cores.
+                let per_million = |spent: f64| match got.received {
+                    0 => f64::NAN,
+                    n => spent / (n as f64 / 1e6),
+                };
+                let websocat = Some(Goal::AtLeast(3.0));
+                let deliveries = metric(names::DELIVERIES, "msg/s", got.deliveries, Higher, None);
+                vec![
+                    Metric { websocat, ..deliveries },
+                    metric("delay p50", "ms", percentile(&got.delays, 50.0), Lower, None),
+                    metric("delay p99", "ms", percentile(&got.delays, 99.0), Lower, None),
+                    metric("lost", "msgs", got.lost as f64, Lower, None),
+                    metric("server RSS per client", "KiB", got.rss_per_client, Lower, None),
+                    metric("server CPU per 1M deliveries", "s", per_million(after.0 - before.0), Lower, None),
+                    metric("load generator CPU per 1M", "s", per_million(after.1 - before.1), Lower, None),
                 ]
             }
             Kind::DeepPipeline => {

@@ -51,6 +51,7 @@ pub enum Flavor {
 pub fn websocat_argv(port: u16, args: &[&str]) -> Result<Vec<String>> {
     let mut mode = "-t";
     let mut tls = false;
+    let mut broadcast = false;
     let mut rest = args;
     while let Some(flag) = rest.first().filter(|a| a.starts_with("--")) {
         match *flag {
@@ -58,6 +59,10 @@ pub fn websocat_argv(port: u16, args: &[&str]) -> Result<Vec<String>> {
             // websocat does not limit connections unless told to.
             f if f.starts_with("--maxforks=") => {}
             "--ssl" => tls = true,
+            // Its `broadcast:` overlay: one program for every client, 16 messages queued
+            // for each (it has no setting for that).
+            "--broadcast" => broadcast = true,
+            f if f.starts_with("--clientqueue=") => {}
             // The run's certificate, which websocat takes as PKCS#12.
             f if f.starts_with("--sslcert=") || f.starts_with("--sslkey=") => {}
             other => bail!("websocat has no counterpart for {other}"),
@@ -75,7 +80,7 @@ pub fn websocat_argv(port: u16, args: &[&str]) -> Result<Vec<String>> {
     } else {
         argv.push(format!("ws-u:tcp-l:127.0.0.1:{port}"));
     }
-    argv.push(format!("exec:{command}"));
+    argv.push(format!("{}exec:{command}", if broadcast { "broadcast:" } else { "" }));
     if !command_args.is_empty() {
         argv.push("--exec-args".to_owned());
         argv.extend(command_args.iter().map(|a| (*a).to_owned()));
