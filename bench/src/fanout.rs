@@ -58,7 +58,12 @@ pub struct Fanout {
 
 /// Connects `clients` clients, starts the program, and counts what each receives until all
 /// have `lines` or none has received anything for a second.
-pub async fn run(to: &Dial, clients: usize, lines: u64, rss_kib: impl Fn() -> u64) -> Result<Fanout> {
+pub async fn run(
+    to: &Dial,
+    clients: usize,
+    lines: u64,
+    rss_kib: impl Fn() -> u64,
+) -> Result<Fanout> {
     let base = rss_kib();
     let mut sockets = Vec::with_capacity(clients);
     for _ in 0..clients {
@@ -108,5 +113,11 @@ pub async fn run(to: &Dial, clients: usize, lines: u64, rss_kib: impl Fn() -> u6
     let end = *last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let took = end.duration_since(started).as_secs_f64();
     let received = received.load(Ordering::Relaxed);
-    Ok(Fanout { deliveries: received as f64 / took.max(1e-9), delays, received, lost, rss_per_client })
+    Ok(Fanout {
+        deliveries: received as f64 / took.max(1e-9),
+        delays,
+        received,
+        lost,
+        rss_per_client,
+    })
 }

@@ -483,8 +483,20 @@ impl Scenario {
                     metric("delay p99", "ms", percentile(&got.delays, 99.0), Lower, None),
                     metric("lost", "msgs", got.lost as f64, Lower, None),
                     metric("server RSS per client", "KiB", got.rss_per_client, Lower, None),
-                    metric("server CPU per 1M deliveries", "s", per_million(after.0 - before.0), Lower, None),
-                    metric("load generator CPU per 1M", "s", per_million(after.1 - before.1), Lower, None),
+                    metric(
+                        "server CPU per 1M deliveries",
+                        "s",
+                        per_million(after.0 - before.0),
+                        Lower,
+                        None,
+                    ),
+                    metric(
+                        "load generator CPU per 1M",
+                        "s",
+                        per_million(after.1 - before.1),
+                        Lower,
+                        None,
+                    ),
                 ]
             }
             Kind::DeepPipeline => {
