@@ -169,9 +169,8 @@ impl Broadcasts {
             } else {
                 broadcasts.attach(key, id, env, command, &config, &shutdown, slot)
             };
-            // Said once the client is attached: from here on it misses nothing.
-            crate::access!(target: "session", "CONNECT");
             let Some((instance, cursor)) = attached else {
+                crate::access!(target: "session", "CONNECT");
                 let frame = if shutdown.is_begun() {
                     going_away()
                 } else {
@@ -180,10 +179,13 @@ impl Broadcasts {
                 close_with(&mut ws, frame).await;
                 return disconnect("not started");
             };
-            let known = instance.pid.get().copied();
+            // Said once the client is attached (from here on it misses nothing) and the
+            // program has started, so that the line names it.
+            let known = instance.started().await;
             if let Some(pid) = known {
                 tracing::Span::current().record("pid", pid);
             }
+            crate::access!(target: "session", "CONNECT");
             let client = Client {
                 ws,
                 instance: &instance,
@@ -331,6 +333,19 @@ impl Instance {
         state.clients += 1;
         let log = &state.log;
         Some(log.head.saturating_sub(replay as u64).max(log.base))
+    }
+
+    /// Waits until the program has been started (or could not be), and returns its pid.
+    async fn started(&self) -> Option<u32> {
+        let mut changed = self.changed.subscribe();
+        loop {
+            if let Some(&pid) = self.pid.get() {
+                return Some(pid);
+            }
+            if self.state().ending.is_some() || changed.changed().await.is_err() {
+                return self.pid.get().copied();
+            }
+        }
     }
 
     /// A client leaves.
@@ -606,6 +621,7 @@ impl Program {
         let pid = child.pid();
         let _ = instance.pid.set(pid);
         tracing::info!(target: "broadcast", "Started shared program {pid} for {}", instance.key);
+        instance.changed.send_replace(());
         let Pipes { stdin, stdout, stderr } = pipes;
         let (passed_stderr, logging_stderr) = if config.pass_stderr {
             (Some(stderr), None)

@@ -39,8 +39,17 @@ async fn a_hundred_clients_receive_the_same_sequence_from_one_program() {
         assert_eq!(code, 1000);
         assert_eq!(numbers(data), want);
     }
-    let started = server.logs().iter().filter(|l| l.contains("Started shared program")).count();
+    let logs = server.logs();
+    let started = logs.iter().filter(|l| l.contains("Started shared program")).count();
     assert_eq!(started, 1, "one program for all");
+    let pid = logs
+        .iter()
+        .find_map(|l| l.split("Started shared program ").nth(1)?.split_whitespace().next())
+        .expect("the program's pid");
+    let named = format!("pid:'{pid}'");
+    for line in logs.iter().filter(|l| l.contains("| CONNECT") || l.contains("| DISCONNECT")) {
+        assert!(line.contains(&named), "every client's line names the program: {line}");
+    }
     server.wait_no_children().await;
 }
 
