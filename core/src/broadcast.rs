@@ -161,13 +161,19 @@ impl Broadcasts {
             exit = tracing::field::Empty,
         );
         let broadcasts = self.clone();
-        let id = req.id;
+        // Attached now, before the 101 goes out: a client that comes right after finds the
+        // program and joins it (with no slot needed), even before this upgrade completes.
+        let attached = if shutdown.is_begun() {
+            None
+        } else {
+            span.in_scope(|| broadcasts.attach(key, req.id, env, command, &config, &shutdown, slot))
+        };
         async move {
-            let Some(mut ws) = socket.await else { return };
-            let attached = if shutdown.is_begun() {
-                None
-            } else {
-                broadcasts.attach(key, id, env, command, &config, &shutdown, slot)
+            let Some(mut ws) = socket.await else {
+                if let Some((instance, _)) = attached {
+                    instance.detach();
+                }
+                return;
             };
             let Some((instance, cursor)) = attached else {
                 crate::access!(target: "session", "CONNECT");
