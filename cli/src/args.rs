@@ -178,7 +178,7 @@ pub struct Args {
     pub broadcastinput: Option<BroadcastInputArg>,
 
     /// With --broadcast, how many of the last messages a joining client gets before the live
-    /// output [default: 0].
+    /// output, at most --clientqueue bytes of them [default: 0].
     #[arg(long, value_name = "N", help_heading = "Broadcast")]
     pub replay: Option<u64>,
 

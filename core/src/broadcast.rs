@@ -228,7 +228,7 @@ impl Broadcasts {
     ) -> Option<(Arc<Instance>, u64)> {
         let mut instances = self.instances();
         if let Some(instance) = instances.get(&key) {
-            if let Some(cursor) = instance.join(self.config.replay) {
+            if let Some(cursor) = instance.join(self.config.replay, self.config.client_queue) {
                 return Some((Arc::clone(instance), cursor));
             }
         }
@@ -330,15 +330,15 @@ impl Instance {
     }
 
     /// A client joins, if the program still takes clients: its cursor is `replay` messages
-    /// back (or as far as the log goes).
-    fn join(&self, replay: usize) -> Option<u64> {
+    /// back, as far as the log goes and no further than `queue` bytes (a client that started
+    /// further behind would be too slow at once).
+    fn join(&self, replay: usize, queue: usize) -> Option<u64> {
         let mut state = self.state();
         if !state.joinable {
             return None;
         }
         state.clients += 1;
-        let log = &state.log;
-        Some(log.head.saturating_sub(replay as u64).max(log.base))
+        Some(state.log.replay_start(replay, queue))
     }
 
     /// Waits until the program has been started (or could not be), and returns its pid.
@@ -460,6 +460,23 @@ impl Log {
         }
         let i = self.chunks.partition_point(|c| c.next() <= seq);
         self.chunks.get(i)
+    }
+
+    /// The first of the last `replay` messages, or the first message that is at most
+    /// `queue` bytes behind the live end if that comes later.
+    fn replay_start(&self, replay: usize, queue: usize) -> u64 {
+        let (mut low, mut high) =
+            (self.head.saturating_sub(replay as u64).max(self.base), self.head);
+        // `behind` only shrinks as the message number grows: the first one within `queue`.
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if self.behind(mid).is_some_and(|b| b <= queue as u64) {
+                high = mid;
+            } else {
+                low = mid + 1;
+            }
+        }
+        low
     }
 
     /// How many bytes lie between `seq` and the live end; `None` if `seq` is no longer kept.
@@ -1125,6 +1142,19 @@ mod tests {
             log.push(chunk(&[&[0u8; 98]]), 0, 5);
         }
         assert_eq!((log.base, log.head), (5, 10));
+    }
+
+    #[test]
+    fn replay_goes_back_as_far_as_asked_within_the_queue() {
+        let mut log = Log::default();
+        for _ in 0..10 {
+            log.push(chunk(&[&[0u8; 98]]), 1 << 20, 0);
+        }
+        assert_eq!(log.replay_start(3, 1 << 20), 7);
+        assert_eq!(log.replay_start(100, 1 << 20), 0, "as far as the log goes");
+        // 100-byte frames: 250 bytes reach back two messages.
+        assert_eq!(log.replay_start(5, 250), 8);
+        assert_eq!(log.replay_start(0, 250), 10, "no replay: the live end");
     }
 
     #[test]
