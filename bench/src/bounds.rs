@@ -21,7 +21,11 @@ struct Budget {
 
 impl Budget {
     fn of(median: &Lookup<'_>, who: &str) -> Option<Budget> {
-        let figure = |name: &str| median(RATE_SCENARIO, name, who);
+        Budget::of_scenario(median, RATE_SCENARIO, who)
+    }
+
+    fn of_scenario(median: &Lookup<'_>, scenario: &str, who: &str) -> Option<Budget> {
+        let figure = |name: &str| median(scenario, name, who);
         Some(Budget {
             busy: figure(names::BUSY)?,
             idle: figure(names::IDLE)?,
@@ -213,6 +217,41 @@ pub fn broadcast(median: &Lookup<'_>) -> Vec<String> {
                 2.0 / (server + client)
             ));
         }
+    }
+    lines
+}
+
+/// For the other connection-rate targets (wss, behind nginx): how much CPU per connection the
+/// target leaves our server once the children, the load generator and the rest have had
+/// theirs, against what it uses. A target our server cannot reach even at no cost is said so.
+pub fn rate_budgets(median: &Lookup<'_>) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (scenario, goal) in [
+        ("wss: connections, 32 clients", 1.4),
+        ("wss: connections, 32 clients, resumed", 1.4),
+        (names::NGINX_TCP_RATE, 1.3),
+    ] {
+        let (Some(ours), Some(theirs)) = (
+            Budget::of_scenario(median, scenario, "ours"),
+            Budget::of_scenario(median, scenario, "websocketd"),
+        ) else {
+            continue;
+        };
+        let allowed = (theirs.busy + theirs.idle) / goal;
+        let for_server = allowed - (ours.busy - ours.server);
+        let verdict = if for_server <= 0.0 {
+            "no server could reach it".to_owned()
+        } else {
+            format!("it uses {:.2} ({:.2} in the kernel)", ours.server, ours.server_kernel)
+        };
+        lines.push(format!(
+            "{scenario}: {goal}x websocketd's rate allows {allowed:.2} ms of CPU per connection; \
+             children {:.2}, load generator {:.2} and the rest (a proxy, the kernel's network work) {:.2} leave our server \
+             {for_server:.2} ms: {verdict}",
+            ours.children,
+            ours.client,
+            ours.other(),
+        ));
     }
     lines
 }

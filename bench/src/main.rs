@@ -527,6 +527,7 @@ fn print_bounds(
     let mut lines = bounds::explain(&lookup, rate_goal, first_goal, floors);
     let churn = figure(SPAWN_CHURN);
     lines.extend(bounds::broadcast(&lookup));
+    lines.extend(bounds::rate_budgets(&lookup));
     if let (Some(churn), Some((spawn_first, _))) = (churn, floors) {
         let floors = bounds::Floors { churn, spawn_first };
         lines.extend(bounds::targets(&lookup, floors, WEBSOCAT_RATIO));
