@@ -149,17 +149,7 @@ impl Broadcasts {
         shutdown: Shutdown,
         slot: Option<Slot>,
     ) -> impl Future<Output = ()> + Send + use<S> {
-        let span = tracing::info_span!(
-            target: "session",
-            "session",
-            url = %req.url(),
-            id = req.id,
-            remote = %req.remote_label(),
-            command = %command.program.display(),
-            origin = %req.origin(),
-            pid = tracing::field::Empty,
-            exit = tracing::field::Empty,
-        );
+        let span = crate::session::span(req, &command);
         let broadcasts = self.clone();
         // Attached now, before the 101 goes out: a client that comes right after finds the
         // program and joins it (with no slot needed), even before this upgrade completes.

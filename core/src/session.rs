@@ -80,7 +80,15 @@ pub fn run<S: Socket + 'static>(
     shutdown: Shutdown,
     slot: Option<OwnedSemaphorePermit>,
 ) -> impl Future<Output = ()> + Send + use<S> {
-    let span = tracing::info_span!(
+    let span = span(req, &command);
+    // The request is needed only for the span: it stays out of every session's future.
+    connect(socket, env, command, config, shutdown, slot).instrument(span)
+}
+
+/// The span a session's lines are logged in (their association): the request, the command,
+/// and the pid and exit once known.
+pub(crate) fn span(req: &RequestInfo, command: &Command) -> tracing::Span {
+    tracing::info_span!(
         target: "session",
         "session",
         url = %req.url(),
@@ -90,9 +98,7 @@ pub fn run<S: Socket + 'static>(
         origin = %req.origin(),
         pid = tracing::field::Empty,
         exit = tracing::field::Empty,
-    );
-    // The request is needed only for the span: it stays out of every session's future.
-    connect(socket, env, command, config, shutdown, slot).instrument(span)
+    )
 }
 
 /// Waits for the upgrade, says CONNECT, runs the session and says DISCONNECT.

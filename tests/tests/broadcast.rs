@@ -176,21 +176,28 @@ async fn a_client_joining_while_output_flows_gets_a_contiguous_tail() {
 const FLOOD: &str = "i=0; while [ $i -lt 8192 ]; do printf '%01023d\\n' $i; i=$((i+1)); \
                      if [ $((i % 64)) -eq 0 ]; then sleep 0.01; fi; done";
 
-#[tokio::test]
-async fn a_client_that_stops_reading_is_closed_with_1013_and_slows_no_one() {
-    let server = Server::start(&[
-        "--broadcast",
-        "--clientqueue=262144",
-        "--maxframesize=65536",
-        "sh",
-        "-c",
-        &format!("read go; {FLOOD}"),
-    ])
-    .await;
-    let mut slow = connect_small_window(server.addr, "/").await;
+/// A server flooding two clients (`--clientqueue` of 256 KiB, `extra` flags, `then` after the
+/// flood in the program): one that takes in little at a time, one that reads; the flood has
+/// begun.
+async fn flooded(
+    extra: &[&str],
+    then: &str,
+) -> (Server, tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, Ws) {
+    let program = format!("read go; {FLOOD}{then}");
+    let mut args = vec!["--broadcast", "--clientqueue=262144", "--maxframesize=65536"];
+    args.extend_from_slice(extra);
+    args.extend(["sh", "-c", &program]);
+    let server = Server::start(&args).await;
+    let slow = connect_small_window(server.addr, "/").await;
     let mut fast = server.connect("/").await;
     attached(&server, 2).await;
     send_text(&mut fast, "go").await;
+    (server, slow, fast)
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_with_1013_and_slows_no_one() {
+    let (server, mut slow, mut fast) = flooded(&[], "").await;
     // If the slow client held the program back, this would never end.
     let (code, _, data) = recv_close(&mut fast).await;
     assert_eq!(code, 1000);
@@ -206,20 +213,7 @@ async fn a_client_that_stops_reading_is_closed_with_1013_and_slows_no_one() {
 
 #[tokio::test]
 async fn skip_drops_messages_for_the_slow_client_only_and_says_how_many() {
-    let server = Server::start(&[
-        "--broadcast",
-        "--clientqueue=262144",
-        "--maxframesize=65536",
-        "--slowclient=skip",
-        "sh",
-        "-c",
-        &format!("read go; {FLOOD}; read done"),
-    ])
-    .await;
-    let mut slow = connect_small_window(server.addr, "/").await;
-    let mut fast = server.connect("/").await;
-    attached(&server, 2).await;
-    send_text(&mut fast, "go").await;
+    let (server, mut slow, mut fast) = flooded(&["--slowclient=skip"], "; read done").await;
     for _ in 0..8192 {
         assert_eq!(recv(&mut fast).await.len(), 1023);
     }
