@@ -7,7 +7,8 @@
 //! - [`child`]: spawning the child in its own process group (on launcher threads that never
 //!   go away), draining its stderr, and the termination ladder that always ends it.
 //! - [`session`]: one session's lifecycle, from the upgrade to the child reaped.
-//! - [`broadcast`]: shared sessions, one program for every client of one URL.
+//! - [`broadcast`]: shared sessions, one program for every client of one URL, its output
+//!   framed once (`framed`) and taken by each client's cursor.
 //! - [`relay`]: the two pumps between the client and the program, generic over both sides.
 //! - [`pipe`]: the child's pipes as the relay's program side.
 //! - [`socket`]: the client side, any `Sink + Stream` of WebSocket messages.
@@ -23,6 +24,7 @@ pub mod close;
 pub mod command;
 pub mod env;
 pub mod error;
+mod framed;
 pub mod host;
 mod launcher;
 pub mod log;
