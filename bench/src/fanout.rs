@@ -26,16 +26,23 @@ fn now_ns() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos())
 }
 
-/// The stamping program: after one line on stdin, `count` lines of 63 bytes and a newline.
-pub fn stamp_lines(count: u64) -> std::io::Result<()> {
+/// The stamping program: after one line on stdin, `count` lines of 63 bytes and a newline,
+/// `burst` at a time; with `every`, one burst per `every` (a steady rate), else as fast as it
+/// can.
+pub fn stamp_lines(count: u64, burst: u64, every: Option<Duration>) -> std::io::Result<()> {
     let mut go = String::new();
     std::io::stdin().lock().read_line(&mut go)?;
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let start = Instant::now();
+    let burst = burst.max(1);
     for i in 0..count {
-        // Flushed every 64 lines: as fast as it can, in the pieces a program's stdio makes.
         writeln!(out, "{:020} {:042}", now_ns(), i)?;
-        if i % 64 == 63 {
+        if i % burst == burst - 1 {
             out.flush()?;
+            if let Some(every) = every {
+                let next = start + every * u32::try_from(i / burst + 1).unwrap_or(u32::MAX);
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
         }
     }
     out.flush()

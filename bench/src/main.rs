@@ -95,8 +95,12 @@ fn main() -> Result<()> {
     // Started by a shared-session scenario as its program.
     let mut argv = std::env::args().skip(1);
     if argv.next().as_deref() == Some(websocketd_bench::fanout::STAMP_FLAG) {
-        let count = argv.next().and_then(|n| n.parse().ok()).context("--stamp-lines N")?;
-        return Ok(websocketd_bench::fanout::stamp_lines(count)?);
+        // COUNT [BURST [EVERY_MS]]
+        let mut number = || argv.next().and_then(|n| n.parse::<u64>().ok());
+        let count = number().context("--stamp-lines COUNT [BURST [EVERY_MS]]")?;
+        let burst = number().unwrap_or(64);
+        let every = number().map(Duration::from_millis);
+        return Ok(websocketd_bench::fanout::stamp_lines(count, burst, every)?);
     }
     let args = Args::parse();
     raise_fd_limit();

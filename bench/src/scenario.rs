@@ -100,7 +100,7 @@ pub enum Kind {
     RoundTripUnderLoad,
     /// One shared program (`--broadcast`) printing this many stamped lines as fast as it
     /// can, to this many clients.
-    Broadcast { clients: usize, lines: u64 },
+    Broadcast { clients: usize, lines: u64, paced: Option<(u64, u64)> },
     /// Echo round trips on one connection, paced, while 100 others echo at a fixed total
     /// rate (messages per second).
     RoundTripModerate(usize),
@@ -189,7 +189,13 @@ impl Scenario {
             ("echo latency, 100 streaming", RoundTripUnderLoad),
             ("echo latency, 100 echo 30k msg/s", RoundTripModerate(30_000)),
             ("deep pipelining", DeepPipeline),
-            (names::BROADCAST, Broadcast { clients: 1000, lines: 5000 }),
+            (names::BROADCAST, Broadcast { clients: 1000, lines: 5000, paced: None }),
+            // 1600 lines a second in bursts of 16 every 10 ms: 1.6M deliveries a second, a
+            // steady load above the 1.5M target, for the delay a steady stream sees.
+            (
+                "broadcast: 1000 clients, 1600 lines/s",
+                Broadcast { clients: 1000, lines: 4000, paced: Some((16, 10)) },
+            ),
         ];
         let plain = kinds.into_iter().map(|(name, kind)| (name, kind, None, None));
         let full = Some(Handshakes::Full);
@@ -299,9 +305,9 @@ impl Scenario {
                     "status=none".into(),
                 ]
             }
-            Kind::Broadcast { lines, .. } => {
+            Kind::Broadcast { lines, paced, .. } => {
                 let me = std::env::current_exe().map(|p| p.display().to_string());
-                vec![
+                let mut args = vec![
                     "--broadcast".into(),
                     // Room for the whole output: the figure is what clients can take, with
                     // no one closed as too slow.
@@ -309,7 +315,11 @@ impl Scenario {
                     me.unwrap_or_else(|_| "websocketd-bench".into()),
                     crate::fanout::STAMP_FLAG.into(),
                     lines.to_string(),
-                ]
+                ];
+                if let Some((burst, every_ms)) = paced {
+                    args.extend([burst.to_string(), every_ms.to_string()]);
+                }
+                args
             }
             Kind::RoundTripUnderLoad => vec![
                 "sh".into(),
@@ -465,7 +475,7 @@ impl Scenario {
                     metric("load echoed meanwhile", "msg/s", carried, Higher, None),
                 ]
             }
-            Kind::Broadcast { clients, lines } => {
+            Kind::Broadcast { clients, lines, .. } => {
                 let cpu = || (server.cpu().total(), target::own_cpu().total());
                 let before = cpu();
                 let got = crate::fanout::run(&to, clients, lines, || server.rss_kib()).await?;
