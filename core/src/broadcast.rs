@@ -38,7 +38,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::Instrument;
 use websocketd_framing::Frame;
 
-use crate::child::{self, Child, Pipes};
+use crate::child::{Child, Pipes};
 use crate::close::{CLOSE_TIMEOUT, close_for_error, close_for_status, close_frame, going_away};
 use crate::command::Command;
 use crate::env::Vars;
@@ -55,8 +55,6 @@ use crate::socket::Socket;
 const INPUT_QUEUE: usize = 256;
 /// How long a client too slow to stay has to take the rest of its frame and its Close.
 const SLOW_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long the last stderr lines may take to be logged once the program is gone.
-const STDERR_GRACE: Duration = Duration::from_millis(500);
 
 /// A `--maxforks` slot, which a running program holds (`None`: there is no limit).
 pub type Slot = Option<OwnedSemaphorePermit>;
@@ -409,12 +407,8 @@ impl Program {
         tracing::info!(target: "broadcast", "Started shared program {pid} for {}", instance.key);
         instance.changed.send_replace(());
         let Pipes { stdin, stdout, stderr } = pipes;
-        let (passed_stderr, logging_stderr) = if config.pass_stderr {
-            (Some(stderr), None)
-        } else {
-            let drain = child::drain_stderr(stderr).instrument(tracing::Span::current());
-            (None, Some(tokio::spawn(drain)))
-        };
+        let (passed_stderr, logging_stderr) =
+            crate::session::stderr_for(stderr, config.pass_stderr);
         let codec = config.framing.codec(config.max_message);
         let json = config.pass_stderr;
         let mut out = PipeOutput::new(&stdout, codec.clone(), "stdout", json);
@@ -471,11 +465,7 @@ impl Program {
                 crate::session::stop(&mut child, &mut ladder, &stdout).await;
             }
         }
-        if let Some(mut drain) = logging_stderr {
-            if tokio::time::timeout(STDERR_GRACE, &mut drain).await.is_err() {
-                drain.abort();
-            }
-        }
+        crate::session::last_stderr(logging_stderr).await;
         drop(slot);
         let how = match child.status() {
             Some(status) => Exit::Ended(status),

@@ -155,12 +155,7 @@ fn start<'a, S: Socket + 'a>(
         };
         tracing::Span::current().record("pid", child.pid());
         let Pipes { stdin, stdout, stderr } = pipes;
-        let (passed_stderr, logging_stderr) = if config.pass_stderr {
-            (Some(stderr), None)
-        } else {
-            let drain = child::drain_stderr(stderr).instrument(tracing::Span::current());
-            (None, Some(tokio::spawn(drain)))
-        };
+        let (passed_stderr, logging_stderr) = stderr_for(stderr, config.pass_stderr);
         let codec = config.framing.codec(config.max_message);
         let json = config.pass_stderr;
         let ended = {
@@ -251,15 +246,33 @@ async fn end<S: Socket>(
             tokio::join!(goodbye, stop(&mut child, &mut ladder, &stdout));
         }
     }
-    if let Some(mut drain) = logging_stderr {
-        if tokio::time::timeout(STDERR_GRACE, &mut drain).await.is_err() {
-            tracing::debug!(target: "process", "STDERR still open after the process group ended: no longer logged");
-            drain.abort();
-        }
-    }
+    last_stderr(logging_stderr).await;
     match child.status() {
         Some(status) => Exit::Ended(status),
         None => Exit::Unknown,
+    }
+}
+
+/// The child's stderr: passed on to the client (`--passstderr`, returned as the first), or
+/// logged line by line by a task of its own (its handle the second).
+pub(crate) fn stderr_for(
+    stderr: pipe::Receiver,
+    pass: bool,
+) -> (Option<pipe::Receiver>, Option<tokio::task::JoinHandle<()>>) {
+    if pass {
+        return (Some(stderr), None);
+    }
+    let drain = child::drain_stderr(stderr).instrument(tracing::Span::current());
+    (None, Some(tokio::spawn(drain)))
+}
+
+/// Lets the stderr logger finish its last lines, for [`STDERR_GRACE`] at most once the
+/// process group is gone (a process that left the group may still hold the pipe).
+pub(crate) async fn last_stderr(logging: Option<tokio::task::JoinHandle<()>>) {
+    let Some(mut drain) = logging else { return };
+    if tokio::time::timeout(STDERR_GRACE, &mut drain).await.is_err() {
+        tracing::debug!(target: "process", "STDERR still open after the process group ended: no longer logged");
+        drain.abort();
     }
 }
 
