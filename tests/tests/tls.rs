@@ -458,3 +458,48 @@ async fn a_certificate_chain_with_an_intermediate_is_served_whole() {
     let alone = Server::start(&[&ssl[0], &ssl[1], &ssl[2], "cat"]).await;
     assert!(try_wss(&alone, &pki.ca_pem, "/").await.is_err());
 }
+
+#[tokio::test]
+async fn a_shared_program_over_mtls_sees_https_but_no_clients_certificate() {
+    let dir = TempDir::new();
+    let pki = pki(&dir);
+    let (client_ca, client_cert, client_key) = client_pki();
+    let ca_file = dir.path("client-ca.pem");
+    std::fs::write(&ca_file, &client_ca).unwrap();
+    let ssl = ssl_args(&pki);
+    let server = Server::start(&[
+        &ssl[0],
+        &ssl[1],
+        &ssl[2],
+        &format!("--sslca={ca_file}"),
+        "--broadcast",
+        "--replay=100",
+        "sh",
+        "-c",
+        "env; echo END; cat",
+    ])
+    .await;
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let mut ws = mtls(&server, &pki, Some((&client_cert, &client_key)))
+            .await
+            .expect("a signed client is accepted");
+        let mut env = Vec::new();
+        loop {
+            let line = match within(STEP, futures_util::StreamExt::next(&mut ws)).await {
+                Some(Ok(Message::Text(t))) => t.to_string(),
+                other => panic!("{other:?}"),
+            };
+            if line == "END" {
+                break;
+            }
+            env.push(line);
+        }
+        assert!(env.contains(&"HTTPS=on".to_owned()), "{env:?}");
+        assert!(!env.iter().any(|l| l.starts_with("SSL_CLIENT_")), "{env:?}");
+        clients.push((ws, env));
+    }
+    assert_eq!(clients[0].1, clients[1].1, "the second client joined the same program");
+    let started = server.logs().iter().filter(|l| l.contains("Started shared program")).count();
+    assert_eq!(started, 1);
+}
