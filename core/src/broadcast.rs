@@ -380,6 +380,8 @@ struct Program {
 enum Stop {
     /// Its output ended.
     OutputEnded,
+    /// Its output broke its framing.
+    BadOutput,
     /// The last client left and none came within the linger.
     Abandoned,
     /// The server is shutting down.
@@ -428,17 +430,26 @@ impl Program {
                     frame = recv(&mut input), if !stdin.is_full() => stdin.push(frame),
                     () = stdin.write() => {}
                     ready = out.ready() => {
-                        if !ready || !drain(&mut out, &instance, keep) {
-                            break Stop::OutputEnded;
+                        match if ready { drain(&mut out, &instance, keep) } else { Drained::Ended } {
+                            Drained::Open => {}
+                            Drained::Ended => break Stop::OutputEnded,
+                            Drained::Broken => break Stop::BadOutput,
                         }
                     }
                     ready = ready_opt(err.as_ref()), if err.is_some() => {
-                        let ok = ready && err.as_mut().is_some_and(|e| drain(e, &instance, keep));
-                        if !ok {
-                            if let Some(e) = err.as_mut() {
-                                publish_rest(e, &instance, keep);
+                        let drained = match err.as_mut() {
+                            Some(e) if ready => drain(e, &instance, keep),
+                            _ => Drained::Ended,
+                        };
+                        match drained {
+                            Drained::Open => {}
+                            Drained::Ended => {
+                                if let Some(e) = err.as_mut() {
+                                    publish_rest(e, &instance, keep);
+                                }
+                                err = None;
                             }
-                            err = None;
+                            Drained::Broken => break Stop::BadOutput,
                         }
                     }
                 }
@@ -458,6 +469,13 @@ impl Program {
                 let exit = status.map_or(Exit::Unknown, Exit::Ended);
                 instance.end(close_for_status(status), exit);
                 child.finish(&mut ladder).await;
+            }
+            Stop::BadOutput => {
+                // The clients get what was framed before, then 1011, once the program is down.
+                broadcasts.retire(&instance, false);
+                crate::session::stop(&mut child, &mut ladder, &stdout).await;
+                let frame = close_frame(CloseCode::Error, "invalid output from process");
+                instance.end(frame, child.status().map_or(Exit::Unknown, Exit::Ended));
             }
             Stop::Abandoned | Stop::Shutdown => {
                 broadcasts.retire(&instance, false);
@@ -512,39 +530,49 @@ async fn abandoned(instance: &Arc<Instance>, broadcasts: &Broadcasts, linger: Du
     }
 }
 
-/// Reads what `out` has and publishes the messages it makes; false once it has ended.
-fn drain(out: &mut PipeOutput<'_>, instance: &Instance, keep: (usize, usize)) -> bool {
+/// What a drain of the program's output found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drained {
+    /// More may come.
+    Open,
+    /// The output has ended.
+    Ended,
+    /// The output broke its framing (logged): the program is stopped.
+    Broken,
+}
+
+/// Reads what `out` has and publishes the messages it makes.
+fn drain(out: &mut PipeOutput<'_>, instance: &Instance, keep: (usize, usize)) -> Drained {
     let mut buf = BytesMut::new();
     let mut ends = Vec::new();
-    let mut open = true;
+    let mut drained = Drained::Open;
     loop {
         match out.fill() {
             Filled::Data => {}
             Filled::Nothing => break,
             Filled::End => {
-                open = false;
+                drained = Drained::Ended;
                 break;
             }
         }
-        // A broken framing ends the output as well.
         loop {
             match out.take() {
                 Ok(Some(message)) => ends.push(frame_into(&message, &mut buf)),
                 Ok(None) => break,
                 Err(e) => {
                     tracing::error!(target: "process", "Unusable output from process: {e}");
-                    open = false;
+                    drained = Drained::Broken;
                     break;
                 }
             }
         }
-        if !open || buf.len() >= TAKE_MAX {
+        if drained != Drained::Open || buf.len() >= TAKE_MAX {
             break;
         }
     }
     let chunk = Chunk { first: 0, start: 0, bytes: buf.freeze(), ends };
     instance.publish(chunk, keep.0, keep.1);
-    open
+    drained
 }
 
 /// Publishes what is left in `out` once it has ended (a last line without a newline).

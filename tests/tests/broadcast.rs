@@ -472,3 +472,26 @@ async fn passstderr_and_pings_work_for_shared_clients() {
     .await;
     assert!(ping);
 }
+
+#[tokio::test]
+async fn output_that_breaks_its_framing_ends_the_program_for_every_client_with_1011() {
+    // A length-prefixed record of 4096 bytes where at most 1024 may come.
+    let server = Server::start(&[
+        "--broadcast",
+        "--framing=length-prefixed",
+        "--maxframesize=1024",
+        "--clientqueue=1024",
+        "sh",
+        "-c",
+        r"printf '\000\000\000\002ok'; read go; printf '\000\000\020\000'; sleep 30",
+    ])
+    .await;
+    let mut a = server.connect("/").await;
+    assert_eq!(recv(&mut a).await, Message::binary(b"ok".to_vec()));
+    // A record's bytes reach stdin as they are: the newline is `read`'s.
+    send_text(&mut a, "go\n").await;
+    let (code, reason, _) = recv_close(&mut a).await;
+    assert_eq!((code, reason.as_str()), (1011, "invalid output from process"));
+    server.wait_log(|l| l.contains("Unusable output from process")).await;
+    server.wait_no_children().await;
+}
