@@ -657,11 +657,12 @@ impl<S: Socket> Client<'_, S> {
                     written = self.ws.write_raw(&slices) => {
                         drop(slices);
                         match written {
-                            Ok(n) => {
+                            Ok(n) if n > 0 => {
                                 pending.advance(n);
                                 heard = Instant::now();
                             }
-                            Err(_) => break LEFT_RUNNING.to_owned(),
+                            // Nothing taken of what there was to write: the connection is gone.
+                            Ok(_) | Err(_) => break LEFT_RUNNING.to_owned(),
                         }
                     }
                     _ = changed.changed() => {
