@@ -39,7 +39,10 @@ use tracing::Instrument;
 use websocketd_framing::Frame;
 
 use crate::child::{Child, Pipes};
-use crate::close::{CLOSE_TIMEOUT, close_for_error, close_for_status, close_frame, going_away};
+use crate::close::{
+    CLOSE_TIMEOUT, close_for_error, close_for_status, close_frame, close_whole, finish_close,
+    going_away,
+};
 use crate::command::Command;
 use crate::env::Vars;
 use crate::framed::{Chunk, Log, Pending, TAKE_MAX, frame_into};
@@ -167,7 +170,7 @@ impl Broadcasts {
                 } else {
                     close_frame(CloseCode::Again, "too many programs")
                 };
-                close_with(&mut ws, frame).await;
+                close_whole(&mut ws, frame).await;
                 return disconnect("not started");
             };
             // Said once the client is attached (from here on it misses nothing) and the
@@ -637,7 +640,7 @@ impl<S: Socket> Client<'_, S> {
                         }
                     },
                     Taken::Ended(frame, exit) => {
-                        close_with(&mut self.ws, frame).await;
+                        close_whole(&mut self.ws, frame).await;
                         break exit.to_string();
                     }
                 }
@@ -651,7 +654,7 @@ impl<S: Socket> Client<'_, S> {
                         drop(slices);
                         pending.cut();
                         self.finish(&mut pending).await;
-                        close_with(&mut self.ws, going_away()).await;
+                        close_whole(&mut self.ws, going_away()).await;
                         break "server shutting down".to_owned();
                     }
                     written = self.ws.write_raw(&slices) => {
@@ -687,7 +690,7 @@ impl<S: Socket> Client<'_, S> {
             tokio::select! {
                 biased;
                 () = shutdown.begun() => {
-                    close_with(&mut self.ws, going_away()).await;
+                    close_whole(&mut self.ws, going_away()).await;
                     break "server shutting down".to_owned();
                 }
                 _ = changed.changed() => {}
@@ -713,7 +716,7 @@ impl<S: Socket> Client<'_, S> {
                         Some(Err(e)) => {
                             tracing::debug!(target: "websocket", "Cannot receive: {e}");
                             if let Some(frame) = close_for_error(&e) {
-                                close_with(&mut self.ws, frame).await;
+                                close_whole(&mut self.ws, frame).await;
                                 self.ws.linger().await;
                             }
                             break LEFT_RUNNING.to_owned();
@@ -723,7 +726,7 @@ impl<S: Socket> Client<'_, S> {
                 () = until(next_ping) => {
                     if silence.is_some_and(|s| Instant::now() >= s) {
                         tracing::debug!(target: "websocket", "No answer to pings: disconnecting");
-                        close_with(&mut self.ws, close_frame(CloseCode::Away, "ping timeout")).await;
+                        close_whole(&mut self.ws, close_frame(CloseCode::Away, "ping timeout")).await;
                         break LEFT_RUNNING.to_owned();
                     }
                     if self.ws.send(Message::Ping(Bytes::new())).await.is_err() {
@@ -817,7 +820,7 @@ impl<S: Socket> Farewell<S> {
             let _ = self.ws.send(Message::Close(Some(self.frame))).await;
         })
         .await;
-        close_with_reply(&mut self.ws).await;
+        finish_close(&mut self.ws).await;
     }
 }
 
@@ -849,25 +852,4 @@ async fn until(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-/// Sends `frame` and waits (bounded) for the client's Close, dropping what else it sends.
-async fn close_with<S: Socket>(ws: &mut S, frame: CloseFrame) {
-    let sent = tokio::time::timeout(CLOSE_TIMEOUT, ws.send(Message::Close(Some(frame)))).await;
-    if matches!(sent, Ok(Ok(()))) {
-        close_with_reply(ws).await;
-    }
-}
-
-/// Waits (bounded) for the client's Close in reply to ours, dropping what else it sends.
-async fn close_with_reply<S: Socket>(ws: &mut S) {
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-        while let Some(msg) = ws.next().await {
-            if matches!(msg, Err(_) | Ok(Message::Close(_))) {
-                break;
-            }
-        }
-        ws.close().await
-    })
-    .await;
 }

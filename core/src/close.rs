@@ -73,12 +73,45 @@ where
 {
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
         tx.send(Message::Close(frame)).await?;
-        while let Some(msg) = rx.next().await {
-            if matches!(msg, Err(_) | Ok(Message::Close(_))) {
-                break;
-            }
-        }
+        until_close(rx).await;
         tx.close().await
     })
     .await;
+}
+
+/// [`close_after`] on a socket that is not split: sends `frame` (bounded), then waits
+/// (bounded) for the client's Close in reply.
+pub(crate) async fn close_whole<S>(ws: &mut S, frame: CloseFrame)
+where
+    S: Sink<Message, Error = WsError> + Stream<Item = Result<Message, WsError>> + Unpin,
+{
+    let sent = tokio::time::timeout(CLOSE_TIMEOUT, ws.send(Message::Close(Some(frame)))).await;
+    if matches!(sent, Ok(Ok(()))) {
+        finish_close(ws).await;
+    }
+}
+
+/// Waits (bounded) for the client's Close in reply to ours, already sent, dropping what else
+/// it sends, then ends our side.
+pub(crate) async fn finish_close<S>(ws: &mut S)
+where
+    S: Sink<Message, Error = WsError> + Stream<Item = Result<Message, WsError>> + Unpin,
+{
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        until_close(ws).await;
+        ws.close().await
+    })
+    .await;
+}
+
+/// Reads until the client's Close, or the end of the stream.
+async fn until_close<R>(rx: &mut R)
+where
+    R: Stream<Item = Result<Message, WsError>> + Unpin,
+{
+    while let Some(msg) = rx.next().await {
+        if matches!(msg, Err(_) | Ok(Message::Close(_))) {
+            break;
+        }
+    }
 }
