@@ -286,22 +286,25 @@ async fn mtls(server: &Server, pki: &Pki, client: Option<(&str, &str)>) -> Resul
         .map_err(|e| e.to_string())
 }
 
-#[tokio::test]
-async fn sslca_requires_a_client_certificate_and_passes_its_subject() {
-    let dir = TempDir::new();
-    let pki = pki(&dir);
+/// A TLS server that requires client certificates from a CA of its own, running `args`;
+/// with the certificate and key of a client that CA signed.
+async fn mtls_server(dir: &TempDir, args: &[&str]) -> (Pki, Server, String, String) {
+    let pki = pki(dir);
     let (client_ca, client_cert, client_key) = client_pki();
     let ca_file = dir.path("client-ca.pem");
     std::fs::write(&ca_file, &client_ca).unwrap();
     let ssl = ssl_args(&pki);
-    let server = Server::start(&[
-        &ssl[0],
-        &ssl[1],
-        &ssl[2],
-        &format!("--sslca={ca_file}"),
-        &fixture("env.sh"),
-    ])
-    .await;
+    let sslca = format!("--sslca={ca_file}");
+    let mut all = vec![ssl[0].as_str(), &ssl[1], &ssl[2], &sslca];
+    all.extend_from_slice(args);
+    let server = Server::start(&all).await;
+    (pki, server, client_cert, client_key)
+}
+
+#[tokio::test]
+async fn sslca_requires_a_client_certificate_and_passes_its_subject() {
+    let dir = TempDir::new();
+    let (pki, server, client_cert, client_key) = mtls_server(&dir, &[&fixture("env.sh")]).await;
     let mut ws = mtls(&server, &pki, Some((&client_cert, &client_key)))
         .await
         .expect("a signed client is accepted");
@@ -462,23 +465,8 @@ async fn a_certificate_chain_with_an_intermediate_is_served_whole() {
 #[tokio::test]
 async fn a_shared_program_over_mtls_sees_https_but_no_clients_certificate() {
     let dir = TempDir::new();
-    let pki = pki(&dir);
-    let (client_ca, client_cert, client_key) = client_pki();
-    let ca_file = dir.path("client-ca.pem");
-    std::fs::write(&ca_file, &client_ca).unwrap();
-    let ssl = ssl_args(&pki);
-    let server = Server::start(&[
-        &ssl[0],
-        &ssl[1],
-        &ssl[2],
-        &format!("--sslca={ca_file}"),
-        "--broadcast",
-        "--replay=100",
-        "sh",
-        "-c",
-        "env; echo END; cat",
-    ])
-    .await;
+    let shared = ["--broadcast", "--replay=100", "sh", "-c", "env; echo END; cat"];
+    let (pki, server, client_cert, client_key) = mtls_server(&dir, &shared).await;
     let mut clients = Vec::new();
     for _ in 0..2 {
         let mut ws = mtls(&server, &pki, Some((&client_cert, &client_key)))
