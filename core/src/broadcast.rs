@@ -28,9 +28,9 @@ use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -38,29 +38,20 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::Instrument;
 use websocketd_framing::Frame;
 
-use crate::child::{Child, Pipes};
-use crate::close::{
-    CLOSE_TIMEOUT, close_for_error, close_for_status, close_frame, close_whole, finish_close,
-    going_away,
-};
+use crate::close::{CLOSE_TIMEOUT, close_frame, close_whole, finish_close, going_away};
 use crate::command::Command;
 use crate::env::Vars;
-use crate::framed::{Chunk, Log, Pending, TAKE_MAX, frame_into};
-use crate::pipe::{PipeInput, PipeOutput};
-use crate::relay::{Filled, Input, Output};
+use crate::framed::{Chunk, Log, Pending};
+use crate::hosted::{self, Audience, Heard, INPUT_QUEUE, Program, reserve, until, write_all};
 use crate::request::RequestInfo;
 use crate::session::{Exit, SessionConfig, Upgrade};
 use crate::shutdown::Shutdown;
 use crate::socket::Socket;
 
-/// How many client messages may wait for the program's stdin queue before clients are no
-/// longer read.
-const INPUT_QUEUE: usize = 256;
 /// How long a client too slow to stay has to take the rest of its frame and its Close.
 const SLOW_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A `--maxforks` slot, which a running program holds (`None`: there is no limit).
-pub type Slot = Option<OwnedSemaphorePermit>;
+pub use crate::hosted::Slot;
 
 /// What clients' messages do in a shared session (`--broadcastinput`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,9 +234,9 @@ impl Broadcasts {
         });
         instances.insert(key, Arc::clone(&instance));
         drop(instances);
+        let audience = Shared { instance: Arc::clone(&instance), broadcasts: self.clone() };
         let program = Program {
-            instance: Arc::clone(&instance),
-            broadcasts: self.clone(),
+            audience: Arc::new(audience),
             command,
             env,
             config: Arc::clone(config),
@@ -351,15 +342,6 @@ impl Instance {
         }
     }
 
-    /// Adds the framed messages of `chunk` to the log and wakes the clients.
-    fn publish(&self, chunk: Chunk, keep_bytes: usize, keep_messages: usize) {
-        if chunk.ends.is_empty() {
-            return;
-        }
-        self.state().log.push(chunk, keep_bytes, keep_messages);
-        self.changed.send_replace(());
-    }
-
     /// Ends the log with `frame`, for every client once it has the rest.
     fn end(&self, frame: CloseFrame, exit: Exit) {
         self.state().ending = Some((frame, exit));
@@ -367,225 +349,65 @@ impl Instance {
     }
 }
 
-/// The program of one instance, run by its own task.
-struct Program {
+/// An instance as its program's audience: with the registry it is retired from.
+struct Shared {
     instance: Arc<Instance>,
     broadcasts: Broadcasts,
-    command: Arc<Command>,
-    env: Vars,
-    config: Arc<SessionConfig>,
-    input: Option<mpsc::Receiver<Frame>>,
-    shutdown: Shutdown,
-    slot: Slot,
 }
 
-/// Why a program stopped taking clients.
-enum Stop {
-    /// Its output ended.
-    OutputEnded,
-    /// Its output broke its framing.
-    BadOutput,
-    /// The last client left and none came within the linger.
-    Abandoned,
-    /// The server is shutting down.
-    Shutdown,
-}
+impl Audience for Shared {
+    fn started(&self, pid: u32) {
+        let _ = self.instance.pid.set(pid);
+        tracing::info!(target: "broadcast", "Started shared program {pid} for {}", self.instance.key);
+        self.instance.changed.send_replace(());
+    }
 
-impl Program {
-    async fn run(self) {
-        let Program { instance, broadcasts, command, env, config, input, shutdown, slot } = self;
-        let spawned = Child::spawn(command.program.clone(), command.args.clone(), env).await;
-        let (mut child, pipes) = match spawned {
-            Ok(spawned) => spawned,
-            Err(e) => {
-                tracing::error!(target: "process", "Could not launch process {} ({e})", command.line());
-                broadcasts.retire(&instance, false);
-                instance.end(
-                    close_frame(CloseCode::Error, "could not launch process"),
-                    Exit::NotStarted,
-                );
+    fn room(&self) -> usize {
+        usize::MAX
+    }
+
+    async fn roomier(&self) {
+        std::future::pending().await
+    }
+
+    fn publish(&self, chunk: Chunk) {
+        let config = &self.broadcasts.config;
+        self.instance.state().log.push(chunk, config.client_queue, config.replay);
+        self.instance.changed.send_replace(());
+    }
+
+    /// Resolves once no client has been attached for `--lingerms` and the instance is
+    /// retired.
+    async fn abandoned(&self) {
+        let instance = &self.instance;
+        loop {
+            let left = instance.left.notified();
+            let mut left = pin!(left);
+            left.as_mut().enable();
+            if instance.state().clients > 0 {
+                left.await;
+                continue;
+            }
+            tokio::time::sleep(self.broadcasts.config.linger).await;
+            if self.broadcasts.retire(instance, true) {
                 return;
             }
-        };
-        let pid = child.pid();
-        let _ = instance.pid.set(pid);
-        tracing::info!(target: "broadcast", "Started shared program {pid} for {}", instance.key);
-        instance.changed.send_replace(());
-        let Pipes { stdin, stdout, stderr } = pipes;
-        let (passed_stderr, logging_stderr) =
-            crate::session::stderr_for(stderr, config.pass_stderr);
-        let codec = config.framing.codec(config.max_message);
-        let json = config.pass_stderr;
-        let mut out = PipeOutput::new(&stdout, codec.clone(), "stdout", json);
-        let mut err =
-            passed_stderr.as_ref().map(|e| PipeOutput::new(e, codec.clone(), "stderr", json));
-        let mut stdin = PipeInput::new(stdin, codec);
-        let bconfig = Arc::clone(&broadcasts.config);
-        let keep = (bconfig.client_queue, bconfig.replay);
-        let stop = {
-            let mut input = input;
-            let mut abandoned = pin!(abandoned(&instance, &broadcasts, bconfig.linger));
-            loop {
-                tokio::select! {
-                    biased;
-                    () = shutdown.begun() => break Stop::Shutdown,
-                    () = &mut abandoned => break Stop::Abandoned,
-                    frame = recv(&mut input), if !stdin.is_full() => stdin.push(frame),
-                    () = stdin.write() => {}
-                    ready = out.ready() => {
-                        match if ready { drain(&mut out, &instance, keep) } else { Drained::Ended } {
-                            Drained::Open => {}
-                            Drained::Ended => break Stop::OutputEnded,
-                            Drained::Broken => break Stop::BadOutput,
-                        }
-                    }
-                    ready = ready_opt(err.as_ref()), if err.is_some() => {
-                        let drained = match err.as_mut() {
-                            Some(e) if ready => drain(e, &instance, keep),
-                            _ => Drained::Ended,
-                        };
-                        match drained {
-                            Drained::Open => {}
-                            Drained::Ended => {
-                                if let Some(e) = err.as_mut() {
-                                    publish_rest(e, &instance, keep);
-                                }
-                                err = None;
-                            }
-                            Drained::Broken => break Stop::BadOutput,
-                        }
-                    }
-                }
-            }
-        };
-        drop(stdin);
-        let mut ladder = child.ladder(config.closems);
-        match stop {
-            Stop::OutputEnded => {
-                broadcasts.retire(&instance, false);
-                publish_rest(&mut out, &instance, keep);
-                if let Some(e) = err.as_mut() {
-                    while let Filled::Data = e.fill() {}
-                    publish_rest(e, &instance, keep);
-                }
-                let status = child.reap(&mut ladder).await;
-                let exit = status.map_or(Exit::Unknown, Exit::Ended);
-                instance.end(close_for_status(status), exit);
-                child.finish(&mut ladder).await;
-            }
-            Stop::BadOutput => {
-                // The clients get what was framed before, then 1011, once the program is down.
-                broadcasts.retire(&instance, false);
-                crate::session::stop(&mut child, &mut ladder, &stdout).await;
-                let frame = close_frame(CloseCode::Error, "invalid output from process");
-                instance.end(frame, child.status().map_or(Exit::Unknown, Exit::Ended));
-            }
-            Stop::Abandoned | Stop::Shutdown => {
-                broadcasts.retire(&instance, false);
-                instance.end(going_away(), Exit::Unknown);
-                crate::session::stop(&mut child, &mut ladder, &stdout).await;
-            }
-        }
-        crate::session::last_stderr(logging_stderr).await;
-        drop(slot);
-        let how = match child.status() {
-            Some(status) => Exit::Ended(status),
-            None => Exit::Unknown,
-        };
-        tracing::info!(target: "broadcast", "Shared program {pid} for {} ended: {how}", instance.key);
-    }
-}
-
-/// The next client message for the program (never resolves without an input queue).
-async fn recv(input: &mut Option<mpsc::Receiver<Frame>>) -> Frame {
-    match input {
-        // The instance holds a sender as long as the program runs: `None` cannot come.
-        Some(rx) => match rx.recv().await {
-            Some(frame) => frame,
-            None => std::future::pending().await,
-        },
-        None => std::future::pending().await,
-    }
-}
-
-/// Waits for an optional output to be readable.
-async fn ready_opt(out: Option<&PipeOutput<'_>>) -> bool {
-    match out {
-        Some(out) => out.ready().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Resolves once no client has been attached for `linger` and the instance is retired.
-async fn abandoned(instance: &Arc<Instance>, broadcasts: &Broadcasts, linger: Duration) {
-    loop {
-        let left = instance.left.notified();
-        let mut left = pin!(left);
-        left.as_mut().enable();
-        if instance.state().clients > 0 {
-            left.await;
-            continue;
-        }
-        tokio::time::sleep(linger).await;
-        if broadcasts.retire(instance, true) {
-            return;
         }
     }
-}
 
-/// What a drain of the program's output found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Drained {
-    /// More may come.
-    Open,
-    /// The output has ended.
-    Ended,
-    /// The output broke its framing (logged): the program is stopped.
-    Broken,
-}
+    fn retire(&self) {
+        self.broadcasts.retire(&self.instance, false);
+    }
 
-/// Reads what `out` has and publishes the messages it makes.
-fn drain(out: &mut PipeOutput<'_>, instance: &Instance, keep: (usize, usize)) -> Drained {
-    let mut buf = BytesMut::new();
-    let mut ends = Vec::new();
-    let mut drained = Drained::Open;
-    loop {
-        match out.fill() {
-            Filled::Data => {}
-            Filled::Nothing => break,
-            Filled::End => {
-                drained = Drained::Ended;
-                break;
-            }
-        }
-        loop {
-            match out.take() {
-                Ok(Some(message)) => ends.push(frame_into(&message, &mut buf)),
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::error!(target: "process", "Unusable output from process: {e}");
-                    drained = Drained::Broken;
-                    break;
-                }
-            }
-        }
-        if drained != Drained::Open || buf.len() >= TAKE_MAX {
-            break;
+    fn end(&self, frame: CloseFrame, exit: Exit) {
+        self.instance.end(frame, exit);
+    }
+
+    async fn settle(&self, exit: Exit, _: &Shutdown) {
+        if let Some(pid) = self.instance.pid.get() {
+            tracing::info!(target: "broadcast", "Shared program {pid} for {} ended: {exit}", self.instance.key);
         }
     }
-    let chunk = Chunk { first: 0, start: 0, bytes: buf.freeze(), ends };
-    instance.publish(chunk, keep.0, keep.1);
-    drained
-}
-
-/// Publishes what is left in `out` once it has ended (a last line without a newline).
-fn publish_rest(out: &mut PipeOutput<'_>, instance: &Instance, keep: (usize, usize)) {
-    let mut buf = BytesMut::new();
-    let mut ends = Vec::new();
-    while let Ok(Some(message)) = out.take_rest() {
-        ends.push(frame_into(&message, &mut buf));
-    }
-    instance.publish(Chunk { first: 0, start: 0, bytes: buf.freeze(), ends }, keep.0, keep.1);
 }
 
 /// One client of an instance.
@@ -653,7 +475,7 @@ impl<S: Socket> Client<'_, S> {
                     () = shutdown.begun() => {
                         drop(slices);
                         pending.cut();
-                        self.finish(&mut pending).await;
+                        hosted::finish(&mut self.ws, &mut pending).await;
                         close_whole(&mut self.ws, going_away()).await;
                         break "server shutting down".to_owned();
                     }
@@ -701,24 +523,16 @@ impl<S: Socket> Client<'_, S> {
                 }
                 msg = self.ws.next(), if inbound.is_none() => {
                     heard = Instant::now();
-                    match msg {
-                        Some(Ok(Message::Text(text))) => {
-                            inbound = self.input(Frame::Text(text.into()), dropped_input);
-                        }
-                        Some(Ok(Message::Binary(data))) => {
-                            inbound = self.input(Frame::Binary(data), dropped_input);
-                        }
-                        Some(Ok(Message::Close(_))) | None => {
+                    match hosted::heard(msg) {
+                        Heard::Message(frame) => inbound = self.input(frame, dropped_input),
+                        Heard::Nothing => {}
+                        Heard::Closed | Heard::Gone => {
                             let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.ws.close()).await;
                             break LEFT_RUNNING.to_owned();
                         }
-                        Some(Ok(_)) => {}
-                        Some(Err(e)) => {
-                            tracing::debug!(target: "websocket", "Cannot receive: {e}");
-                            if let Some(frame) = close_for_error(&e) {
-                                close_whole(&mut self.ws, frame).await;
-                                self.ws.linger().await;
-                            }
+                        Heard::Broken(frame) => {
+                            close_whole(&mut self.ws, frame).await;
+                            self.ws.linger().await;
                             break LEFT_RUNNING.to_owned();
                         }
                     }
@@ -797,11 +611,6 @@ impl<S: Socket> Client<'_, S> {
             Farewell { ws: self.ws, pending, frame: close_frame(CloseCode::Again, "too slow") };
         ("still running".to_owned(), Some(farewell))
     }
-
-    /// Writes what is pending, within [`CLOSE_TIMEOUT`].
-    async fn finish(&mut self, pending: &mut Pending) {
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, write_all(&mut self.ws, pending)).await;
-    }
 }
 
 /// What a client too slow to stay still gets, detached: the rest of its half-written frame
@@ -821,35 +630,5 @@ impl<S: Socket> Farewell<S> {
         })
         .await;
         finish_close(&mut self.ws).await;
-    }
-}
-
-/// Writes what is pending (until the connection fails).
-async fn write_all<S: Socket>(ws: &mut S, pending: &mut Pending) {
-    while !pending.is_empty() {
-        let slices = pending.slices();
-        match ws.write_raw(&slices).await {
-            Ok(n) if n > 0 => {
-                drop(slices);
-                pending.advance(n);
-            }
-            _ => break,
-        }
-    }
-}
-
-/// Room in the program's input queue (never resolves without one).
-async fn reserve(input: Option<&mpsc::Sender<Frame>>) -> Option<mpsc::Permit<'_, Frame>> {
-    match input {
-        Some(tx) => tx.reserve().await.ok(),
-        None => std::future::pending().await,
-    }
-}
-
-/// Resolves at `at`, or never.
-async fn until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }

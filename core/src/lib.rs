@@ -25,6 +25,7 @@ pub mod command;
 pub mod env;
 pub mod error;
 mod framed;
+mod hosted;
 pub mod host;
 mod launcher;
 pub mod log;

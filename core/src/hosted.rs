@@ -1,0 +1,348 @@
+//! A program whose life is not one connection's: shared by many clients (`broadcast`), or
+//! kept for a client that comes back (`resume`). Its task spawns it, frames its output once
+//! into a [`Log`](crate::framed::Log) that its [`Audience`] keeps, feeds it the clients'
+//! messages through one queue, and ends it down the termination ladder when the audience is
+//! gone, the server stops, or its output ends.
+//!
+//! Also here: what both kinds of client use to write frames from the log and to wait.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use websocketd_framing::Frame;
+
+use crate::child::{Child, Pipes};
+use crate::close::{CLOSE_TIMEOUT, close_for_error, close_for_status, close_frame, going_away};
+use crate::command::Command;
+use crate::env::Vars;
+use crate::framed::{Chunk, Pending, TAKE_MAX, frame_into};
+use crate::pipe::{PipeInput, PipeOutput};
+use crate::relay::{Filled, Input, Output};
+use crate::session::{Exit, SessionConfig};
+use crate::shutdown::Shutdown;
+use crate::socket::Socket;
+
+/// A `--maxforks` slot, which a running program holds (`None`: there is no limit).
+pub type Slot = Option<OwnedSemaphorePermit>;
+
+/// How many client messages may wait for the program's stdin queue before clients are no
+/// longer read.
+pub(crate) const INPUT_QUEUE: usize = 256;
+
+/// Who a hosted program's output is for: where it goes, when it may be read, and when
+/// nobody needs it any more.
+pub(crate) trait Audience: Send + Sync + 'static {
+    /// The program has started as `pid`.
+    fn started(&self, pid: u32);
+
+    /// How many more bytes of output may be framed now (`usize::MAX`: no bound).
+    fn room(&self) -> usize;
+
+    /// Resolves when there may be room again (after [`room`](Self::room) said 0).
+    fn roomier(&self) -> impl Future<Output = ()> + Send + '_;
+
+    /// Adds framed messages to the log and wakes whoever reads it.
+    fn publish(&self, chunk: Chunk);
+
+    /// Resolves once nobody will read the output any more; the program is then stopped.
+    fn abandoned(&self) -> impl Future<Output = ()> + Send + '_;
+
+    /// The program stops: no client is given it from now on.
+    fn retire(&self);
+
+    /// Ends the log with `frame`, for every client once it has the rest.
+    fn end(&self, frame: CloseFrame, exit: Exit);
+
+    /// After the program is down (it ended as `exit`): resolves once what it left need be
+    /// kept no longer. The program's slot is held until then.
+    fn settle<'a>(
+        &'a self,
+        exit: Exit,
+        shutdown: &'a Shutdown,
+    ) -> impl Future<Output = ()> + Send + 'a;
+}
+
+/// A hosted program, before its task runs it.
+pub(crate) struct Program<A> {
+    pub(crate) audience: Arc<A>,
+    pub(crate) command: Arc<Command>,
+    pub(crate) env: Vars,
+    pub(crate) config: Arc<SessionConfig>,
+    /// The clients' messages (`None`: they are not passed on).
+    pub(crate) input: Option<mpsc::Receiver<Frame>>,
+    pub(crate) shutdown: Shutdown,
+    pub(crate) slot: Slot,
+}
+
+/// Why a program stopped.
+enum Stop {
+    /// Its output ended.
+    OutputEnded,
+    /// Its output broke its framing.
+    BadOutput,
+    /// Nobody needs its output any more.
+    Abandoned,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+impl<A: Audience> Program<A> {
+    /// Runs the program to its end, and holds its slot until its audience has settled.
+    pub(crate) async fn run(self) {
+        let Program { audience, command, env, config, input, shutdown, slot } = self;
+        let spawned = Child::spawn(command.program.clone(), command.args.clone(), env).await;
+        let (mut child, pipes) = match spawned {
+            Ok(spawned) => spawned,
+            Err(e) => {
+                tracing::error!(target: "process", "Could not launch process {} ({e})", command.line());
+                audience.retire();
+                audience.end(close_frame(CloseCode::Error, "could not launch process"), Exit::NotStarted);
+                audience.settle(Exit::NotStarted, &shutdown).await;
+                drop(slot);
+                return;
+            }
+        };
+        audience.started(child.pid());
+        let Pipes { stdin, stdout, stderr } = pipes;
+        let (passed_stderr, logging_stderr) =
+            crate::session::stderr_for(stderr, config.pass_stderr);
+        let codec = config.framing.codec(config.max_message);
+        let json = config.pass_stderr;
+        let mut out = PipeOutput::new(&stdout, codec.clone(), "stdout", json);
+        let mut err =
+            passed_stderr.as_ref().map(|e| PipeOutput::new(e, codec.clone(), "stderr", json));
+        let mut stdin = PipeInput::new(stdin, codec);
+        let audience = &*audience;
+        let stop = {
+            let mut input = input;
+            let mut abandoned = pin!(audience.abandoned());
+            loop {
+                // Output is read only while there is room for it (a resumable session whose
+                // client is away blocks its program rather than drop output).
+                let room = audience.room();
+                tokio::select! {
+                    biased;
+                    () = shutdown.begun() => break Stop::Shutdown,
+                    () = &mut abandoned => break Stop::Abandoned,
+                    frame = recv(&mut input), if !stdin.is_full() => stdin.push(frame),
+                    () = stdin.write() => {}
+                    () = audience.roomier(), if room == 0 => {}
+                    ready = out.ready(), if room > 0 => {
+                        match if ready { drain(&mut out, audience, room) } else { Drained::Ended } {
+                            Drained::Open => {}
+                            Drained::Ended => break Stop::OutputEnded,
+                            Drained::Broken => break Stop::BadOutput,
+                        }
+                    }
+                    ready = ready_opt(err.as_ref()), if err.is_some() && room > 0 => {
+                        let drained = match err.as_mut() {
+                            Some(e) if ready => drain(e, audience, room),
+                            _ => Drained::Ended,
+                        };
+                        match drained {
+                            Drained::Open => {}
+                            Drained::Ended => {
+                                if let Some(e) = err.as_mut() {
+                                    publish_rest(e, audience);
+                                }
+                                err = None;
+                            }
+                            Drained::Broken => break Stop::BadOutput,
+                        }
+                    }
+                }
+            }
+        };
+        drop(stdin);
+        let mut ladder = child.ladder(config.closems);
+        match stop {
+            Stop::OutputEnded => {
+                audience.retire();
+                publish_rest(&mut out, audience);
+                if let Some(e) = err.as_mut() {
+                    while let Filled::Data = e.fill() {}
+                    publish_rest(e, audience);
+                }
+                let status = child.reap(&mut ladder).await;
+                let exit = status.map_or(Exit::Unknown, Exit::Ended);
+                audience.end(close_for_status(status), exit);
+                child.finish(&mut ladder).await;
+            }
+            Stop::BadOutput => {
+                // The clients get what was framed before, then 1011, once the program is down.
+                audience.retire();
+                crate::session::stop(&mut child, &mut ladder, &stdout).await;
+                let frame = close_frame(CloseCode::Error, "invalid output from process");
+                audience.end(frame, child.status().map_or(Exit::Unknown, Exit::Ended));
+            }
+            Stop::Abandoned | Stop::Shutdown => {
+                audience.retire();
+                audience.end(going_away(), Exit::Unknown);
+                crate::session::stop(&mut child, &mut ladder, &stdout).await;
+            }
+        }
+        crate::session::last_stderr(logging_stderr).await;
+        let exit = child.status().map_or(Exit::Unknown, Exit::Ended);
+        audience.settle(exit, &shutdown).await;
+        drop(slot);
+    }
+}
+
+/// The next client message for the program (never resolves without an input queue).
+async fn recv(input: &mut Option<mpsc::Receiver<Frame>>) -> Frame {
+    match input {
+        // The audience holds a sender as long as the program runs: `None` cannot come.
+        Some(rx) => match rx.recv().await {
+            Some(frame) => frame,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits for an optional output to be readable.
+async fn ready_opt(out: Option<&PipeOutput<'_>>) -> bool {
+    match out {
+        Some(out) => out.ready().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What a drain of the program's output found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drained {
+    /// More may come.
+    Open,
+    /// The output has ended.
+    Ended,
+    /// The output broke its framing (logged): the program is stopped.
+    Broken,
+}
+
+/// Reads what `out` has, up to about `room` bytes, and publishes the messages it makes.
+fn drain(out: &mut PipeOutput<'_>, audience: &impl Audience, room: usize) -> Drained {
+    let mut buf = BytesMut::new();
+    let mut ends = Vec::new();
+    let mut drained = Drained::Open;
+    let most = room.min(TAKE_MAX);
+    loop {
+        match out.fill() {
+            Filled::Data => {}
+            Filled::Nothing => break,
+            Filled::End => {
+                drained = Drained::Ended;
+                break;
+            }
+        }
+        loop {
+            match out.take() {
+                Ok(Some(message)) => ends.push(frame_into(&message, &mut buf)),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(target: "process", "Unusable output from process: {e}");
+                    drained = Drained::Broken;
+                    break;
+                }
+            }
+        }
+        if drained != Drained::Open || buf.len() >= most {
+            break;
+        }
+    }
+    publish(audience, buf, ends);
+    drained
+}
+
+/// Publishes what is left in `out` once it has ended (a last line without a newline).
+fn publish_rest(out: &mut PipeOutput<'_>, audience: &impl Audience) {
+    let mut buf = BytesMut::new();
+    let mut ends = Vec::new();
+    while let Ok(Some(message)) = out.take_rest() {
+        ends.push(frame_into(&message, &mut buf));
+    }
+    publish(audience, buf, ends);
+}
+
+/// Publishes the messages framed in `buf`, ending at `ends`, if there are any.
+fn publish(audience: &impl Audience, buf: BytesMut, ends: Vec<usize>) {
+    if !ends.is_empty() {
+        audience.publish(Chunk { first: 0, start: 0, bytes: buf.freeze(), ends });
+    }
+}
+
+/// Writes what is pending (until the connection fails).
+pub(crate) async fn write_all<S: Socket>(ws: &mut S, pending: &mut Pending) {
+    while !pending.is_empty() {
+        let slices = pending.slices();
+        match ws.write_raw(&slices).await {
+            Ok(n) if n > 0 => {
+                drop(slices);
+                pending.advance(n);
+            }
+            _ => break,
+        }
+    }
+}
+
+/// Writes what is pending, within [`CLOSE_TIMEOUT`]; returns whether all of it went.
+pub(crate) async fn finish<S: Socket>(ws: &mut S, pending: &mut Pending) -> bool {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, write_all(ws, pending)).await;
+    pending.is_empty()
+}
+
+/// Room in the program's input queue (never resolves without one).
+pub(crate) async fn reserve(input: Option<&mpsc::Sender<Frame>>) -> Option<mpsc::Permit<'_, Frame>> {
+    match input {
+        Some(tx) => tx.reserve().await.ok(),
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves at `at`, or never.
+pub(crate) async fn until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+
+/// What came from a client, as a hosted program's client takes it.
+pub(crate) enum Heard {
+    /// A message for the program.
+    Message(Frame),
+    /// Nothing to act on (a ping, a pong).
+    Nothing,
+    /// Its Close.
+    Closed,
+    /// The connection ended without a Close (end of stream, reset).
+    Gone,
+    /// A message that breaks the protocol: answered with this Close, then the connection is
+    /// ended.
+    Broken(CloseFrame),
+}
+
+/// What `msg`, the next item from a client, is.
+pub(crate) fn heard(msg: Option<Result<Message, WsError>>) -> Heard {
+    match msg {
+        Some(Ok(Message::Text(text))) => Heard::Message(Frame::Text(text.into())),
+        Some(Ok(Message::Binary(data))) => Heard::Message(Frame::Binary(data)),
+        Some(Ok(Message::Close(_))) => Heard::Closed,
+        Some(Ok(_)) => Heard::Nothing,
+        None => Heard::Gone,
+        Some(Err(e)) => {
+            tracing::debug!(target: "websocket", "Cannot receive: {e}");
+            match close_for_error(&e) {
+                Some(frame) => Heard::Broken(frame),
+                None => Heard::Gone,
+            }
+        }
+    }
+}
