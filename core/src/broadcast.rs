@@ -367,7 +367,7 @@ impl Audience for Shared {
     }
 
     async fn roomier(&self) {
-        std::future::pending().await
+        std::future::pending::<()>().await;
     }
 
     fn publish(&self, chunk: Chunk) {

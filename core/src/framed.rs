@@ -8,13 +8,17 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
 /// Most bytes a reader takes from the log at once: what one write may carry.
 pub(crate) const TAKE_MAX: usize = 256 * 1024;
+/// What a message costs the log beyond its frame: the entry that says where it ends.
+const MESSAGE_COST: usize = size_of::<usize>();
+/// What a chunk costs the log beyond its frames: itself, and its two allocations' overhead.
+const CHUNK_COST: usize = size_of::<Chunk>() + 64;
 
 /// The framed output of one program: chunks of whole frames back to back, kept for as long
 /// as the slowest client allowed (`--clientqueue`) or replay needs.
@@ -75,9 +79,37 @@ impl Log {
             if bytes_after < keep_bytes || messages_after < keep_messages as u64 {
                 break;
             }
-            self.kept = bytes_after;
+            self.pop();
+        }
+    }
+
+    /// Lets go of the oldest chunks whose messages are all before `sent`, as long as the log
+    /// weighs more than `most` bytes (a resumable session keeps what it has sent only as far
+    /// as its buffer allows).
+    pub(crate) fn let_go_sent(&mut self, sent: u64, most: usize) {
+        while self.weight_from(self.base) > most
+            && self.chunks.front().is_some_and(|front| front.next() <= sent)
+        {
+            self.pop();
+        }
+    }
+
+    /// The memory that messages from `seq` on take in the log: their frames, and what
+    /// indexes them (for a log of tiny messages, as much again as the frames).
+    pub(crate) fn weight_from(&self, seq: u64) -> usize {
+        let Some(at) = self.position(seq) else { return self.weight_from(self.base) };
+        let chunks = self.chunks.len() - self.chunks.partition_point(|c| c.next() <= seq);
+        let messages = usize::try_from(self.head - seq).unwrap_or(usize::MAX);
+        let bytes = usize::try_from(self.head_bytes - at).unwrap_or(usize::MAX);
+        bytes
+            .saturating_add(messages.saturating_mul(MESSAGE_COST))
+            .saturating_add(chunks * CHUNK_COST)
+    }
+
+    fn pop(&mut self) {
+        if let Some(front) = self.chunks.pop_front() {
+            self.kept -= front.bytes.len();
             self.base = front.next();
-            self.chunks.pop_front();
         }
     }
 
@@ -225,7 +257,7 @@ impl Pending {
 }
 
 /// Frames `message` into `out`, as a server frame (final, not masked).
-pub(crate) fn frame_into(message: &Message, out: &mut BytesMut) -> usize {
+pub(crate) fn frame_into(message: &Message, out: &mut Vec<u8>) -> usize {
     let (opcode, payload): (_, &[u8]) = match message {
         Message::Text(text) => (Data::Text, text.as_bytes()),
         Message::Binary(data) => (Data::Binary, data),
@@ -245,12 +277,12 @@ mod tests {
     use super::*;
 
     fn chunk(messages: &[&[u8]]) -> Chunk {
-        let mut buf = BytesMut::new();
+        let mut buf = Vec::new();
         let ends = messages
             .iter()
             .map(|m| frame_into(&Message::Binary(Bytes::copy_from_slice(m)), &mut buf))
             .collect();
-        Chunk { first: 0, start: 0, bytes: buf.freeze(), ends }
+        Chunk { first: 0, start: 0, bytes: buf.into(), ends }
     }
 
     fn written(pending: &mut Pending) -> Vec<u8> {
@@ -295,6 +327,25 @@ mod tests {
     }
 
     #[test]
+    fn sent_messages_go_oldest_first_and_only_past_the_bound() {
+        let mut log = Log::default();
+        for _ in 0..10 {
+            log.push(chunk(&[&[0u8; 98]]), usize::MAX, 0);
+        }
+        // Each chunk: a 100-byte frame, its end, the chunk itself.
+        let each = 100 + MESSAGE_COST + CHUNK_COST;
+        assert_eq!(log.weight_from(0), 10 * each);
+        assert_eq!(log.weight_from(7), 3 * each);
+        log.let_go_sent(4, 2 * each + 50);
+        assert_eq!((log.base, log.kept), (4, 600), "only what was sent goes");
+        log.let_go_sent(10, 2 * each + 50);
+        assert_eq!((log.base, log.kept), (8, 200), "down to the bound, not below");
+        log.let_go_sent(10, 0);
+        assert_eq!((log.base, log.head, log.kept), (10, 10, 0));
+        assert_eq!(log.behind(10), Some(0), "the next to come is still known");
+    }
+
+    #[test]
     fn replay_goes_back_as_far_as_asked_within_the_queue() {
         let mut log = Log::default();
         for _ in 0..10 {
@@ -327,10 +378,10 @@ mod tests {
 
     #[test]
     fn frames_are_final_unmasked_with_the_right_length_form() {
-        let mut buf = BytesMut::new();
+        let mut buf = Vec::new();
         frame_into(&Message::Text("hi".into()), &mut buf);
         assert_eq!(&buf[..], [0x81, 2, b'h', b'i']);
-        let mut buf = BytesMut::new();
+        let mut buf = Vec::new();
         frame_into(&Message::Binary(Bytes::from(vec![7u8; 300])), &mut buf);
         assert_eq!(&buf[..4], [0x82, 126, 1, 44]);
         assert_eq!(buf.len(), 304);

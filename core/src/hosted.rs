@@ -10,12 +10,13 @@ use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use websocketd_framing::Frame;
 
 use crate::child::{Child, Pipes};
@@ -103,7 +104,10 @@ impl<A: Audience> Program<A> {
             Err(e) => {
                 tracing::error!(target: "process", "Could not launch process {} ({e})", command.line());
                 audience.retire();
-                audience.end(close_frame(CloseCode::Error, "could not launch process"), Exit::NotStarted);
+                audience.end(
+                    close_frame(CloseCode::Error, "could not launch process"),
+                    Exit::NotStarted,
+                );
                 audience.settle(Exit::NotStarted, &shutdown).await;
                 drop(slot);
                 return;
@@ -120,6 +124,7 @@ impl<A: Audience> Program<A> {
             passed_stderr.as_ref().map(|e| PipeOutput::new(e, codec.clone(), "stderr", json));
         let mut stdin = PipeInput::new(stdin, codec);
         let audience = &*audience;
+        let mut scratch = Scratch::default();
         let stop = {
             let mut input = input;
             let mut abandoned = pin!(audience.abandoned());
@@ -135,7 +140,7 @@ impl<A: Audience> Program<A> {
                     () = stdin.write() => {}
                     () = audience.roomier(), if room == 0 => {}
                     ready = out.ready(), if room > 0 => {
-                        match if ready { drain(&mut out, audience, room) } else { Drained::Ended } {
+                        match if ready { drain(&mut out, audience, room, &mut scratch) } else { Drained::Ended } {
                             Drained::Open => {}
                             Drained::Ended => break Stop::OutputEnded,
                             Drained::Broken => break Stop::BadOutput,
@@ -143,14 +148,14 @@ impl<A: Audience> Program<A> {
                     }
                     ready = ready_opt(err.as_ref()), if err.is_some() && room > 0 => {
                         let drained = match err.as_mut() {
-                            Some(e) if ready => drain(e, audience, room),
+                            Some(e) if ready => drain(e, audience, room, &mut scratch),
                             _ => Drained::Ended,
                         };
                         match drained {
                             Drained::Open => {}
                             Drained::Ended => {
                                 if let Some(e) = err.as_mut() {
-                                    publish_rest(e, audience);
+                                    publish_rest(e, audience, &mut scratch);
                                 }
                                 err = None;
                             }
@@ -165,10 +170,10 @@ impl<A: Audience> Program<A> {
         match stop {
             Stop::OutputEnded => {
                 audience.retire();
-                publish_rest(&mut out, audience);
+                publish_rest(&mut out, audience, &mut scratch);
                 if let Some(e) = err.as_mut() {
                     while let Filled::Data = e.fill() {}
-                    publish_rest(e, audience);
+                    publish_rest(e, audience, &mut scratch);
                 }
                 let status = child.reap(&mut ladder).await;
                 let exit = status.map_or(Exit::Unknown, Exit::Ended);
@@ -226,16 +231,54 @@ enum Drained {
     Broken,
 }
 
+/// Where output is framed before it goes into the log: reused, so that each chunk is
+/// allocated once at its size (framing straight into a growing buffer would leave the log
+/// holding up to twice what it needs, and holes in the heap).
+#[derive(Default)]
+struct Scratch {
+    buf: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Scratch {
+    /// Frames `message`.
+    fn frame(&mut self, message: &Message) {
+        self.ends.push(frame_into(message, &mut self.buf));
+    }
+
+    /// Publishes what was framed, if anything, and starts again; `idle` when the program
+    /// has nothing more for now (the buffers are let go then: an idle program holds none).
+    fn publish(&mut self, audience: &impl Audience, idle: bool) {
+        if !self.ends.is_empty() {
+            let bytes = Bytes::copy_from_slice(&self.buf);
+            audience.publish(Chunk { first: 0, start: 0, bytes, ends: self.ends.clone() });
+        }
+        self.buf.clear();
+        self.ends.clear();
+        // Nor is a giant message's room kept for the rest of the program's life.
+        if idle || self.buf.capacity() > 2 * TAKE_MAX {
+            *self = Scratch::default();
+        }
+    }
+}
+
 /// Reads what `out` has, up to about `room` bytes, and publishes the messages it makes.
-fn drain(out: &mut PipeOutput<'_>, audience: &impl Audience, room: usize) -> Drained {
-    let mut buf = BytesMut::new();
-    let mut ends = Vec::new();
+fn drain(
+    out: &mut PipeOutput<'_>,
+    audience: &impl Audience,
+    room: usize,
+    scratch: &mut Scratch,
+) -> Drained {
     let mut drained = Drained::Open;
+    let mut idle = false;
     let most = room.min(TAKE_MAX);
     loop {
         match out.fill() {
             Filled::Data => {}
-            Filled::Nothing => break,
+            Filled::Nothing => {
+                idle = true;
+                break;
+            }
             Filled::End => {
                 drained = Drained::Ended;
                 break;
@@ -243,7 +286,7 @@ fn drain(out: &mut PipeOutput<'_>, audience: &impl Audience, room: usize) -> Dra
         }
         loop {
             match out.take() {
-                Ok(Some(message)) => ends.push(frame_into(&message, &mut buf)),
+                Ok(Some(message)) => scratch.frame(&message),
                 Ok(None) => break,
                 Err(e) => {
                     tracing::error!(target: "process", "Unusable output from process: {e}");
@@ -252,29 +295,20 @@ fn drain(out: &mut PipeOutput<'_>, audience: &impl Audience, room: usize) -> Dra
                 }
             }
         }
-        if drained != Drained::Open || buf.len() >= most {
+        if drained != Drained::Open || scratch.buf.len() >= most {
             break;
         }
     }
-    publish(audience, buf, ends);
+    scratch.publish(audience, idle || drained != Drained::Open);
     drained
 }
 
 /// Publishes what is left in `out` once it has ended (a last line without a newline).
-fn publish_rest(out: &mut PipeOutput<'_>, audience: &impl Audience) {
-    let mut buf = BytesMut::new();
-    let mut ends = Vec::new();
+fn publish_rest(out: &mut PipeOutput<'_>, audience: &impl Audience, scratch: &mut Scratch) {
     while let Ok(Some(message)) = out.take_rest() {
-        ends.push(frame_into(&message, &mut buf));
+        scratch.frame(&message);
     }
-    publish(audience, buf, ends);
-}
-
-/// Publishes the messages framed in `buf`, ending at `ends`, if there are any.
-fn publish(audience: &impl Audience, buf: BytesMut, ends: Vec<usize>) {
-    if !ends.is_empty() {
-        audience.publish(Chunk { first: 0, start: 0, bytes: buf.freeze(), ends });
-    }
+    scratch.publish(audience, true);
 }
 
 /// Writes what is pending (until the connection fails).
@@ -298,7 +332,9 @@ pub(crate) async fn finish<S: Socket>(ws: &mut S, pending: &mut Pending) -> bool
 }
 
 /// Room in the program's input queue (never resolves without one).
-pub(crate) async fn reserve(input: Option<&mpsc::Sender<Frame>>) -> Option<mpsc::Permit<'_, Frame>> {
+pub(crate) async fn reserve(
+    input: Option<&mpsc::Sender<Frame>>,
+) -> Option<mpsc::Permit<'_, Frame>> {
     match input {
         Some(tx) => tx.reserve().await.ok(),
         None => std::future::pending().await,
@@ -312,7 +348,6 @@ pub(crate) async fn until(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
-
 
 /// What came from a client, as a hosted program's client takes it.
 pub(crate) enum Heard {
@@ -336,7 +371,9 @@ pub(crate) fn heard(msg: Option<Result<Message, WsError>>) -> Heard {
         Some(Ok(Message::Binary(data))) => Heard::Message(Frame::Binary(data)),
         Some(Ok(Message::Close(_))) => Heard::Closed,
         Some(Ok(_)) => Heard::Nothing,
-        None => Heard::Gone,
+        None | Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => {
+            Heard::Gone
+        }
         Some(Err(e)) => {
             tracing::debug!(target: "websocket", "Cannot receive: {e}");
             match close_for_error(&e) {
