@@ -198,6 +198,19 @@ pub struct Args {
     #[arg(long, value_name = "MS", help_heading = "Broadcast")]
     pub lingerms: Option<u64>,
 
+    /// Resumable sessions: a connection that drops without a Close leaves its program
+    /// running this long for the client to come back with its token and count (the
+    /// `wsd_session` and `wsd_seen` query parameters), and have every message exactly once.
+    /// Sessions without a token are as before. 0: off [default: 0].
+    #[arg(long, value_name = "MS", help_heading = "Resume")]
+    pub resumems: Option<u64>,
+
+    /// With --resumems, most bytes of output a session keeps: unsent (a program whose client
+    /// is away blocks on its stdout once they are this many) and, as room allows, sent
+    /// [default: 1048576].
+    #[arg(long, value_name = "BYTES", help_heading = "Resume")]
+    pub resumebuffer: Option<u64>,
+
     /// Comma-separated names of variables passed from websocketd's environment to the process.
     #[arg(
         long,
@@ -398,6 +411,8 @@ mod tests {
             "clientqueue",
             "slowclient",
             "lingerms",
+            "resumems",
+            "resumebuffer",
         ] {
             let got = norm(&[&format!("-{flag}"), "V", "cat"]);
             assert_eq!(got, [format!("--{flag}"), "V".into(), "--".into(), "cat".into()], "{flag}");

@@ -8,6 +8,7 @@ use websocketd_core::broadcast::{BroadcastConfig, BroadcastInput, SlowClient};
 use websocketd_core::command::{self, Command};
 use websocketd_core::env::EnvSettings;
 use websocketd_core::log::LogLevel;
+use websocketd_core::resume::ResumeConfig;
 use websocketd_core::session::SessionConfig;
 use websocketd_framing::Framing;
 use websocketd_transport_tls::TlsSettings;
@@ -87,6 +88,14 @@ pub enum ConfigError {
         /// `--maxframesize`.
         max: u64,
     },
+    /// A `--resumems` setting without `--resumems`.
+    #[error("--{0} only applies with --resumems")]
+    NeedsResume(&'static str),
+    /// `--resumems` with `--broadcast`.
+    #[error(
+        "--resumems does not work with --broadcast: a shared program has no one client to resume"
+    )]
+    ResumeWithBroadcast,
     /// `--broadcast` with `--dir`'s scripts or COMMAND missing.
     #[error("--broadcast needs COMMAND or --dir")]
     BroadcastWithoutCommand,
@@ -241,6 +250,7 @@ impl Config {
     /// first, once) aside.
     fn build(args: Args, loglevel: LogLevel) -> Result<Config, ConfigError> {
         let broadcast = broadcast_config(&args, args.dir.is_some() || !args.command.is_empty())?;
+        let resume = resume_config(&args)?;
         let tls = match (args.ssl, args.sslcert, args.sslkey) {
             (true, Some(cert), Some(key)) => Some(TlsSettings {
                 cert: cert.into(),
@@ -394,6 +404,7 @@ impl Config {
                 trusted_proxies,
                 headers,
                 broadcast,
+                resume,
             },
         })
     }
@@ -436,6 +447,25 @@ fn broadcast_config(
             _ => SlowClient::Close,
         },
         linger: Duration::from_millis(args.lingerms.unwrap_or(0)),
+    }))
+}
+
+/// `--resumems` and its setting; the setting without it is an error.
+fn resume_config(args: &Args) -> Result<Option<ResumeConfig>, ConfigError> {
+    let wait = args.resumems.unwrap_or(0);
+    if wait == 0 {
+        return match args.resumebuffer {
+            Some(_) => Err(ConfigError::NeedsResume("resumebuffer")),
+            None => Ok(None),
+        };
+    }
+    if args.broadcast {
+        return Err(ConfigError::ResumeWithBroadcast);
+    }
+    let buffer = args.resumebuffer.unwrap_or(1024 * 1024).max(1);
+    Ok(Some(ResumeConfig {
+        wait: Duration::from_millis(wait),
+        buffer: usize::try_from(buffer).unwrap_or(usize::MAX),
     }))
 }
 

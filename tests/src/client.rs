@@ -172,3 +172,12 @@ pub async fn connect_small_window(addr: SocketAddr, path: &str) -> WebSocketStre
     let stream = within(STEP, socket.connect(addr)).await.expect("connect");
     handshake(stream, &format!("ws://{addr}{path}"), &[]).await
 }
+
+/// Drops the connection of `ws` without a Close, as abortively as TCP can: a reset
+/// (`SO_LINGER` 0), as when a network goes away or a proxy is killed.
+pub fn abort(ws: Ws) {
+    if let MaybeTlsStream::Plain(stream) = ws.get_ref() {
+        stream.set_zero_linger().expect("SO_LINGER 0");
+    }
+    drop(ws);
+}

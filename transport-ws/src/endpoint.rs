@@ -21,6 +21,7 @@ use websocketd_core::command::Command;
 use websocketd_core::env::{Vars, check_exec};
 use websocketd_core::host;
 use websocketd_core::request::{RequestInfo, address_label, ip_string, log_url};
+use websocketd_core::resume::{ResumeConfig, Resumes, Ticket};
 use websocketd_core::{SessionConfig, Shutdown, session};
 
 use crate::conn::{Client, Conn};
@@ -56,6 +57,8 @@ pub(crate) struct WebSockets {
     shutdown: Shutdown,
     /// With `--broadcast`: the shared programs.
     broadcasts: Option<Broadcasts>,
+    /// With `--resumems`: the resumable sessions.
+    resumes: Option<Resumes>,
 }
 
 /// How the endpoint is set up.
@@ -73,13 +76,16 @@ pub(crate) struct Setup {
     pub(crate) reverse_lookup: bool,
     /// With `--broadcast`: how shared programs run.
     pub(crate) broadcast: Option<BroadcastConfig>,
+    /// With `--resumems`: how resumable sessions run.
+    pub(crate) resume: Option<ResumeConfig>,
 }
 
 impl WebSockets {
     /// The endpoint `setup` describes, its sessions counted in `forks` and watching
     /// `shutdown`.
     pub(crate) fn new(setup: Setup, forks: Forks, shutdown: Shutdown) -> WebSockets {
-        let Setup { endpoint, session, subprotocols, origins, reverse_lookup, broadcast } = setup;
+        let Setup { endpoint, session, subprotocols, origins, reverse_lookup, broadcast, resume } =
+            setup;
         // usize::MAX stands for no limit (--maxframesize=0).
         let max = session.max_message;
         let limit = (max != usize::MAX).then_some(max);
@@ -99,6 +105,7 @@ impl WebSockets {
             forks,
             shutdown,
             broadcasts: broadcast.map(Broadcasts::new),
+            resumes: resume.map(Resumes::new),
         }
     }
 
@@ -111,7 +118,12 @@ impl WebSockets {
         conn: &Conn,
         decoded: &str,
     ) -> Response<Body> {
-        let admitted = match self.admit(&req, &client, decoded) {
+        // Taken out of the query by the router, before anything saw it.
+        let ticket = match &self.resumes {
+            Some(_) => req.extensions_mut().remove::<Ticket>(),
+            None => None,
+        };
+        let admitted = match self.admit(&req, &client, decoded, ticket.as_ref()) {
             Ok(admitted) => admitted,
             Err(refused) => return refused.response(),
         };
@@ -138,7 +150,10 @@ impl WebSockets {
                 self.shutdown.spawn(client);
             }
             _ => match slot {
-                Some(slot) => self.spawn(socket, info, env, command, slot, client),
+                Some(slot) => self.spawn(socket, info, env, command, Some(slot), client, ticket),
+                None if ticket.is_some() => {
+                    self.spawn(socket, info, env, command, None, client, ticket);
+                }
                 // Not reached: without --broadcast a request with no slot was refused.
                 None => return plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n"),
             },
@@ -153,6 +168,7 @@ impl WebSockets {
         req: &Request<Incoming>,
         client: &Client,
         decoded: &str,
+        ticket: Option<&Ticket>,
     ) -> Result<Admitted<'a>, Refused> {
         let tls = client.https;
         if let Err(bad) = edge::check_upgrade(req) {
@@ -162,9 +178,14 @@ impl WebSockets {
             return Err(Refused::Edge(bad));
         }
         // A client that joins a running shared program needs no slot: whether it does is
-        // known once its script is found.
+        // known once its script is found. Nor does one that resumes its session (or is told
+        // that there is none).
         let slot = self.forks.take();
-        if slot.is_none() && self.broadcasts.is_none() {
+        let resuming = match (&self.resumes, ticket) {
+            (Some(resumes), Some(ticket)) => resumes.needs_no_slot(ticket),
+            _ => false,
+        };
+        if slot.is_none() && self.broadcasts.is_none() && !resuming {
             return Err(busy());
         }
         let (command, script_name) = match &self.endpoint {
@@ -191,7 +212,7 @@ impl WebSockets {
             };
             (broadcasts.is_running(&key), key)
         });
-        if slot.is_none() && !key.as_ref().is_some_and(|(running, _)| *running) {
+        if slot.is_none() && !resuming && !key.as_ref().is_some_and(|(running, _)| *running) {
             return Err(busy());
         }
         let key = key.map(|(_, key)| key);
@@ -235,19 +256,22 @@ impl WebSockets {
         })
     }
 
-    /// Starts the session, which the shutdown waits for; with `--reverselookup` it first
-    /// names the client (after the 101, bounded).
+    /// Starts the session (resumable with a ticket), which the shutdown waits for; with
+    /// `--reverselookup` it first names the client (after the 101, bounded).
+    #[expect(clippy::too_many_arguments, reason = "one session's whole setting")]
     fn spawn(
         &self,
         socket: session::Upgrade<Ws>,
         info: RequestInfo,
         env: Vars,
         command: Arc<Command>,
-        slot: Slot,
+        slot: Option<Slot>,
         client: Client,
+        ticket: Option<Ticket>,
     ) {
         let config = Arc::clone(&self.session);
         let watch = self.shutdown.clone();
+        let resumable = self.resumes.clone().zip(ticket);
         match client.ip.filter(|_| self.reverse_lookup) {
             Some(ip) => {
                 let mut info = info;
@@ -257,15 +281,41 @@ impl WebSockets {
                     // A name instead of the address in REMOTE_HOST: a DNS name, at most 253
                     // bytes and no NUL, well within the margin the check left.
                     let env = config.env.cgi_env(&info);
-                    let session = session::run(socket, &info, env, command, config, watch, slot);
-                    drop(info);
-                    session.await;
+                    match resumable {
+                        Some((resumes, ticket)) => {
+                            let session = resumes
+                                .run(socket, &info, ticket, env, command, config, watch, slot);
+                            drop(info);
+                            session.await;
+                        }
+                        None => {
+                            let session = session::run(
+                                socket,
+                                &info,
+                                env,
+                                command,
+                                config,
+                                watch,
+                                slot.flatten(),
+                            );
+                            drop(info);
+                            session.await;
+                        }
+                    }
                 });
             }
-            None => {
-                let session = session::run(socket, &info, env, command, config, watch, slot);
-                self.shutdown.spawn(session);
-            }
+            None => match resumable {
+                Some((resumes, ticket)) => {
+                    let session =
+                        resumes.run(socket, &info, ticket, env, command, config, watch, slot);
+                    self.shutdown.spawn(session);
+                }
+                None => {
+                    let session =
+                        session::run(socket, &info, env, command, config, watch, slot.flatten());
+                    self.shutdown.spawn(session);
+                }
+            },
         }
     }
 }

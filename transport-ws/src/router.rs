@@ -7,10 +7,12 @@
 
 use std::time::SystemTime;
 
-use http::{Request, Response, StatusCode};
+use http::uri::PathAndQuery;
+use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use websocketd_core::broadcast::BroadcastConfig;
 use websocketd_core::request::{address_label, log_url};
+use websocketd_core::resume::{BadTicket, ResumeConfig, Ticket};
 use websocketd_core::{SessionConfig, Shutdown};
 
 use crate::cgi::Cgi;
@@ -53,6 +55,8 @@ pub struct Settings {
     pub headers: ExtraHeaders,
     /// `--broadcast` and its settings: every client of one URL shares one program.
     pub broadcast: Option<BroadcastConfig>,
+    /// `--resumems` and its settings: a dropped connection's program waits for its client.
+    pub resume: Option<ResumeConfig>,
 }
 
 /// Everything a request handler needs; shared by all listeners.
@@ -66,6 +70,8 @@ pub struct App {
     proxies: TrustedProxies,
     headers: ExtraHeaders,
     shutdown: Shutdown,
+    /// Whether `--resumems` is on: the session parameters are taken out of every query.
+    resumable: bool,
 }
 
 impl App {
@@ -76,6 +82,7 @@ impl App {
             let env = settings.session.env.clone();
             Cgi::new(dir, env, settings.session.closems, forks.clone())
         });
+        let resumable = settings.resume.is_some();
         let websockets = settings.endpoint.map(|endpoint| {
             let setup = endpoint::Setup {
                 endpoint,
@@ -84,6 +91,7 @@ impl App {
                 origins: settings.origins,
                 reverse_lookup: settings.reverse_lookup,
                 broadcast: settings.broadcast,
+                resume: settings.resume,
             };
             WebSockets::new(setup, forks, shutdown.clone())
         });
@@ -95,6 +103,7 @@ impl App {
             proxies: settings.trusted_proxies,
             headers: settings.headers,
             shutdown,
+            resumable,
         }
     }
 
@@ -105,7 +114,14 @@ impl App {
 
     /// Answers one request on `conn`, with the command line's extra headers; a request the
     /// [edge](crate::edge) refuses gets its 400 and nothing else, as from Go's server.
-    pub async fn handle(&self, req: Request<Incoming>, conn: &Conn) -> Response<Body> {
+    pub async fn handle(&self, mut req: Request<Incoming>, conn: &Conn) -> Response<Body> {
+        let ticket = if self.resumable { take_ticket(&mut req) } else { Ok(()) };
+        if let Err(bad) = ticket {
+            let url = log_url(conn.tls, req.headers(), req.uri());
+            tracing::info_span!(target: "http", "http", url = %url, peer = %conn.peer)
+                .in_scope(|| websocketd_core::access!(target: "http", "BAD REQUEST: {bad}"));
+            return plain(StatusCode::BAD_REQUEST, &format!("400 Bad Request: {bad}\n"));
+        }
         if let Err(bad) = edge::check(&req) {
             let url = log_url(conn.tls, req.headers(), req.uri());
             tracing::info_span!(target: "http", "http", url = %url, peer = %conn.peer).in_scope(
@@ -169,4 +185,29 @@ impl App {
         span.in_scope(|| websocketd_core::access!(target: "http", "NOT FOUND"));
         plain(StatusCode::NOT_FOUND, "404 page not found\n")
     }
+}
+
+/// Takes the resumable session's parameters out of the request's query (before anything
+/// sees it: the token is never logged, nor in a program's environment), and puts the
+/// [`Ticket`] they make in its extensions. Refused parameters are taken out too.
+fn take_ticket<B>(req: &mut Request<B>) -> Result<(), BadTicket> {
+    let Some(query) = req.uri().query() else { return Ok(()) };
+    if !query.contains("wsd_") {
+        return Ok(());
+    }
+    let (ticket, rest) = Ticket::take(query);
+    let mut parts = req.uri().clone().into_parts();
+    let path = req.uri().path();
+    let target = if rest.is_empty() { path.to_owned() } else { format!("{path}?{rest}") };
+    // The same path and a part of the query: as valid as it was.
+    if let Ok(pq) = PathAndQuery::try_from(target) {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+    if let Some(ticket) = ticket? {
+        req.extensions_mut().insert(ticket);
+    }
+    Ok(())
 }
