@@ -6,7 +6,9 @@
 //! The binary is the one `cargo test --workspace` builds next to the test executables
 //! (`target/<profile>/websocketd`); `WEBSOCKETD_BIN` points elsewhere.
 
+mod chromium;
 mod client;
+mod cut;
 mod nginx;
 mod process;
 mod raw;
@@ -14,7 +16,9 @@ mod server;
 mod tls;
 mod wait;
 
+pub use chromium::*;
 pub use client::*;
+pub use cut::*;
 pub use nginx::*;
 pub use process::*;
 pub use raw::*;

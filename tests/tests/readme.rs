@@ -290,3 +290,54 @@ async fn the_nginx_recipe_runs_as_written() {
         assert!(lines.contains(&var), "{var} is missing: {lines:?}");
     }
 }
+
+#[tokio::test]
+async fn the_resume_recipe_takes_a_dropped_session_back() {
+    let mut words = command("resume-run");
+    assert_eq!(words[0], "websocketd", "{words:?}");
+    listen_locally(&mut words, 8080);
+    let mut cmd = tokio::process::Command::new(binary());
+    cmd.args(&words[1..]).current_dir(repo());
+    let server = Server::launch(cmd).await;
+    let token = "the-readme-recipe-0123456789";
+    let mut ws = server.connect(&format!("/?wsd_session={token}&wsd_seen=0")).await;
+    assert_eq!(recv_text(&mut ws).await, "1");
+    abort(ws);
+    server.wait_log(|l| l.contains("exit:'detached'")).await;
+    let mut ws = server.connect(&format!("/?wsd_session={token}&wsd_seen=1")).await;
+    let (code, reason, data) = recv_close(&mut ws).await;
+    let want: Vec<String> = (2..=10).map(|n| n.to_string()).collect();
+    assert_eq!(texts(data), want);
+    assert_eq!((code, reason.as_str()), (1000, ""));
+}
+
+#[tokio::test]
+async fn the_readme_client_comes_back_after_dropped_connections_in_a_real_browser() {
+    let Some((_chromium, mut page)) = browser().await else { return };
+    let counter = "i=1; while [ $i -le 300 ]; do echo $i; i=$((i+1)); sleep 0.01; done";
+    let server = Server::start(&["--resumems=10000", "sh", "-c", counter]).await;
+    // Between the browser and the server, a network that the test takes away.
+    let proxy = CutProxy::start(server.addr).await;
+    let client = block("resume-client");
+    let start = format!(
+        "{client}
+         window.got = []; window.code = null;
+         window.session = resumable('ws://{}/', (m) => got.push(m), (e) => window.code = e.code);
+         true",
+        proxy.addr
+    );
+    assert_eq!(page.eval(&start).await, true, "the README's client does not run");
+    for round in 1..=5 {
+        // Connected (again), and some messages further: the network goes.
+        server.wait_log_count(round, |l| l.contains("| CONNECT")).await;
+        page.until(&format!("got.length >= {}", round * 40)).await;
+        proxy.cut();
+    }
+    page.until("window.code !== null").await;
+    assert_eq!(page.eval("window.code").await, 1000);
+    let got: Vec<String> = serde_json::from_value(page.eval("got").await).expect("strings");
+    let want: Vec<String> = (1..=300).map(|i| i.to_string()).collect();
+    assert_eq!(got, want, "every message once, in order");
+    let logs = server.logs();
+    assert_eq!(logs.iter().filter(|l| l.contains("Resumed session")).count(), 5, "{logs:#?}");
+}
