@@ -326,6 +326,9 @@ impl Resumes {
                         let kick = Arc::new(Notify::new());
                         state.attached = Some(Arc::clone(&kick));
                         state.detached = None;
+                        // What the client lacks counts as unsent again: kept until it is
+                        // written whole once more.
+                        state.sent = ticket.seen;
                         drop(state);
                         held.presence.send_replace(());
                         return Ok((Arc::clone(&held), ticket.seen, kick));
@@ -445,7 +448,8 @@ struct Held {
 #[derive(Debug)]
 struct State {
     log: Log,
-    /// How many messages were written whole to a connection.
+    /// How many messages the client has for sure: written whole to its connection, or as
+    /// many as it said it had when it came back.
     sent: u64,
     /// The attached connection's kick (`None`: detached).
     attached: Option<Arc<Notify>>,
