@@ -140,6 +140,10 @@ pub mod names {
     pub const BROADCAST: &str = "broadcast: 1000 clients, one program";
     /// Download through nginx to TCP.
     pub const NGINX_TCP_DOWNLOAD: &str = "nginx -> TCP: binary download 64 KiB";
+    /// Pipelined echo in a resumable session.
+    pub const RESUME_ECHO: &str = "resume: echo 64 B lines, pipelined";
+    /// Server push in a resumable session.
+    pub const RESUME_PUSH: &str = "resume: server push 64 B lines";
 }
 
 /// A proxy in front of the server.
@@ -162,6 +166,9 @@ pub struct Scenario {
     pub tls: Option<Handshakes>,
     /// Behind a proxy; clients straight to the server when `None`.
     pub via: Option<Via>,
+    /// Resumable sessions (`--resumems`, and every client names its session): what resuming
+    /// costs the hot path. Ours only.
+    pub resume: bool,
 }
 
 /// A 64-byte line for `yes`: 63 characters and its newline.
@@ -216,10 +223,24 @@ impl Scenario {
             (names::NGINX_TCP_DOWNLOAD, Download(65536), tcp),
         ]
         .map(|(name, kind, via)| (name, kind, None, via));
+        let resumable = [(names::RESUME_ECHO, Echo64), (names::RESUME_PUSH, Push)];
         plain
             .chain(wss)
             .chain(nginx)
-            .map(|(name, kind, tls, via)| Scenario { name: name.to_owned(), kind, tls, via })
+            .map(|(name, kind, tls, via)| Scenario {
+                name: name.to_owned(),
+                kind,
+                tls,
+                via,
+                resume: false,
+            })
+            .chain(resumable.into_iter().map(|(name, kind)| Scenario {
+                name: name.to_owned(),
+                kind,
+                tls: None,
+                via: None,
+                resume: true,
+            }))
             .collect()
     }
 
@@ -236,7 +257,8 @@ impl Scenario {
     /// Whether the scenario leaves the server `target` out: websocketd has no shared
     /// programs (it would start one per client, which is not the same thing).
     pub fn skips(&self, target: &str) -> bool {
-        matches!(self.kind, Kind::Broadcast { .. }) && target == "websocketd"
+        (matches!(self.kind, Kind::Broadcast { .. }) && target == "websocketd")
+            || (self.resume && target != "ours")
     }
 
     /// Where the server listens in this scenario.
@@ -276,6 +298,9 @@ impl Scenario {
             args.push("--ssl".to_owned());
             args.push(format!("--sslcert={}", files.cert.display()));
             args.push(format!("--sslkey={}", files.key.display()));
+        }
+        if self.resume {
+            args.push("--resumems=30000".to_owned());
         }
         args.extend(self.command_args());
         Ok(args)
@@ -333,6 +358,17 @@ impl Scenario {
         }
     }
 
+    /// The path of a scenario's one connection: a new resumable session's, when it is one.
+    fn path(&self) -> String {
+        if !self.resume {
+            return "/".to_owned();
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("/?wsd_session=bench-{nanos:024}&wsd_seen=0")
+    }
+
     /// Runs the scenario against `server`, reached at `addr` (its own, or its proxy's), for
     /// about `time`.
     pub async fn run(
@@ -377,13 +413,13 @@ impl Scenario {
                 ]
             }
             Kind::Echo64 => {
-                let ws = load::connect(&to, "/").await?;
+                let ws = load::connect(&to, &self.path()).await?;
                 // 1000 lines in flight stays under the ~150 KiB at which websocketd 0.4.1 hangs.
                 let rate = load::echo(ws, load::line64(), load::Unit::Messages, 1000, time).await?;
                 vec![metric("echo", "msg/s", rate, Higher, Some(Goal::AtLeast(4.0)))]
             }
             Kind::Push => {
-                let ws = load::connect(&to, "/").await?;
+                let ws = load::connect(&to, &self.path()).await?;
                 let (msgs, bytes) = load::download(ws, time).await?;
                 vec![
                     metric("push", "msg/s", msgs, Higher, Some(Goal::AtLeast(8.0))),

@@ -7,8 +7,11 @@
 //! - [`child`]: spawning the child in its own process group (on launcher threads that never
 //!   go away), draining its stderr, and the termination ladder that always ends it.
 //! - [`session`]: one session's lifecycle, from the upgrade to the child reaped.
-//! - [`broadcast`]: shared sessions, one program for every client of one URL, its output
-//!   framed once (`framed`) and taken by each client's cursor.
+//! - `hosted`: a program whose life is not one connection's, its output framed once
+//!   (`framed`) into a log that its clients take from through their cursors.
+//! - [`broadcast`]: shared sessions, one program for every client of one URL.
+//! - [`resume`]: resumable sessions, which a dropped connection leaves running for the
+//!   client to take back with its token and count.
 //! - [`relay`]: the two pumps between the client and the program, generic over both sides.
 //! - [`pipe`]: the child's pipes as the relay's program side.
 //! - [`socket`]: the client side, any `Sink + Stream` of WebSocket messages.

@@ -203,4 +203,3 @@ pub async fn another_page(chromium: &Chromium) -> Page {
     let url = target["webSocketDebuggerUrl"].as_str().expect("the new page's DevTools URL");
     Page { ws: connect(url).await, next_id: 0 }
 }
-

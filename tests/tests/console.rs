@@ -143,8 +143,10 @@ async fn the_resume_switch_takes_the_session_back_after_a_drop() {
         server.wait_log_count(round, |l| l.contains("| CONNECT")).await;
         page.until(&format!("{messages} >= {}", round * 20)).await;
         proxy.cut();
-        page.until(&format!("document.querySelectorAll('#log .entry.resuming').length === {round}"))
-            .await;
+        page.until(&format!(
+            "document.querySelectorAll('#log .entry.resuming').length === {round}"
+        ))
+        .await;
     }
     assert_eq!(page.entry(".entry.close").await, "closed the program ended normally (1000)");
     let texts = page
