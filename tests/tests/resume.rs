@@ -411,3 +411,23 @@ async fn a_session_resumes_through_nginx_when_the_client_side_drops() {
     assert_eq!(code, 1000);
     assert!(server.logs().iter().filter(|l| l.contains("Resumed session")).count() >= 5);
 }
+
+#[tokio::test]
+async fn a_client_silent_to_pings_is_dropped_without_a_close_and_can_come_back() {
+    let dir = TempDir::new();
+    let events = dir.path("events");
+    let server =
+        Server::start(&["--resumems=60000", "--pingms=100", "sh", "-c", &waiter(&events)]).await;
+    let token = token();
+    let mut old = server.connect(&at(&token, 0)).await;
+    assert_eq!(recv_text(&mut old).await, "ready");
+    // Not read meanwhile: the pings go unanswered.
+    server.wait_log(|l| l.contains("exit:'detached'")).await;
+    let (code, _, data) = recv_close(&mut old).await;
+    assert_eq!(code, 1006, "dropped without a Close, so that the client comes back");
+    assert!(data.is_empty());
+    let mut ws = server.connect(&at(&token, 1)).await;
+    server.wait_log(|l| l.contains("Resumed session") && l.contains("after 1 messages")).await;
+    ws.close(None).await.unwrap();
+    wait_file(&events, "INT").await;
+}
