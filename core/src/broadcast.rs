@@ -22,16 +22,13 @@
 //! A client writes frames through [`Socket::write_raw`]; while a frame is half written it
 //! neither reads nor sends through the protocol layer (which could put a pong in the middle).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{Notify, mpsc, watch};
-use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -42,7 +39,10 @@ use crate::close::{CLOSE_TIMEOUT, close_frame, close_whole, finish_close, going_
 use crate::command::Command;
 use crate::env::Vars;
 use crate::framed::{Chunk, Log, Pending};
-use crate::hosted::{self, Audience, Heard, INPUT_QUEUE, Program, reserve, until, write_all};
+use crate::hosted::{
+    self, Audience, Heard, INPUT_QUEUE, Pinged, Pings, Program, Registry, disconnect, reserve,
+    write_all,
+};
 use crate::request::RequestInfo;
 use crate::session::{Exit, SessionConfig, Upgrade};
 use crate::shutdown::Shutdown;
@@ -89,30 +89,25 @@ pub struct BroadcastConfig {
 /// The running shared programs, by key.
 #[derive(Debug, Clone)]
 pub struct Broadcasts {
-    instances: Arc<Mutex<HashMap<String, Arc<Instance>>>>,
+    instances: Registry<String, Instance>,
     config: Arc<BroadcastConfig>,
 }
 
 impl Broadcasts {
     /// No program running yet.
     pub fn new(config: BroadcastConfig) -> Broadcasts {
-        Broadcasts { instances: Arc::default(), config: Arc::new(config) }
-    }
-
-    fn instances(&self) -> MutexGuard<'_, HashMap<String, Arc<Instance>>> {
-        // Every critical section is one map operation: never left half-done.
-        self.instances.lock().unwrap_or_else(PoisonError::into_inner)
+        Broadcasts { instances: Registry::default(), config: Arc::new(config) }
     }
 
     /// Whether a client of `key` would join a running program (and need no `--maxforks`
     /// slot).
     pub fn is_running(&self, key: &str) -> bool {
-        self.instances().contains_key(key)
+        self.instances.contains(key)
     }
 
     /// How many programs run.
     pub fn len(&self) -> usize {
-        self.instances().len()
+        self.instances.len()
     }
 
     /// Whether no program runs.
@@ -205,7 +200,7 @@ impl Broadcasts {
         shutdown: &Shutdown,
         slot: Option<Slot>,
     ) -> Option<(Arc<Instance>, u64)> {
-        let mut instances = self.instances();
+        let mut instances = self.instances.lock();
         if let Some(instance) = instances.get(&key) {
             if let Some(cursor) = instance.join(self.config.replay, self.config.client_queue) {
                 return Some((Arc::clone(instance), cursor));
@@ -254,27 +249,19 @@ impl Broadcasts {
     /// on. With `only_if_abandoned`, only if no client is attached (checked under the same
     /// locks that joining takes). Returns whether it is out.
     fn retire(&self, instance: &Arc<Instance>, only_if_abandoned: bool) -> bool {
-        let mut instances = self.instances();
+        let mut instances = self.instances.lock();
         let mut state = instance.state();
         if only_if_abandoned && state.clients > 0 {
             return false;
         }
         state.joinable = false;
-        if instances.get(&instance.key).is_some_and(|i| Arc::ptr_eq(i, instance)) {
-            instances.remove(&instance.key);
-        }
+        hosted::remove_if_same(&mut instances, &instance.key, instance);
         true
     }
 }
 
 /// The DISCONNECT line's `exit` of a client that left a program running.
 const LEFT_RUNNING: &str = "still running";
-
-/// Says DISCONNECT with how the client's time with the program ended.
-fn disconnect(exit: &str) {
-    tracing::Span::current().record("exit", exit);
-    crate::access!(target: "session", "DISCONNECT");
-}
 
 /// One shared program and what its clients share.
 #[derive(Debug)]
@@ -322,15 +309,7 @@ impl Instance {
 
     /// Waits until the program has been started (or could not be), and returns its pid.
     async fn started(&self) -> Option<u32> {
-        let mut changed = self.changed.subscribe();
-        loop {
-            if let Some(&pid) = self.pid.get() {
-                return Some(pid);
-            }
-            if self.state().ending.is_some() || changed.changed().await.is_err() {
-                return self.pid.get().copied();
-            }
-        }
+        hosted::started(&self.pid, &self.changed, || self.state().ending.is_some()).await
     }
 
     /// A client leaves.
@@ -440,8 +419,7 @@ impl<S: Socket> Client<'_, S> {
         let mut pending = Pending::default();
         let mut inbound: Option<Frame> = None;
         let mut skipped = 0u64;
-        let mut heard = Instant::now();
-        let mut next_ping = self.ping.map(|every| Instant::now() + every);
+        let mut pings = Pings::new(self.ping);
         let dropped_input = &mut 0u64;
         let queue = self.config.client_queue as u64;
         let ended = loop {
@@ -484,7 +462,7 @@ impl<S: Socket> Client<'_, S> {
                         match written {
                             Ok(n) if n > 0 => {
                                 pending.advance(n);
-                                heard = Instant::now();
+                                pings.heard();
                             }
                             // Nothing taken of what there was to write: the connection is gone.
                             Ok(_) | Err(_) => break LEFT_RUNNING.to_owned(),
@@ -508,7 +486,6 @@ impl<S: Socket> Client<'_, S> {
                 continue;
             }
             // Nothing to write: wait for output, a client message, room for it, a ping.
-            let silence = self.ping.map(|every| heard + every * 2);
             tokio::select! {
                 biased;
                 () = shutdown.begun() => {
@@ -522,7 +499,7 @@ impl<S: Socket> Client<'_, S> {
                     }
                 }
                 msg = self.ws.next(), if inbound.is_none() => {
-                    heard = Instant::now();
+                    pings.heard();
                     match hosted::heard(msg) {
                         Heard::Message(frame) => inbound = self.input(frame, dropped_input),
                         Heard::Nothing => {}
@@ -537,17 +514,15 @@ impl<S: Socket> Client<'_, S> {
                         }
                     }
                 }
-                () = until(next_ping) => {
-                    if silence.is_some_and(|s| Instant::now() >= s) {
+                () = pings.due() => match pings.ping(&mut self.ws).await {
+                    Pinged::Sent => {}
+                    Pinged::Silent => {
                         tracing::debug!(target: "websocket", "No answer to pings: disconnecting");
                         close_whole(&mut self.ws, close_frame(CloseCode::Away, "ping timeout")).await;
                         break LEFT_RUNNING.to_owned();
                     }
-                    if self.ws.send(Message::Ping(Bytes::new())).await.is_err() {
-                        break LEFT_RUNNING.to_owned();
-                    }
-                    next_ping = self.ping.map(|every| Instant::now() + every);
-                }
+                    Pinged::Failed => break LEFT_RUNNING.to_owned(),
+                },
             }
         };
         if skipped > 0 {
@@ -590,15 +565,12 @@ impl<S: Socket> Client<'_, S> {
     /// What a client message does: queued for the program (returned if the queue is full),
     /// or dropped and counted.
     fn input(&self, frame: Frame, dropped: &mut u64) -> Option<Frame> {
-        let Some(input) = &self.instance.input else {
-            *dropped += 1;
-            return None;
-        };
-        match input.try_send(frame) {
-            Ok(()) => None,
-            Err(mpsc::error::TrySendError::Full(frame)) => Some(frame),
-            // The program has stopped taking input.
-            Err(mpsc::error::TrySendError::Closed(_)) => None,
+        match &self.instance.input {
+            Some(input) => hosted::offer(input, frame),
+            None => {
+                *dropped += 1;
+                None
+            }
         }
     }
 

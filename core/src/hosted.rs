@@ -6,12 +6,17 @@
 //!
 //! Also here: what both kinds of client use to write frames from the log and to wait.
 
+use std::borrow::Borrow;
+use std::collections::HashMap;
 use std::future::Future;
+use std::hash::Hash;
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use futures_util::SinkExt;
+use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -381,5 +386,136 @@ pub(crate) fn heard(msg: Option<Result<Message, WsError>>) -> Heard {
                 None => Heard::Gone,
             }
         }
+    }
+}
+
+/// The hosted programs of one kind, by key: found, joined and retired under one lock.
+#[derive(Debug)]
+pub(crate) struct Registry<K, V>(Arc<Mutex<HashMap<K, Arc<V>>>>);
+
+impl<K, V> Clone for Registry<K, V> {
+    fn clone(&self) -> Self {
+        Registry(Arc::clone(&self.0))
+    }
+}
+
+impl<K, V> Default for Registry<K, V> {
+    fn default() -> Self {
+        Registry(Arc::default())
+    }
+}
+
+impl<K: Eq + Hash, V> Registry<K, V> {
+    /// The map, locked.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, HashMap<K, Arc<V>>> {
+        // Every critical section is one map operation: never left half-done.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether `key` has a program.
+    pub(crate) fn contains<Q: Eq + Hash + ?Sized>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+    {
+        self.lock().contains_key(key)
+    }
+
+    /// How many programs there are.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// Takes `value` out of `map` if it is still the one at `key` (a newer one may have taken
+/// its place).
+pub(crate) fn remove_if_same<K: Eq + Hash, V>(
+    map: &mut HashMap<K, Arc<V>>,
+    key: &K,
+    value: &Arc<V>,
+) {
+    if map.get(key).is_some_and(|v| Arc::ptr_eq(v, value)) {
+        map.remove(key);
+    }
+}
+
+/// Waits until a hosted program has been started and returns its `pid`; `None` if it could
+/// not be (`ended` then says so). `changed` is bumped when either happens.
+pub(crate) async fn started(
+    pid: &OnceLock<u32>,
+    changed: &watch::Sender<()>,
+    ended: impl Fn() -> bool,
+) -> Option<u32> {
+    let mut changed = changed.subscribe();
+    loop {
+        if let Some(&pid) = pid.get() {
+            return Some(pid);
+        }
+        if ended() || changed.changed().await.is_err() {
+            return pid.get().copied();
+        }
+    }
+}
+
+/// Says DISCONNECT with how the client's time with a hosted program ended.
+pub(crate) fn disconnect(exit: &str) {
+    tracing::Span::current().record("exit", exit);
+    crate::access!(target: "session", "DISCONNECT");
+}
+
+/// Offers a client's message to the program's stdin queue: returned if the queue is full
+/// (the client is not read until there is room), dropped if the program takes no more.
+pub(crate) fn offer(input: &mpsc::Sender<Frame>, frame: Frame) -> Option<Frame> {
+    match input.try_send(frame) {
+        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => None,
+        Err(mpsc::error::TrySendError::Full(frame)) => Some(frame),
+    }
+}
+
+/// A client's pings (`--pingms`): when the next is due, and whether it has been silent too
+/// long (twice the interval since it was last heard from).
+pub(crate) struct Pings {
+    every: Option<Duration>,
+    heard: Instant,
+    next: Option<Instant>,
+}
+
+/// What a ping that was due came to.
+pub(crate) enum Pinged {
+    /// Sent.
+    Sent,
+    /// Not sent: the client has not answered for too long.
+    Silent,
+    /// Not sent: the connection failed.
+    Failed,
+}
+
+impl Pings {
+    /// Pings every `every`, if at all.
+    pub(crate) fn new(every: Option<Duration>) -> Pings {
+        let now = Instant::now();
+        Pings { every, heard: now, next: every.map(|e| now + e) }
+    }
+
+    /// The client was heard from (or taken bytes from).
+    pub(crate) fn heard(&mut self) {
+        self.heard = Instant::now();
+    }
+
+    /// Resolves when a ping is due (never without pings).
+    pub(crate) async fn due(&self) {
+        until(self.next).await;
+    }
+
+    /// Sends the ping that is due, unless the client has been silent too long.
+    pub(crate) async fn ping<S: Socket>(&mut self, ws: &mut S) -> Pinged {
+        let now = Instant::now();
+        if self.every.is_some_and(|every| now >= self.heard + every * 2) {
+            return Pinged::Silent;
+        }
+        if ws.send(Message::Ping(Bytes::new())).await.is_err() {
+            return Pinged::Failed;
+        }
+        self.next = self.every.map(|every| Instant::now() + every);
+        Pinged::Sent
     }
 }

@@ -52,6 +52,20 @@ fn waiter(events: &str) -> String {
     )
 }
 
+/// A [`waiter`] session with `--resumems=MS`, its connection dropped once the program is
+/// ready: the server, the session's token, and the events file (in the temp directory).
+async fn left_waiting(resumems: &str) -> (Server, String, String, TempDir) {
+    let dir = TempDir::new();
+    let events = dir.path("events");
+    let server = Server::start(&[resumems, "sh", "-c", &waiter(&events)]).await;
+    let token = token();
+    let mut ws = server.connect(&at(&token, 0)).await;
+    assert_eq!(recv_text(&mut ws).await, "ready");
+    abort(ws);
+    server.wait_log(|l| l.contains("exit:'detached'")).await;
+    (server, token, events, dir)
+}
+
 #[tokio::test]
 async fn ten_drops_at_random_points_lose_and_double_nothing() {
     let server = Server::start(&["--resumems=10000", "sh", "-c", &counter(400, "0.005")]).await;
@@ -94,14 +108,7 @@ async fn ten_drops_at_random_points_lose_and_double_nothing() {
 
 #[tokio::test]
 async fn a_session_nobody_comes_back_to_goes_down_the_ladder_and_is_gone() {
-    let dir = TempDir::new();
-    let events = dir.path("events");
-    let server = Server::start(&["--resumems=300", "sh", "-c", &waiter(&events)]).await;
-    let token = token();
-    let mut ws = server.connect(&at(&token, 0)).await;
-    assert_eq!(recv_text(&mut ws).await, "ready");
-    abort(ws);
-    server.wait_log(|l| l.contains("exit:'detached'")).await;
+    let (server, token, events, _dir) = left_waiting("--resumems=300").await;
     server.wait_log(|l| l.contains("expired: no connection came back within 300 ms")).await;
     wait_file(&events, "INT").await;
     server.wait_no_children().await;
@@ -352,14 +359,7 @@ async fn detached_sessions_hold_their_slot_and_resuming_needs_none() {
 
 #[tokio::test]
 async fn shutdown_ends_detached_sessions_too() {
-    let dir = TempDir::new();
-    let events = dir.path("events");
-    let server = Server::start(&["--resumems=60000", "sh", "-c", &waiter(&events)]).await;
-    let token = token();
-    let mut ws = server.connect(&at(&token, 0)).await;
-    assert_eq!(recv_text(&mut ws).await, "ready");
-    abort(ws);
-    server.wait_log(|l| l.contains("exit:'detached'")).await;
+    let (server, _token, events, _dir) = left_waiting("--resumems=60000").await;
     let pid = *server.live_children().first().expect("the program runs");
     let status = server.stop().await;
     assert!(status.success(), "{status}");

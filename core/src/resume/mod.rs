@@ -31,11 +31,9 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::Instrument;
@@ -45,7 +43,10 @@ use crate::close::{CLOSE_TIMEOUT, close_frame, close_whole, going_away};
 use crate::command::Command;
 use crate::env::Vars;
 use crate::framed::{Chunk, Log, Pending};
-use crate::hosted::{self, Audience, Heard, INPUT_QUEUE, Program, Slot, reserve, until};
+use crate::hosted::{
+    self, Audience, Heard, INPUT_QUEUE, Pinged, Pings, Program, Registry, Slot, disconnect,
+    reserve, until,
+};
 use crate::request::RequestInfo;
 use crate::session::{Exit, SessionConfig, Upgrade};
 use crate::shutdown::Shutdown;
@@ -78,30 +79,25 @@ pub struct ResumeConfig {
 /// The resumable sessions, by token.
 #[derive(Debug, Clone)]
 pub struct Resumes {
-    sessions: Arc<Mutex<HashMap<Token, Arc<Held>>>>,
+    sessions: Registry<Token, Held>,
     config: Arc<ResumeConfig>,
 }
 
 impl Resumes {
     /// No session yet.
     pub fn new(config: ResumeConfig) -> Resumes {
-        Resumes { sessions: Arc::default(), config: Arc::new(config) }
-    }
-
-    fn sessions(&self) -> MutexGuard<'_, HashMap<Token, Arc<Held>>> {
-        // Every critical section is one map operation: never left half-done.
-        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+        Resumes { sessions: Registry::default(), config: Arc::new(config) }
     }
 
     /// Whether a connection with `ticket` would need no `--maxforks` slot: its session runs,
     /// or it will be told there is none.
     pub fn needs_no_slot(&self, ticket: &Ticket) -> bool {
-        ticket.seen > 0 || self.sessions().contains_key(&ticket.token)
+        ticket.seen > 0 || self.sessions.contains(&ticket.token)
     }
 
     /// How many sessions are kept.
     pub fn len(&self) -> usize {
-        self.sessions().len()
+        self.sessions.len()
     }
 
     /// Whether no session is kept.
@@ -183,7 +179,7 @@ impl Resumes {
         let deadline = Instant::now() + TAKEOVER_TIMEOUT;
         loop {
             let found = {
-                let mut sessions = self.sessions();
+                let mut sessions = self.sessions.lock();
                 match sessions.get(&ticket.token).map(Arc::clone) {
                     Some(held) => Found::Kept(held),
                     None if ticket.seen > 0 => Found::Nothing,
@@ -297,11 +293,9 @@ impl Resumes {
 
     /// Takes `held` out of the registry, if it is still there.
     fn remove(&self, held: &Arc<Held>) {
-        let mut sessions = self.sessions();
+        let mut sessions = self.sessions.lock();
         held.state().gone = true;
-        if sessions.get(&held.token).is_some_and(|h| Arc::ptr_eq(h, held)) {
-            sessions.remove(&held.token);
-        }
+        hosted::remove_if_same(&mut sessions, &held.token, held);
     }
 }
 
@@ -324,12 +318,6 @@ struct Start<'a> {
     config: &'a Arc<SessionConfig>,
     shutdown: &'a Shutdown,
     program_span: tracing::Span,
-}
-
-/// Says DISCONNECT with how the connection's time with the session ended.
-fn disconnect(exit: &str) {
-    tracing::Span::current().record("exit", exit);
-    crate::access!(target: "session", "DISCONNECT");
 }
 
 /// One resumable session.
@@ -398,15 +386,7 @@ impl Held {
 
     /// Waits until the program has been started (or could not be), and returns its pid.
     async fn started(&self) -> Option<u32> {
-        let mut changed = self.changed.subscribe();
-        loop {
-            if let Some(&pid) = self.pid.get() {
-                return Some(pid);
-            }
-            if self.state().ending.is_some() || changed.changed().await.is_err() {
-                return self.pid.get().copied();
-            }
-        }
+        hosted::started(&self.pid, &self.changed, || self.state().ending.is_some()).await
     }
 
     /// `sent` messages have been written whole: older ones may go to make room.
@@ -590,8 +570,7 @@ impl<S: Socket> Attached<'_, S> {
         let mut changed = self.held.changed.subscribe();
         let mut pending = Pending::default();
         let mut inbound: Option<Frame> = None;
-        let mut heard = Instant::now();
-        let mut next_ping = self.ping.map(|every| Instant::now() + every);
+        let mut pings = Pings::new(self.ping);
         loop {
             if pending.is_empty() {
                 match self.take(&mut pending) {
@@ -625,7 +604,7 @@ impl<S: Socket> Attached<'_, S> {
                         match written {
                             Ok(n) if n > 0 => {
                                 pending.advance(n);
-                                heard = Instant::now();
+                                pings.heard();
                                 self.held.sent(self.sent_whole(&pending), buffer);
                             }
                             // Nothing taken of what there was to write: the connection is gone.
@@ -636,7 +615,6 @@ impl<S: Socket> Attached<'_, S> {
                 continue;
             }
             // Nothing to write: wait for output, a client message, room for it, a ping.
-            let silence = self.ping.map(|every| heard + every * 2);
             tokio::select! {
                 biased;
                 () = shutdown.begun() => {
@@ -654,9 +632,9 @@ impl<S: Socket> Attached<'_, S> {
                     }
                 }
                 msg = self.ws.next(), if inbound.is_none() => {
-                    heard = Instant::now();
+                    pings.heard();
                     match hosted::heard(msg) {
-                        Heard::Message(frame) => inbound = self.input(frame),
+                        Heard::Message(frame) => inbound = hosted::offer(&self.held.input, frame),
                         Heard::Nothing => {}
                         Heard::Closed => {
                             let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.ws.close()).await;
@@ -670,18 +648,16 @@ impl<S: Socket> Attached<'_, S> {
                         }
                     }
                 }
-                () = until(next_ping) => {
-                    if silence.is_some_and(|s| Instant::now() >= s) {
+                () = pings.due() => match pings.ping(&mut self.ws).await {
+                    Pinged::Sent => {}
+                    Pinged::Silent => {
                         // Dropped without a Close: a client that is still there sees an
                         // abnormal closure, and comes back.
                         tracing::debug!(target: "websocket", "No answer to pings: detaching");
                         return Left::Dropped;
                     }
-                    if self.ws.send(Message::Ping(Bytes::new())).await.is_err() {
-                        return Left::Dropped;
-                    }
-                    next_ping = self.ping.map(|every| Instant::now() + every);
-                }
+                    Pinged::Failed => return Left::Dropped,
+                },
             }
         }
     }
@@ -714,16 +690,6 @@ impl<S: Socket> Attached<'_, S> {
         let done = hosted::finish(&mut self.ws, pending).await;
         self.held.sent(whole + if done { half } else { 0 }, buffer);
         done
-    }
-
-    /// A client message for the program: queued (returned if the queue is full).
-    fn input(&self, frame: Frame) -> Option<Frame> {
-        match self.held.input.try_send(frame) {
-            Ok(()) => None,
-            Err(mpsc::error::TrySendError::Full(frame)) => Some(frame),
-            // The program has stopped taking input.
-            Err(mpsc::error::TrySendError::Closed(_)) => None,
-        }
     }
 }
 
