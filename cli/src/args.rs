@@ -211,6 +211,17 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", help_heading = "Resume")]
     pub resumebuffer: Option<u64>,
 
+    /// Serve `/metrics` (Prometheus), `/healthz` and `/readyz` on this address, apart from
+    /// the public port: HOST:PORT, or the path of a unix socket (it has a `/`). Off by
+    /// default.
+    #[arg(long, value_name = "ADDRESS", help_heading = "Admin")]
+    pub adminaddress: Option<String>,
+
+    /// With --adminaddress, `/readyz` also answers 503 while --maxforks is full, so that a
+    /// load balancer sends new clients elsewhere.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = parse_bool, help_heading = "Admin")]
+    pub notreadywhenfull: bool,
+
     /// Comma-separated names of variables passed from websocketd's environment to the process.
     #[arg(
         long,
@@ -413,6 +424,7 @@ mod tests {
             "lingerms",
             "resumems",
             "resumebuffer",
+            "adminaddress",
         ] {
             let got = norm(&[&format!("-{flag}"), "V", "cat"]);
             assert_eq!(got, [format!("--{flag}"), "V".into(), "--".into(), "cat".into()], "{flag}");
@@ -425,6 +437,7 @@ mod tests {
             "passstderr",
             "reverselookup",
             "broadcast",
+            "notreadywhenfull",
         ] {
             let got = norm(&[&format!("-{boolean}"), "cat"]);
             assert_eq!(got, [format!("--{boolean}"), "--".into(), "cat".into()], "{boolean}");

@@ -8,6 +8,7 @@ use websocketd_core::broadcast::{BroadcastConfig, BroadcastInput, SlowClient};
 use websocketd_core::command::{self, Command};
 use websocketd_core::env::EnvSettings;
 use websocketd_core::log::LogLevel;
+use websocketd_core::metrics::Metrics;
 use websocketd_core::resume::ResumeConfig;
 use websocketd_core::session::SessionConfig;
 use websocketd_framing::Framing;
@@ -48,6 +49,17 @@ pub struct Config {
     pub http: Settings,
     /// `--origin` entries that do not parse (skipped, as websocketd does).
     pub skipped_origins: Vec<String>,
+    /// `--adminaddress`: where `/metrics`, `/healthz` and `/readyz` are served, if anywhere.
+    pub admin: Option<AdminAddress>,
+}
+
+/// Where the admin listener listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminAddress {
+    /// `HOST:PORT`.
+    Tcp(String),
+    /// A unix socket's path.
+    Unix(PathBuf),
 }
 
 /// A unix socket to listen on.
@@ -91,6 +103,14 @@ pub enum ConfigError {
     /// A `--resumems` setting without `--resumems`.
     #[error("--{0} only applies with --resumems")]
     NeedsResume(&'static str),
+    /// `--notreadywhenfull` without `--adminaddress`.
+    #[error("--notreadywhenfull only applies with --adminaddress")]
+    NeedsAdmin,
+    /// `--adminaddress` that is neither HOST:PORT nor a path.
+    #[error(
+        "--adminaddress={0}: give HOST:PORT (e.g. 127.0.0.1:9100) or the path of a unix socket"
+    )]
+    AdminAddress(String),
     /// `--resumems` with `--broadcast`.
     #[error(
         "--resumems does not work with --broadcast: a shared program has no one client to resume"
@@ -251,6 +271,7 @@ impl Config {
     fn build(args: Args, loglevel: LogLevel) -> Result<Config, ConfigError> {
         let broadcast = broadcast_config(&args, args.dir.is_some() || !args.command.is_empty())?;
         let resume = resume_config(&args)?;
+        let admin = admin_address(&args)?;
         let tls = match (args.ssl, args.sslcert, args.sslkey) {
             (true, Some(cert), Some(key)) => Some(TlsSettings {
                 cert: cert.into(),
@@ -379,6 +400,10 @@ impl Config {
             pass_stderr: args.passstderr,
             ping: (args.pingms > 0).then(|| Duration::from_millis(args.pingms)),
             env: EnvSettings { server_software: format!("websocketd/{}", version()), passenv },
+            metrics: std::sync::Arc::new(Metrics::new(
+                env!("CARGO_PKG_VERSION"),
+                env!("WEBSOCKETD_COMMIT"),
+            )),
         };
         Ok(Config {
             tcp: args.unixsocket.is_none() || args.port.is_some() || !args.address.is_empty(),
@@ -405,7 +430,9 @@ impl Config {
                 headers,
                 broadcast,
                 resume,
+                not_ready_when_full: args.notreadywhenfull,
             },
+            admin,
         })
     }
 }
@@ -448,6 +475,22 @@ fn broadcast_config(
         },
         linger: Duration::from_millis(args.lingerms.unwrap_or(0)),
     }))
+}
+
+/// `--adminaddress`, checked for its form (binding it says the rest).
+fn admin_address(args: &Args) -> Result<Option<AdminAddress>, ConfigError> {
+    let Some(address) = &args.adminaddress else {
+        return if args.notreadywhenfull { Err(ConfigError::NeedsAdmin) } else { Ok(None) };
+    };
+    if address.contains('/') {
+        return Ok(Some(AdminAddress::Unix(PathBuf::from(address))));
+    }
+    match address.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+            Ok(Some(AdminAddress::Tcp(address.clone())))
+        }
+        _ => Err(ConfigError::AdminAddress(address.clone())),
+    }
 }
 
 /// `--resumems` and its setting; the setting without it is an error.

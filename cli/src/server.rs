@@ -11,7 +11,7 @@ use websocketd_transport_ws::endpoint::Endpoint;
 use websocketd_transport_ws::listener::Address;
 use websocketd_transport_ws::{App, Listener};
 
-use crate::config::Config;
+use crate::config::{AdminAddress, Config};
 
 /// Why the server could not run (exit code 3).
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +30,8 @@ pub struct Listeners {
     main: Vec<Listener>,
     redirect: Vec<Listener>,
     tls: Option<Arc<TlsConfig>>,
+    /// `--adminaddress`'s.
+    admin: Option<Listener>,
 }
 
 /// Binds all listeners, or takes over the `inherited` ones (socket activation). Nothing is
@@ -46,12 +48,21 @@ pub async fn bind(config: &Config, inherited: Option<Inherited>) -> Result<Liste
             Some(Arc::new(TlsConfig::new(settings.clone())?))
         }
     };
+    // Bound by the server itself, also under socket activation: it is not a public port.
+    let admin = match &config.admin {
+        None => None,
+        Some(AdminAddress::Tcp(address)) => {
+            let (host, port) = split_address(address);
+            websocketd_transport_ws::bind(&[host], port).await?.pop()
+        }
+        Some(AdminAddress::Unix(path)) => Some(websocketd_transport_ws::bind_unix(path, None)?),
+    };
     if let Some(inherited) = inherited {
         if config.listen_flags {
             tracing::warn!(target: "server", "Socket activation: ignoring --port, --address, --unixsocket and --redirport");
         }
         let (main, redirect) = inherited.into_listeners()?;
-        return Ok(Listeners { main, redirect, tls });
+        return Ok(Listeners { main, redirect, tls, admin });
     }
     let mut main = Vec::new();
     if config.tcp {
@@ -64,7 +75,16 @@ pub async fn bind(config: &Config, inherited: Option<Inherited>) -> Result<Liste
         0 => Vec::new(),
         n => websocketd_transport_ws::bind(&config.addresses, n).await?,
     };
-    Ok(Listeners { main, redirect, tls })
+    Ok(Listeners { main, redirect, tls, admin })
+}
+
+/// The host (as `--address` takes it: an IPv6 address in brackets) and port of `HOST:PORT`,
+/// which the configuration checked.
+fn split_address(address: &str) -> (String, u16) {
+    match address.rsplit_once(':') {
+        Some((host, port)) => (host.to_owned(), port.parse().unwrap_or(0)),
+        None => (address.to_owned(), 0),
+    }
 }
 
 impl std::fmt::Debug for Listeners {
@@ -134,6 +154,12 @@ pub async fn serve(config: Config, listeners: Listeners) {
         let serve =
             websocketd_transport_ws::redirect::serve(listener, http, main_port, shutdown.clone());
         accepting.push(tokio::spawn(serve));
+    }
+    if let Some(listener) = listeners.admin {
+        let (at, _) = place(&listener);
+        tracing::info!(target: "server", "Starting admin server       : http://{at}/ (metrics, healthz, readyz)");
+        let admin = websocketd_transport_ws::admin::Admin::new(Arc::clone(&app));
+        tokio::spawn(websocketd_transport_ws::admin::serve(listener, admin));
     }
     if let Some(hangups) = hangups {
         tokio::spawn(on_hangup(hangups, listeners.tls.clone()));

@@ -43,6 +43,7 @@ use crate::hosted::{
     self, Audience, Heard, INPUT_QUEUE, Pinged, Pings, Program, Registry, disconnect, reserve,
     write_all,
 };
+use crate::metrics::Metrics;
 use crate::request::RequestInfo;
 use crate::session::{Exit, SessionConfig, Upgrade};
 use crate::shutdown::Shutdown;
@@ -166,6 +167,7 @@ impl Broadcasts {
                 tracing::Span::current().record("pid", pid);
             }
             crate::access!(target: "session", "CONNECT");
+            let connected = config.metrics.session();
             let client = Client {
                 ws,
                 instance: &instance,
@@ -181,6 +183,7 @@ impl Broadcasts {
             if let (None, Some(pid)) = (known, instance.pid.get()) {
                 tracing::Span::current().record("pid", pid);
             }
+            drop(connected);
             disconnect(&ended);
         }
         .instrument(span)
@@ -229,7 +232,9 @@ impl Broadcasts {
         });
         instances.insert(key, Arc::clone(&instance));
         drop(instances);
-        let audience = Shared { instance: Arc::clone(&instance), broadcasts: self.clone() };
+        let metrics = Arc::clone(&config.metrics);
+        let audience =
+            Shared { instance: Arc::clone(&instance), broadcasts: self.clone(), metrics };
         let program = Program {
             audience: Arc::new(audience),
             command,
@@ -332,12 +337,14 @@ impl Instance {
 struct Shared {
     instance: Arc<Instance>,
     broadcasts: Broadcasts,
+    metrics: Arc<Metrics>,
 }
 
 impl Audience for Shared {
     fn started(&self, pid: u32) {
         let _ = self.instance.pid.set(pid);
         tracing::info!(target: "broadcast", "Started shared program {pid} for {}", self.instance.key);
+        self.metrics.shared_programs.inc();
         self.instance.changed.send_replace(());
     }
 
@@ -384,6 +391,7 @@ impl Audience for Shared {
 
     async fn settle(&self, exit: Exit, _: &Shutdown) {
         if let Some(pid) = self.instance.pid.get() {
+            self.metrics.shared_programs.dec();
             tracing::info!(target: "broadcast", "Shared program {pid} for {} ended: {exit}", self.instance.key);
         }
     }

@@ -108,6 +108,7 @@ impl<A: Audience> Program<A> {
             Ok(spawned) => spawned,
             Err(e) => {
                 tracing::error!(target: "process", "Could not launch process {} ({e})", command.line());
+                config.metrics.spawn_failures.inc();
                 audience.retire();
                 audience.end(
                     close_frame(CloseCode::Error, "could not launch process"),
@@ -118,6 +119,7 @@ impl<A: Audience> Program<A> {
                 return;
             }
         };
+        config.metrics.spawned();
         audience.started(child.pid());
         let Pipes { stdin, stdout, stderr } = pipes;
         let (passed_stderr, logging_stderr) =
@@ -199,6 +201,7 @@ impl<A: Audience> Program<A> {
             }
         }
         crate::session::last_stderr(logging_stderr).await;
+        config.metrics.exited(child.status());
         let exit = child.status().map_or(Exit::Unknown, Exit::Ended);
         audience.settle(exit, &shutdown).await;
         drop(slot);

@@ -17,6 +17,7 @@
 //! - [`socket`]: the client side, any `Sink + Stream` of WebSocket messages.
 //! - [`close`]: the Close frames, and closing within a bound.
 //! - [`log`]: websocketd's log line format and levels on top of `tracing`.
+//! - [`metrics`]: the server's metrics, as the admin listener's `/metrics` shows them.
 //! - [`shutdown`]: the server's way out, shared by listeners, connections and sessions.
 //!
 //! Nothing here knows of TCP, TLS or HTTP.
@@ -32,6 +33,7 @@ pub mod host;
 mod hosted;
 mod launcher;
 pub mod log;
+pub mod metrics;
 pub mod pipe;
 mod reaper;
 pub mod relay;

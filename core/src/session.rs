@@ -34,6 +34,7 @@ use crate::close::{
 };
 use crate::command::Command;
 use crate::env::{EnvSettings, Vars};
+use crate::metrics::Metrics;
 use crate::pipe::{PipeInput, PipeOutput};
 use crate::relay::{self, End, Gone};
 use crate::request::RequestInfo;
@@ -60,6 +61,8 @@ pub struct SessionConfig {
     pub pass_stderr: bool,
     /// Ping the client this often, and drop it when silent for twice as long (`--pingms`).
     pub ping: Option<Duration>,
+    /// The server's metrics, which sessions count in.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The socket of a session, still to come: the WebSocket upgrade, resolving to `None` if it
@@ -119,6 +122,7 @@ fn connect<S: Socket + 'static>(
         let Some(ws) = socket.await else { return };
         let (mut tx, mut rx) = ws.split();
         crate::access!(target: "session", "CONNECT");
+        let connected = config.metrics.session();
         let exit = if shutdown.is_begun() {
             // Upgraded just as the server began to stop: no child is started any more.
             // (Boxed: it is rare, and would otherwise take room in every session's future.)
@@ -127,6 +131,7 @@ fn connect<S: Socket + 'static>(
         } else {
             start(tx, rx, env, &command, &config, &shutdown).await
         };
+        drop(connected);
         disconnect(slot, exit);
     }
 }
@@ -148,12 +153,14 @@ fn start<'a, S: Socket + 'a>(
             Ok(spawned) => spawned,
             Err(e) => {
                 tracing::error!(target: "process", "Could not launch process {} ({e})", command.line());
+                config.metrics.spawn_failures.inc();
                 let frame = close_frame(CloseCode::Error, "could not launch process");
                 close_after(&mut tx, &mut rx, Some(frame)).await;
                 return Exit::NotStarted;
             }
         };
         tracing::Span::current().record("pid", child.pid());
+        config.metrics.spawned();
         let Pipes { stdin, stdout, stderr } = pipes;
         let (passed_stderr, logging_stderr) = stderr_for(stderr, config.pass_stderr);
         let codec = config.framing.codec(config.max_message);
@@ -247,6 +254,7 @@ async fn end<S: Socket>(
         }
     }
     last_stderr(logging_stderr).await;
+    config.metrics.exited(child.status());
     match child.status() {
         Some(status) => Exit::Ended(status),
         None => Exit::Unknown,
@@ -370,6 +378,7 @@ mod tests {
             env: EnvSettings::default(),
             pass_stderr: false,
             ping: None,
+            metrics: Arc::default(),
         }
     }
 

@@ -9,6 +9,7 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -20,6 +21,7 @@ use tokio::net::unix::pipe;
 use tracing::Instrument;
 use websocketd_core::child::{self, Child, Pipes};
 use websocketd_core::env::{EnvSettings, check_exec};
+use websocketd_core::metrics::Metrics;
 use websocketd_core::request::{RequestInfo, address_label, log_url};
 
 use crate::conn::{Client, Conn};
@@ -38,12 +40,20 @@ pub(crate) struct Cgi {
     env: EnvSettings,
     closems: Duration,
     forks: Forks,
+    metrics: Arc<Metrics>,
 }
 
 impl Cgi {
-    /// The scripts of `dir`, with the server's `env` and `--closems`, counted in `forks`.
-    pub(crate) fn new(dir: ScriptDir, env: EnvSettings, closems: Duration, forks: Forks) -> Cgi {
-        Cgi { dir, env, closems, forks }
+    /// The scripts of `dir`, with the server's `env` and `--closems`, counted in `forks` and
+    /// `metrics`.
+    pub(crate) fn new(
+        dir: ScriptDir,
+        env: EnvSettings,
+        closems: Duration,
+        forks: Forks,
+        metrics: Arc<Metrics>,
+    ) -> Cgi {
+        Cgi { dir, env, closems, forks, metrics }
     }
 
     /// Answers `req`, whose decoded path is `decoded`, when that names a script (or something
@@ -75,7 +85,13 @@ impl Cgi {
         let url = log_url(client.https, req.headers(), req.uri());
         let span = tracing::info_span!(target: "http", "http", url = %url, remote = %address_label(client.ip), cgiscript = %program.display());
         span.in_scope(|| websocketd_core::access!(target: "http", "CGI"));
-        Ok(run(req, info, program, &self.env, self.closems, slot).instrument(span).await)
+        let guard = Guard {
+            child: None,
+            closems: self.closems,
+            metrics: Arc::clone(&self.metrics),
+            _slot: slot,
+        };
+        Ok(run(req, info, program, &self.env, guard).instrument(span).await)
     }
 }
 
@@ -85,8 +101,7 @@ async fn run(
     info: RequestInfo,
     program: PathBuf,
     env: &EnvSettings,
-    closems: Duration,
-    slot: Slot,
+    mut guard: Guard,
 ) -> Response<Body> {
     let mut vars = env.cgi_env(&info);
     let sent = |name| {
@@ -106,13 +121,15 @@ async fn run(
         Ok(spawned) => spawned,
         Err(e) => {
             tracing::error!(target: "process", "Could not launch process {} ({e})", program.display());
+            guard.metrics.spawn_failures.inc();
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "500 Internal Server Error\n");
         }
     };
+    guard.metrics.spawned();
+    guard.child = Some(child);
     let Pipes { stdin, stdout, stderr } = pipes;
     tokio::spawn(child::drain_stderr(stderr).in_current_span());
     tokio::spawn(feed(req.into_body(), stdin));
-    let guard = Guard { child: Some(child), closems, _slot: slot };
     let mut buf = BytesMut::new();
     let head_end = loop {
         if let Some(end) = head_end(&buf) {
@@ -175,6 +192,7 @@ async fn feed(mut body: Incoming, mut stdin: pipe::Sender) {
 struct Guard {
     child: Option<Child>,
     closems: Duration,
+    metrics: Arc<Metrics>,
     _slot: Slot,
 }
 
@@ -182,6 +200,7 @@ impl Guard {
     async fn finish(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.terminate(self.closems).await;
+            self.metrics.exited(child.status());
         }
     }
 }
@@ -195,8 +214,10 @@ impl Drop for Guard {
         };
         let closems = self.closems;
         let slot = self._slot.take();
+        let metrics = Arc::clone(&self.metrics);
         runtime.spawn(async move {
             child.terminate(closems).await;
+            metrics.exited(child.status());
             drop(slot);
         });
     }

@@ -19,6 +19,11 @@ impl Forks {
         Forks((max > 0).then(|| Arc::new(Semaphore::new(max))))
     }
 
+    /// Whether every slot is taken (never, without a limit).
+    pub fn is_full(&self) -> bool {
+        self.0.as_ref().is_some_and(|forks| forks.available_permits() == 0)
+    }
+
     /// A slot, or `None` when none is left.
     pub fn take(&self) -> Option<Slot> {
         match &self.0 {

@@ -20,10 +20,12 @@
 //! - [`cgi`]: `--cgidir`, CGI/1.1 scripts.
 //! - [`files`]: `--staticdir`, static files.
 //! - [`redirect`]: `--redirport`, the plain-HTTP listener that redirects to the main port.
+//! - [`admin`]: `--adminaddress`, the listener for `/metrics`, `/healthz` and `/readyz`.
 //! - [`response`]: the pieces of every response, and the `--header*` headers.
 //! - [`error`]: the crate's error type.
 
 pub mod activation;
+pub mod admin;
 pub mod cgi;
 pub mod conn;
 pub mod console;

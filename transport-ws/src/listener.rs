@@ -117,7 +117,7 @@ impl Listener {
     }
 
     /// Accepts one connection.
-    async fn accept(&self) -> io::Result<(Stream, Peer)> {
+    pub(crate) async fn accept(&self) -> io::Result<(Stream, Peer)> {
         match &self.inner {
             Inner::Tcp(l) => {
                 let (stream, peer) = l.accept().await?;

@@ -5,12 +5,14 @@
 //! answers with nothing else configured. Every response gets the command line's extra
 //! headers.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use websocketd_core::broadcast::BroadcastConfig;
+use websocketd_core::metrics::{HttpLabels, Metrics};
 use websocketd_core::request::{address_label, log_url};
 use websocketd_core::resume::{BadTicket, ResumeConfig, Ticket};
 use websocketd_core::{SessionConfig, Shutdown};
@@ -57,6 +59,8 @@ pub struct Settings {
     pub broadcast: Option<BroadcastConfig>,
     /// `--resumems` and its settings: a dropped connection's program waits for its client.
     pub resume: Option<ResumeConfig>,
+    /// `--notreadywhenfull`: `/readyz` says 503 while `--maxforks` is full.
+    pub not_ready_when_full: bool,
 }
 
 /// Everything a request handler needs; shared by all listeners.
@@ -72,17 +76,24 @@ pub struct App {
     shutdown: Shutdown,
     /// Whether `--resumems` is on: the session parameters are taken out of every query.
     resumable: bool,
+    /// What requests are counted in.
+    metrics: Arc<Metrics>,
+    /// With `--notreadywhenfull`: the slots whose being full makes the server not ready.
+    ready_forks: Option<Forks>,
 }
 
 impl App {
     /// Serves what `settings` say, every connection and session watching `shutdown`.
     pub fn new(settings: Settings, shutdown: Shutdown) -> App {
         let forks = Forks::new(settings.maxforks);
+        let ready_forks = settings.not_ready_when_full.then(|| forks.clone());
         let cgi = settings.cgi.map(|dir| {
             let env = settings.session.env.clone();
-            Cgi::new(dir, env, settings.session.closems, forks.clone())
+            let metrics = Arc::clone(&settings.session.metrics);
+            Cgi::new(dir, env, settings.session.closems, forks.clone(), metrics)
         });
         let resumable = settings.resume.is_some();
+        let metrics = Arc::clone(&settings.session.metrics);
         let websockets = settings.endpoint.map(|endpoint| {
             let setup = endpoint::Setup {
                 endpoint,
@@ -104,7 +115,19 @@ impl App {
             headers: settings.headers,
             shutdown,
             resumable,
+            metrics,
+            ready_forks,
         }
+    }
+
+    /// With `--notreadywhenfull`, the `--maxforks` slots readiness depends on.
+    pub fn ready_forks(&self) -> Option<&Forks> {
+        self.ready_forks.as_ref()
+    }
+
+    /// The metrics every request and session is counted in.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The server's shutdown, which every connection and session watches.
@@ -114,25 +137,19 @@ impl App {
 
     /// Answers one request on `conn`, with the command line's extra headers; a request the
     /// [edge](crate::edge) refuses gets its 400 and nothing else, as from Go's server.
-    pub async fn handle(&self, mut req: Request<Incoming>, conn: &Conn) -> Response<Body> {
-        let ticket = if self.resumable { take_ticket(&mut req) } else { Ok(()) };
-        if let Err(bad) = ticket {
-            let url = log_url(conn.tls, req.headers(), req.uri());
-            tracing::info_span!(target: "http", "http", url = %url, peer = %conn.peer)
-                .in_scope(|| websocketd_core::access!(target: "http", "BAD REQUEST: {bad}"));
-            return plain(StatusCode::BAD_REQUEST, &format!("400 Bad Request: {bad}\n"));
+    pub async fn handle(&self, req: Request<Incoming>, conn: &Conn) -> Response<Body> {
+        let upgrade = endpoint::is_upgrade(&req);
+        let (mut resp, kind) = self.answer(req, conn).await;
+        match kind {
+            Kind::WebSocket => self.metrics.upgrade(outcome(resp.status())),
+            Kind::Http(kind) if upgrade && kind == "bad_request" => {
+                self.metrics.upgrade(outcome(resp.status()));
+            }
+            Kind::Http(kind) => {
+                let status = resp.status().as_u16();
+                self.metrics.http_requests.get_or_create(&HttpLabels { kind, status }).inc();
+            }
         }
-        if let Err(bad) = edge::check(&req) {
-            let url = log_url(conn.tls, req.headers(), req.uri());
-            tracing::info_span!(target: "http", "http", url = %url, peer = %conn.peer).in_scope(
-                || {
-                    websocketd_core::access!(target: "http", "BAD REQUEST: {}", bad.reason());
-                },
-            );
-            return bad.response();
-        }
-        let client = self.proxies.client(&conn.peer, conn.tls, req.headers());
-        let mut resp = self.route(req, client, conn).await;
         let extra = if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             &self.headers.ws
         } else {
@@ -145,16 +162,44 @@ impl App {
         resp
     }
 
+    /// The answer to `req` before the extra headers, and what kind of request it was.
+    async fn answer(&self, mut req: Request<Incoming>, conn: &Conn) -> (Response<Body>, Kind) {
+        let ticket = if self.resumable { take_ticket(&mut req) } else { Ok(()) };
+        if let Err(bad) = ticket {
+            let url = log_url(conn.tls, req.headers(), req.uri());
+            tracing::info_span!(target: "http", "http", url = %url, peer = %conn.peer)
+                .in_scope(|| websocketd_core::access!(target: "http", "BAD REQUEST: {bad}"));
+            let resp = plain(StatusCode::BAD_REQUEST, &format!("400 Bad Request: {bad}\n"));
+            return (resp, Kind::Http("bad_request"));
+        }
+        if let Err(bad) = edge::check(&req) {
+            let url = log_url(conn.tls, req.headers(), req.uri());
+            tracing::info_span!(target: "http", "http", url = %url, peer = %conn.peer).in_scope(
+                || {
+                    websocketd_core::access!(target: "http", "BAD REQUEST: {}", bad.reason());
+                },
+            );
+            return (bad.response(), Kind::Http("bad_request"));
+        }
+        let client = self.proxies.client(&conn.peer, conn.tls, req.headers());
+        self.route(req, client, conn).await
+    }
+
     /// websocketd's dispatch: with a command or `--dir`, an upgrade goes to a session; any
     /// other request gets the console, a CGI script, a static file, or 404.
-    async fn route(&self, req: Request<Incoming>, client: Client, conn: &Conn) -> Response<Body> {
+    async fn route(
+        &self,
+        req: Request<Incoming>,
+        client: Client,
+        conn: &Conn,
+    ) -> (Response<Body>, Kind) {
         let decoded = path::decode(req.uri().path());
         if let Some(location) = path::redirect(&decoded, req.uri().query()) {
-            return moved(&location);
+            return (moved(&location), Kind::Http("redirect"));
         }
         if let Some(websockets) = &self.websockets {
             if endpoint::is_upgrade(&req) {
-                return websockets.upgrade(req, client, conn, &decoded);
+                return (websockets.upgrade(req, client, conn, &decoded), Kind::WebSocket);
             }
         }
         let url = log_url(client.https, req.headers(), req.uri());
@@ -163,14 +208,17 @@ impl App {
             // A browser asks for the icon of every page; the console is not one.
             if decoded == "/favicon.ico" {
                 span.in_scope(|| websocketd_core::access!(target: "http", "NOT FOUND"));
-                return plain(StatusCode::NOT_FOUND, "404 page not found\n");
+                return (
+                    plain(StatusCode::NOT_FOUND, "404 page not found\n"),
+                    Kind::Http("not_found"),
+                );
             }
             span.in_scope(|| websocketd_core::access!(target: "http", "DEVCONSOLE"));
-            return console::respond(req.headers(), since).map(full);
+            return (console::respond(req.headers(), since).map(full), Kind::Http("console"));
         }
         let req = match &self.cgi {
             Some(cgi) => match cgi.respond(req, client, conn, &decoded, &span).await {
-                Ok(resp) => return resp,
+                Ok(resp) => return (resp, Kind::Http("cgi")),
                 Err(req) => req,
             },
             None => req,
@@ -178,12 +226,35 @@ impl App {
         if let Some(files) = &self.files {
             span.in_scope(|| websocketd_core::access!(target: "http", "STATIC"));
             if let Some(resp) = files.serve(req, &decoded).await {
-                return resp;
+                return (resp, Kind::Http("static"));
             }
-            return plain(StatusCode::NOT_FOUND, "404 page not found\n");
+            return (plain(StatusCode::NOT_FOUND, "404 page not found\n"), Kind::Http("static"));
         }
         span.in_scope(|| websocketd_core::access!(target: "http", "NOT FOUND"));
-        plain(StatusCode::NOT_FOUND, "404 page not found\n")
+        (plain(StatusCode::NOT_FOUND, "404 page not found\n"), Kind::Http("not_found"))
+    }
+}
+
+/// What kind of request a response answered, for the metrics.
+enum Kind {
+    /// An upgrade request, to the WebSocket endpoint.
+    WebSocket,
+    /// A plain one: `console`, `cgi`, `static`, `redirect`, `not_found` or `bad_request`.
+    Http(&'static str),
+}
+
+/// An upgrade's outcome as the metrics label it: `accepted`, or the refusal's status.
+fn outcome(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        101 => "accepted",
+        400 => "400",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        426 => "426",
+        429 => "429",
+        431 => "431",
+        _ => "other",
     }
 }
 

@@ -47,6 +47,7 @@ use crate::hosted::{
     self, Audience, Heard, INPUT_QUEUE, Pinged, Pings, Program, Registry, Slot, disconnect,
     reserve, until,
 };
+use crate::metrics::Metrics;
 use crate::request::RequestInfo;
 use crate::session::{Exit, SessionConfig, Upgrade};
 use crate::shutdown::Shutdown;
@@ -147,8 +148,10 @@ impl Resumes {
                 tracing::Span::current().record("pid", pid);
             }
             crate::access!(target: "session", "CONNECT");
+            let connected = config.metrics.session();
             if cursor > 0 || held.id != id {
                 tracing::info!(target: "session", "Resumed session {} after {cursor} messages", held.id);
+                config.metrics.resumed.inc();
             }
             let attached = Attached {
                 ws,
@@ -159,7 +162,11 @@ impl Resumes {
                 buffer: resumes.config.buffer,
             };
             let left = attached.serve(&shutdown).await;
+            if matches!(left, Left::Dropped) {
+                config.metrics.detached.inc();
+            }
             let exit = held.leave(&kick, &left).await;
+            drop(connected);
             disconnect(&exit);
         }
         .instrument(span)
@@ -277,7 +284,8 @@ impl Resumes {
             pid: OnceLock::new(),
         });
         sessions.insert(ticket.token.clone(), Arc::clone(&held));
-        let audience = Kept { held: Arc::clone(&held), resumes: self.clone() };
+        let metrics = Arc::clone(&start.config.metrics);
+        let audience = Kept { held: Arc::clone(&held), resumes: self.clone(), metrics };
         let program = Program {
             audience: Arc::new(audience),
             command: start.command,
@@ -462,12 +470,14 @@ impl Held {
 struct Kept {
     held: Arc<Held>,
     resumes: Resumes,
+    metrics: Arc<Metrics>,
 }
 
 impl Kept {
     fn expired(&self) {
         let wait = self.resumes.config.wait.as_millis();
         tracing::info!(target: "session", "Session {} expired: no connection came back within {wait} ms", self.held.id);
+        self.metrics.expired.inc();
     }
 }
 
