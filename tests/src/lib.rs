@@ -9,6 +9,7 @@
 mod chromium;
 mod client;
 mod cut;
+mod haproxy;
 mod nginx;
 mod process;
 mod raw;
@@ -19,6 +20,7 @@ mod wait;
 pub use chromium::*;
 pub use client::*;
 pub use cut::*;
+pub use haproxy::*;
 pub use nginx::*;
 pub use process::*;
 pub use raw::*;
