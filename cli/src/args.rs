@@ -231,6 +231,11 @@ pub struct Args {
     )]
     pub passenv: String,
 
+    /// How log lines are written: `text` (websocketd's lines) or `json` (one object per
+    /// line, with the same parts) [default: text].
+    #[arg(long, value_name = "FORMAT", value_enum, help_heading = "Logging")]
+    pub logformat: Option<LogFormatArg>,
+
     /// Least severe level logged: debug, trace, access, info, warn, error, fatal or none.
     #[arg(long, value_name = "LEVEL", default_value = "access", help_heading = "Logging")]
     pub loglevel: String,
@@ -261,6 +266,15 @@ pub enum FramingArg {
     Chunks,
     /// Length-prefixed records.
     LengthPrefixed,
+}
+
+/// The values of `--logformat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    /// websocketd's lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// The values of `--broadcastinput`.
@@ -425,6 +439,7 @@ mod tests {
             "resumems",
             "resumebuffer",
             "adminaddress",
+            "logformat",
         ] {
             let got = norm(&[&format!("-{flag}"), "V", "cat"]);
             assert_eq!(got, [format!("--{flag}"), "V".into(), "--".into(), "cat".into()], "{flag}");

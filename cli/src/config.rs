@@ -21,7 +21,8 @@ use websocketd_transport_ws::proxy::TrustedProxies;
 use websocketd_transport_ws::response::ExtraHeaders;
 use websocketd_transport_ws::scripts::ScriptDir;
 
-use crate::args::{Args, BroadcastInputArg, FramingArg, SlowClientArg};
+use crate::args::{Args, BroadcastInputArg, FramingArg, LogFormatArg, SlowClientArg};
+use crate::log::LogFormat;
 
 /// A validated configuration.
 #[derive(Debug)]
@@ -45,6 +46,8 @@ pub struct Config {
     pub redirport: u16,
     /// The log threshold.
     pub loglevel: LogLevel,
+    /// `--logformat`.
+    pub logformat: LogFormat,
     /// What is served, and how.
     pub http: Settings,
     /// `--origin` entries that do not parse (skipped, as websocketd does).
@@ -416,6 +419,10 @@ impl Config {
             port,
             tls,
             loglevel,
+            logformat: match args.logformat {
+                Some(LogFormatArg::Json) => LogFormat::Json,
+                _ => LogFormat::Text,
+            },
             http: Settings {
                 endpoint,
                 session,

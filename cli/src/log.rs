@@ -5,6 +5,11 @@
 //! local time (RFC 1123 with numeric zone), the level padded to 6, the category padded to 10,
 //! the association (the fields of the enclosing spans as `key:'value'`), the message. The
 //! levels and how they map onto `tracing`'s are the session crate's ([`LogLevel`]).
+//!
+//! With `--logformat=json` every line is one JSON object instead, with the same parts:
+//! `{"time":"2006-01-02T15:04:05.000-07:00","level":"ACCESS","category":"session",
+//! "url":"…","id":"…","message":"CONNECT"}`, the association's fields at the top level, every
+//! value a string.
 
 use std::fmt;
 
@@ -17,17 +22,143 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use websocketd_core::log::LogLevel;
 
-/// Installs the global subscriber: websocketd lines on stdout at `level` and above.
-pub fn init(level: LogLevel) {
-    let layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stdout)
-        .fmt_fields(Association)
-        .event_format(LineFormat)
-        .with_filter(tracing_subscriber::filter::filter_fn(move |meta| {
-            meta.is_span() || (level != LogLevel::None && LogLevel::of(meta) >= level)
-        }));
+/// How log lines are written (`--logformat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// websocketd's lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Installs the global subscriber: lines on stdout at `level` and above, in `format`.
+pub fn init(level: LogLevel, format: LogFormat) {
+    let filter = tracing_subscriber::filter::filter_fn(move |meta| {
+        meta.is_span() || (level != LogLevel::None && LogLevel::of(meta) >= level)
+    });
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stdout);
     // Only fails if a subscriber is already set, in which case that one stays.
-    let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer));
+    let _ = match format {
+        LogFormat::Text => {
+            let layer = layer.fmt_fields(Association).event_format(LineFormat).with_filter(filter);
+            tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
+        }
+        LogFormat::Json => {
+            let layer = layer.fmt_fields(JsonFields).event_format(JsonFormat).with_filter(filter);
+            tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
+        }
+    };
+}
+
+/// Formats span fields as members of a JSON object: `"key":value` separated by commas.
+#[derive(Debug)]
+struct JsonFields;
+
+impl<'w> FormatFields<'w> for JsonFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        writer: Writer<'w>,
+        fields: R,
+    ) -> fmt::Result {
+        let mut visitor = JsonVisitor { writer, result: Ok(()), first: true, skip: &[] };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+
+    /// Fields recorded later (a pid, an exit) join the others after a comma.
+    fn add_fields(
+        &self,
+        current: &'w mut FormattedFields<Self>,
+        fields: &tracing::span::Record<'_>,
+    ) -> fmt::Result {
+        if !current.fields.is_empty() {
+            current.fields.push(',');
+        }
+        self.format_fields(current.as_writer(), fields)
+    }
+}
+
+/// Writes the fields it visits as JSON members, leaving out those named in `skip`.
+struct JsonVisitor<'w> {
+    writer: Writer<'w>,
+    result: fmt::Result,
+    first: bool,
+    skip: &'static [&'static str],
+}
+
+impl JsonVisitor<'_> {
+    fn member(&mut self, field: &Field, value: &dyn fmt::Display) {
+        if self.result.is_err() || self.skip.contains(&field.name()) {
+            return;
+        }
+        let sep = if self.first { "" } else { "," };
+        self.first = false;
+        self.result = write!(self.writer, "{sep}{}:{value}", json_string(field.name()));
+    }
+}
+
+/// Every value is a string, as in the text lines: an `id` is a 64-bit number, which a JSON
+/// reader that holds numbers as doubles (JavaScript, jq) would round.
+impl Visit for JsonVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.member(field, &json_string(value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.member(field, &json_string(&format!("{value:?}")));
+    }
+}
+
+/// `text` as a JSON string, quoted and escaped.
+fn json_string(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
+}
+
+/// Formats one event as a JSON object on a line of its own.
+#[derive(Debug)]
+struct JsonFormat;
+
+impl<S, N> FormatEvent<S, N> for JsonFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        let time = chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+        let level = LogLevel::of(meta).label();
+        write!(
+            writer,
+            "{{\"time\":{},\"level\":{},\"category\":{}",
+            json_string(&time),
+            json_string(level),
+            json_string(meta.target())
+        )?;
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                let ext = span.extensions();
+                let Some(fields) = ext.get::<FormattedFields<N>>() else { continue };
+                if !fields.is_empty() {
+                    write!(writer, ",{}", fields.as_str())?;
+                }
+            }
+        }
+        let mut visitor = JsonVisitor {
+            writer: writer.by_ref(),
+            result: Ok(()),
+            first: false,
+            skip: &["access", "fatal"],
+        };
+        event.record(&mut visitor);
+        visitor.result?;
+        writeln!(writer, "}}")
+    }
 }
 
 /// Formats span fields as websocketd's association: `key:'value'` separated by spaces.

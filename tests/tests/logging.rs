@@ -520,3 +520,64 @@ async fn start_up_lines_print_every_path_absolute() {
         .wait_log(|l| l.ends_with(&format!("| Serving from directory      : {root}/scripts")))
         .await;
 }
+
+#[tokio::test]
+async fn logformat_json_writes_one_object_a_line_with_the_same_fields() {
+    let server = Server::start(&[
+        "--logformat=json",
+        "sh",
+        "-c",
+        "echo hi; echo 'a \"quoted\" stderr line' >&2; read x",
+    ])
+    .await;
+    let mut ws = server.connect("/chat?room=1").await;
+    assert_eq!(recv_text(&mut ws).await, "hi");
+    server.wait_log(|l| l.contains("quoted")).await;
+    ws.close(None).await.unwrap();
+    server.wait_log(|l| l.contains("\"DISCONNECT\"")).await;
+    let lines: Vec<serde_json::Value> = server
+        .logs()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let find = |message: &str| {
+        lines
+            .iter()
+            .find(|l| l["message"] == message)
+            .unwrap_or_else(|| panic!("no {message}: {lines:#?}"))
+    };
+    let connect = find("CONNECT");
+    assert_eq!(connect["level"], "ACCESS");
+    assert_eq!(connect["category"], "session");
+    assert!(connect["url"].as_str().is_some_and(|u| u.ends_with("/chat?room=1")), "{connect}");
+    assert_eq!(connect["remote"], "127.0.0.1");
+    assert_eq!(connect["command"], "/usr/bin/sh");
+    assert_eq!(connect["origin"], "file:");
+    assert!(connect["id"].as_str().is_some_and(|id| id.parse::<u64>().is_ok()), "{connect}");
+    let time = connect["time"].as_str().expect("a time");
+    chrono_like(time);
+    let stderr = find("a \"quoted\" stderr line");
+    assert_eq!(
+        (stderr["level"].as_str(), stderr["category"].as_str()),
+        (Some("ERROR"), Some("stderr"))
+    );
+    assert_eq!(stderr["id"], connect["id"]);
+    let disconnect = find("DISCONNECT");
+    assert!(disconnect["exit"].as_str().is_some(), "{disconnect}");
+    // Recorded once the program started, as in the text lines.
+    assert!(disconnect["pid"].as_str().is_some_and(|p| p.parse::<u32>().is_ok()), "{disconnect}");
+    assert_eq!(disconnect["pid"], stderr["pid"]);
+    assert!(lines.iter().any(|l| l["category"] == "server" && l["level"] == "INFO"));
+}
+
+/// `2006-01-02T15:04:05.000+07:00`: RFC 3339 with milliseconds and the offset.
+fn chrono_like(time: &str) {
+    let b = time.as_bytes();
+    let ok = b.len() == 29
+        && [4, 7].iter().all(|&i| b[i] == b'-')
+        && b[10] == b'T'
+        && [13, 16, 26].iter().all(|&i| b[i] == b':')
+        && b[19] == b'.'
+        && (b[23] == b'+' || b[23] == b'-');
+    assert!(ok, "not RFC 3339 with milliseconds: {time}");
+}
