@@ -20,7 +20,7 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
-use websocketd_core::log::LogLevel;
+use websocketd_core::log::{LogLevel, SUMMARY_FIELDS};
 
 /// How log lines are written (`--logformat`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -175,6 +175,27 @@ impl<'w> FormatFields<'w> for Association {
         fields.record(&mut visitor);
         visitor.result
     }
+
+    /// Fields recorded later (a pid, an exit) join the others after a space; those left out
+    /// of the text (the summary's) add nothing, not even the space.
+    fn add_fields(
+        &self,
+        current: &'w mut FormattedFields<Self>,
+        fields: &tracing::span::Record<'_>,
+    ) -> fmt::Result {
+        let mut more = String::new();
+        let mut visitor =
+            AssociationVisitor { writer: Writer::new(&mut more), result: Ok(()), first: true };
+        fields.record(&mut visitor);
+        visitor.result?;
+        if !more.is_empty() {
+            if !current.fields.is_empty() {
+                current.fields.push(' ');
+            }
+            current.fields.push_str(&more);
+        }
+        Ok(())
+    }
 }
 
 struct AssociationVisitor<'w> {
@@ -189,7 +210,7 @@ impl Visit for AssociationVisitor<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if self.result.is_err() {
+        if self.result.is_err() || SUMMARY_FIELDS.contains(&field.name()) {
             return;
         }
         let sep = if self.first { "" } else { " " };

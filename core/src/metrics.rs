@@ -32,6 +32,30 @@ pub struct ExitClass {
     pub class: &'static str,
 }
 
+/// A direction of the data between clients and programs, as a label.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct Direction {
+    /// `in` (from clients to programs) or `out` (from programs to clients).
+    pub direction: &'static str,
+}
+
+/// Messages and bytes moved one way, as counted in a batch.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Moved {
+    /// Whole messages.
+    pub messages: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+}
+
+impl Moved {
+    /// One more message of `bytes`.
+    pub fn add(&mut self, bytes: usize) {
+        self.messages += 1;
+        self.bytes += bytes as u64;
+    }
+}
+
 /// A plain HTTP request, as labels.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct HttpLabels {
@@ -69,6 +93,8 @@ pub struct Metrics {
     pub expired: Counter,
     /// Shared programs running now (`--broadcast`).
     pub shared_programs: Gauge,
+    /// Messages and bytes from clients to programs, and from programs to clients.
+    flow: [(Counter, Counter); 2],
 }
 
 impl Default for Metrics {
@@ -104,7 +130,16 @@ impl Metrics {
             resumed: Counter::default(),
             expired: Counter::default(),
             shared_programs: Gauge::default(),
+            flow: Default::default(),
         };
+        let messages = Family::<Direction, Counter>::default();
+        let bytes = Family::<Direction, Counter>::default();
+        // The two series of each family made now, and held: a batch adds to them without a
+        // lookup.
+        let flow = ["in", "out"].map(|direction| {
+            let label = Direction { direction };
+            (messages.get_or_create(&label).clone(), bytes.get_or_create(&label).clone())
+        });
         let r = &mut root;
         r.register(
             "sessions_active",
@@ -147,7 +182,18 @@ impl Metrics {
             "Shared programs running now (--broadcast)",
             m.shared_programs.clone(),
         );
-        Metrics { registry: root, ..m }
+        r.register(
+            "messages",
+            "Messages, in (client to program) and out (program to client)",
+            messages,
+        );
+        r.register_with_unit(
+            "payload",
+            "Message payload, in (client to program) and out (program to client)",
+            Unit::Bytes,
+            bytes,
+        );
+        Metrics { registry: root, flow, ..m }
     }
 
     /// Everything, as OpenMetrics text ([`CONTENT_TYPE`]).
@@ -220,6 +266,23 @@ impl Metrics {
             _ => "unknown",
         };
         self.exits.get_or_create(&ExitClass { class }).inc();
+    }
+
+    /// A batch of messages went from clients to programs.
+    pub fn moved_in(&self, batch: Moved) {
+        self.moved(0, batch);
+    }
+
+    /// A batch of messages went from programs to clients.
+    pub fn moved_out(&self, batch: Moved) {
+        self.moved(1, batch);
+    }
+
+    fn moved(&self, way: usize, batch: Moved) {
+        if batch.messages > 0 {
+            self.flow[way].0.inc_by(batch.messages);
+            self.flow[way].1.inc_by(batch.bytes);
+        }
     }
 
     /// An upgrade request ended as `outcome`.

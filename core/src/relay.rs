@@ -15,6 +15,7 @@
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -23,6 +24,8 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use websocketd_framing::Frame;
+
+use crate::metrics::{Metrics, Moved};
 
 /// What a fill of an [`Output`] brought.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +106,7 @@ pub(crate) fn relay<'a, W, R, O, I>(
     mut err: Option<O>,
     mut input: I,
     ping: Option<Duration>,
+    flow: &'a Flow,
 ) -> impl Future<Output = End> + Send + 'a
 where
     W: Sink<Message, Error = WsError> + Unpin + Send,
@@ -117,8 +121,8 @@ where
         let start = Instant::now();
         let heard = AtomicU64::new(0);
         let silence = ping.map(|every| every * 2);
-        let mut out = pin!(pump_out(&mut out, &mut err, tx, ping));
-        let mut inp = pin!(pump_in(rx, &mut input, (start, &heard)));
+        let mut out = pin!(pump_out(&mut out, &mut err, tx, ping, flow));
+        let mut inp = pin!(pump_in(rx, &mut input, (start, &heard), flow));
         loop {
             let last_heard = start + Duration::from_millis(heard.load(Ordering::Relaxed));
             tokio::select! {
@@ -138,17 +142,26 @@ where
 /// Output → socket. Returns when the output ends (everything sent and flushed), breaks its
 /// framing, or the client cannot be written to. With `err`, its messages go out beside the
 /// output's, and what it has when the output ends goes out too.
-async fn pump_out<W, O>(out: &mut O, err: &mut Option<O>, tx: &mut W, ping: Option<Duration>) -> End
+async fn pump_out<W, O>(
+    out: &mut O,
+    err: &mut Option<O>,
+    tx: &mut W,
+    ping: Option<Duration>,
+    flow: &Flow,
+) -> End
 where
     W: Sink<Message, Error = WsError> + Unpin,
     O: Output,
 {
     let mut next_ping = ping.map(|every| Instant::now() + every);
+    // Counted per message here, and added to the session's and the server's counts once
+    // flushed.
+    let mut batch = Moved::default();
     let result: Result<(), End> = async {
         loop {
-            send_ready(out, tx).await?;
+            send_ready(out, tx, &mut batch).await?;
             if let Some(err) = err.as_mut() {
-                send_ready(err, tx).await?;
+                send_ready(err, tx, &mut batch).await?;
             }
             if let (Some(at), Some(every)) = (next_ping, ping) {
                 if Instant::now() >= at {
@@ -165,7 +178,7 @@ where
                 match source.fill() {
                     Filled::Data => continue,
                     Filled::End => {
-                        send_rest(source, tx).await?;
+                        send_rest(source, tx, &mut batch).await?;
                         *err = None;
                         continue;
                     }
@@ -174,6 +187,7 @@ where
             }
             // Nothing more to read now: send what is queued, then wait.
             tx.flush().await.map_err(client_error)?;
+            flow.moved_out(std::mem::take(&mut batch));
             tokio::select! {
                 ready = out.ready() => if !ready {
                     break;
@@ -184,13 +198,15 @@ where
                 () = until(next_ping) => {}
             }
         }
-        send_rest(out, tx).await?;
+        send_rest(out, tx, &mut batch).await?;
         // What the program wrote to its other output before this one ended is there by now.
         if let Some(source) = err.as_mut() {
             while let Filled::Data = source.fill() {}
-            send_rest(source, tx).await?;
+            send_rest(source, tx, &mut batch).await?;
         }
-        tx.flush().await.map_err(client_error)
+        tx.flush().await.map_err(client_error)?;
+        flow.moved_out(std::mem::take(&mut batch));
+        Ok(())
     }
     .await;
     match result {
@@ -199,8 +215,8 @@ where
     }
 }
 
-/// Queues every message of `source` that is whole.
-async fn send_ready<W, O>(source: &mut O, tx: &mut W) -> Result<(), End>
+/// Queues every message of `source` that is whole, counting them in `batch`.
+async fn send_ready<W, O>(source: &mut O, tx: &mut W, batch: &mut Moved) -> Result<(), End>
 where
     W: Sink<Message, Error = WsError> + Unpin,
     O: Output,
@@ -210,18 +226,20 @@ where
         // running indefinitely: each message costs a unit of the task's budget, and other
         // sessions get their turn when it runs out.
         tokio::task::consume_budget().await;
+        batch.add(message.len());
         tx.feed(message).await.map_err(client_error)?;
     }
     Ok(())
 }
 
-/// Queues what is left of `source`, a last partial message included.
-async fn send_rest<W, O>(source: &mut O, tx: &mut W) -> Result<(), End>
+/// Queues what is left of `source`, a last partial message included, counting in `batch`.
+async fn send_rest<W, O>(source: &mut O, tx: &mut W, batch: &mut Moved) -> Result<(), End>
 where
     W: Sink<Message, Error = WsError> + Unpin,
     O: Output,
 {
     while let Some(message) = source.take_rest().map_err(End::BadOutput)? {
+        batch.add(message.len());
         tx.feed(message).await.map_err(client_error)?;
     }
     Ok(())
@@ -236,14 +254,22 @@ async fn ready<O: Output>(source: Option<&O>) -> bool {
 
 /// Socket → input. Returns when the client leaves. If the program stops taking its input,
 /// later messages are dropped while the session goes on.
-async fn pump_in<R, I>(rx: &mut R, input: &mut I, (start, heard): (Instant, &AtomicU64)) -> Gone
+async fn pump_in<R, I>(
+    rx: &mut R,
+    input: &mut I,
+    (start, heard): (Instant, &AtomicU64),
+    flow: &Flow,
+) -> Gone
 where
     R: Stream<Item = Result<Message, WsError>> + Unpin,
     I: Input,
 {
+    // Counted per message, and added to the counts when the program's stdin takes a write,
+    // or when the pump ends or is dropped (the session ended on the program's side).
+    let mut batch = Inbound { flow, batch: Moved::default() };
     loop {
         tokio::select! {
-            () = input.write() => {}
+            () = input.write() => batch.flush(),
             msg = async { tokio::task::consume_budget().await; rx.next().await }, if !input.is_full() => {
                 if matches!(msg, Some(Ok(_))) {
                     let ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -257,9 +283,83 @@ where
                     Some(Ok(Message::Binary(data))) => Frame::Binary(data),
                     Some(Ok(_)) => continue,
                 };
+                batch.batch.add(frame.payload().len());
                 input.push(frame);
             }
         }
+    }
+}
+
+/// Client messages counted but not yet added to the session's and the server's counts: added
+/// on [`flush`](Inbound::flush), and when dropped.
+struct Inbound<'a> {
+    flow: &'a Flow,
+    batch: Moved,
+}
+
+impl Inbound<'_> {
+    fn flush(&mut self) {
+        self.flow.moved_in(std::mem::take(&mut self.batch));
+    }
+}
+
+impl Drop for Inbound<'_> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// What one session moved each way, for its DISCONNECT line: added a batch at a time, to
+/// the server's counters as well.
+#[derive(Debug)]
+pub(crate) struct Flow {
+    counts: [[AtomicU64; 2]; 2],
+    metrics: Arc<Metrics>,
+}
+
+impl Flow {
+    /// Nothing moved yet; batches also count in `metrics`.
+    pub(crate) fn new(metrics: Arc<Metrics>) -> Flow {
+        Flow { counts: Default::default(), metrics }
+    }
+
+    /// A batch went from the client to the program.
+    pub(crate) fn moved_in(&self, batch: Moved) {
+        self.add(0, batch);
+        self.metrics.moved_in(batch);
+    }
+
+    /// A batch went from the program to the client.
+    pub(crate) fn moved_out(&self, batch: Moved) {
+        self.add(1, batch);
+        self.metrics.moved_out(batch);
+    }
+
+    fn add(&self, way: usize, batch: Moved) {
+        self.counts[way][0].fetch_add(batch.messages, Ordering::Relaxed);
+        self.counts[way][1].fetch_add(batch.bytes, Ordering::Relaxed);
+    }
+
+    /// What moved in, and what moved out.
+    pub(crate) fn totals(&self) -> [Moved; 2] {
+        self.counts.each_ref().map(|[messages, bytes]| Moved {
+            messages: messages.load(Ordering::Relaxed),
+            bytes: bytes.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Records the totals in the current span (the DISCONNECT line's summary).
+    pub(crate) fn record(&self, since: Duration) {
+        let [inward, outward] = self.totals();
+        let span = tracing::Span::current();
+        span.record(
+            "duration",
+            tracing::field::display(format_args!("{:.3}s", since.as_secs_f64())),
+        );
+        span.record("messages_in", inward.messages);
+        span.record("bytes_in", inward.bytes);
+        span.record("messages_out", outward.messages);
+        span.record("bytes_out", outward.bytes);
     }
 }
 
@@ -420,10 +520,11 @@ mod tests {
         let (mut tx, mut rx) = socket.split();
         let (out, feed) = scripted();
         let (input, mut received) = mpsc::unbounded_channel();
-        let relay =
-            tokio::spawn(
-                async move { relay(&mut tx, &mut rx, out, None, Collect(input), None).await },
-            );
+        let flow = Arc::new(Flow::new(Arc::default()));
+        let counted = Arc::clone(&flow);
+        let relay = tokio::spawn(async move {
+            relay(&mut tx, &mut rx, out, None, Collect(input), None, &counted).await
+        });
         client.send(Ok(Message::text("to the program"))).unwrap();
         let got = tokio::time::timeout(Duration::from_secs(10), received.recv()).await.unwrap();
         assert_eq!(got, Some(Frame::Text(Bytes::from_static(b"to the program"))));
@@ -436,6 +537,10 @@ mod tests {
         assert_eq!(next(&mut sent).await, Message::text("last"));
         let end = tokio::time::timeout(Duration::from_secs(10), relay).await.unwrap().unwrap();
         assert!(matches!(end, End::OutputClosed), "{end:?}");
+        // What moved, each way: one message of 14 bytes in, three of 10 out.
+        let [inward, outward] = flow.totals();
+        assert_eq!((inward.messages, inward.bytes), (1, 14));
+        assert_eq!((outward.messages, outward.bytes), (3, 10));
     }
 
     #[tokio::test]
@@ -445,7 +550,8 @@ mod tests {
         let (out, _feed) = scripted();
         let (input, _received) = mpsc::unbounded_channel();
         client.send(Ok(Message::Close(None))).unwrap();
-        let end = relay(&mut tx, &mut rx, out, None, Collect(input), None).await;
+        let flow = Flow::new(Arc::default());
+        let end = relay(&mut tx, &mut rx, out, None, Collect(input), None, &flow).await;
         assert!(matches!(end, End::ClientLeft(Gone::Closed)), "{end:?}");
 
         let (socket, (_client, mut sent)) = channel_socket();
@@ -453,7 +559,7 @@ mod tests {
         let (out, _feed) = scripted();
         let (input, _received) = mpsc::unbounded_channel();
         let ping = Some(Duration::from_millis(20));
-        let end = relay(&mut tx, &mut rx, out, None, Collect(input), ping).await;
+        let end = relay(&mut tx, &mut rx, out, None, Collect(input), ping, &flow).await;
         assert!(matches!(end, End::ClientLeft(Gone::Silent)), "{end:?}");
         assert_eq!(next(&mut sent).await, Message::Ping(Bytes::new()), "it was pinged first");
     }

@@ -36,7 +36,7 @@ use crate::command::Command;
 use crate::env::{EnvSettings, Vars};
 use crate::metrics::Metrics;
 use crate::pipe::{PipeInput, PipeOutput};
-use crate::relay::{self, End, Gone};
+use crate::relay::{self, End, Flow, Gone};
 use crate::request::RequestInfo;
 use crate::shutdown::Shutdown;
 use crate::socket::Socket;
@@ -101,6 +101,11 @@ pub(crate) fn span(req: &RequestInfo, command: &Command) -> tracing::Span {
         origin = %req.origin(),
         pid = tracing::field::Empty,
         exit = tracing::field::Empty,
+        duration = tracing::field::Empty,
+        messages_in = tracing::field::Empty,
+        bytes_in = tracing::field::Empty,
+        messages_out = tracing::field::Empty,
+        bytes_out = tracing::field::Empty,
     )
 }
 
@@ -123,14 +128,16 @@ fn connect<S: Socket + 'static>(
         let (mut tx, mut rx) = ws.split();
         crate::access!(target: "session", "CONNECT");
         let connected = config.metrics.session();
+        let flow = Flow::new(Arc::clone(&config.metrics));
         let exit = if shutdown.is_begun() {
             // Upgraded just as the server began to stop: no child is started any more.
             // (Boxed: it is rare, and would otherwise take room in every session's future.)
             Box::pin(close_after(&mut tx, &mut rx, Some(going_away()))).await;
             Exit::NotStarted
         } else {
-            start(tx, rx, env, &command, &config, &shutdown).await
+            start(tx, rx, env, &command, &config, &shutdown, &flow).await
         };
+        flow.record(connected.elapsed());
         drop(connected);
         disconnect(slot, exit);
     }
@@ -146,6 +153,7 @@ fn start<'a, S: Socket + 'a>(
     command: &'a Command,
     config: &'a SessionConfig,
     shutdown: &'a Shutdown,
+    flow: &'a Flow,
 ) -> impl Future<Output = Exit> + Send + 'a {
     async move {
         let spawned = Child::spawn(command.program.clone(), command.args.clone(), env).await;
@@ -174,6 +182,7 @@ fn start<'a, S: Socket + 'a>(
                 passed_stderr.as_ref().map(|e| PipeOutput::new(e, codec.clone(), "stderr", json)),
                 PipeInput::new(stdin, codec),
                 config.ping,
+                flow,
             ));
             let mut reaping = true;
             loop {

@@ -45,6 +45,10 @@ async fn the_admin_listener_answers_health_readiness_and_metrics_apart_from_the_
     assert_eq!(sample(&metrics, "websocketd_programs_running"), Some(1.0), "{metrics}");
     assert_eq!(sample(&metrics, "websocketd_upgrades_total{outcome=\"accepted\"}"), Some(1.0));
     assert!(metrics.contains("websocketd_build_info{version=\""), "{metrics}");
+    // "hi" each way, counted once the batch was flushed.
+    assert_eq!(sample(&metrics, "websocketd_messages_total{direction=\"in\"}"), Some(1.0));
+    assert_eq!(sample(&metrics, "websocketd_messages_total{direction=\"out\"}"), Some(1.0));
+    assert_eq!(sample(&metrics, "websocketd_payload_bytes_total{direction=\"out\"}"), Some(2.0));
     ws.close(None).await.unwrap();
     server.wait_no_children().await;
     let (_, metrics) = within(STEP, async {

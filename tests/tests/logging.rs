@@ -533,7 +533,9 @@ async fn logformat_json_writes_one_object_a_line_with_the_same_fields() {
     let mut ws = server.connect("/chat?room=1").await;
     assert_eq!(recv_text(&mut ws).await, "hi");
     server.wait_log(|l| l.contains("quoted")).await;
-    ws.close(None).await.unwrap();
+    // The program reads this and ends: the session's summary counts it.
+    send_text(&mut ws, "hello").await;
+    assert_eq!(recv_close(&mut ws).await.0, 1000);
     server.wait_log(|l| l.contains("\"DISCONNECT\"")).await;
     let lines: Vec<serde_json::Value> = server
         .logs()
@@ -567,6 +569,12 @@ async fn logformat_json_writes_one_object_a_line_with_the_same_fields() {
     // Recorded once the program started, as in the text lines.
     assert!(disconnect["pid"].as_str().is_some_and(|p| p.parse::<u32>().is_ok()), "{disconnect}");
     assert_eq!(disconnect["pid"], stderr["pid"]);
+    // The summary: what moved each way, and for how long (the text lines leave it out).
+    let summary = ["messages_in", "bytes_in", "messages_out", "bytes_out"].map(|k| &disconnect[k]);
+    assert_eq!(summary, ["1", "5", "1", "2"], "{disconnect}");
+    let duration = disconnect["duration"].as_str().expect("a duration");
+    let seconds = duration.strip_suffix('s').and_then(|d| d.parse::<f64>().ok());
+    assert!(seconds.is_some_and(|s| s > 0.0 && s < 60.0), "{duration}");
     assert!(lines.iter().any(|l| l["category"] == "server" && l["level"] == "INFO"));
 }
 
