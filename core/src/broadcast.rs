@@ -43,7 +43,8 @@ use crate::hosted::{
     self, Audience, Heard, INPUT_QUEUE, Pinged, Pings, Program, Registry, disconnect, reserve,
     write_all,
 };
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Outcome};
+use crate::relay::{Flow, Inbound};
 use crate::request::RequestInfo;
 use crate::session::{Exit, SessionConfig, Upgrade};
 use crate::shutdown::Shutdown;
@@ -168,14 +169,19 @@ impl Broadcasts {
             }
             crate::access!(target: "session", "CONNECT");
             let connected = config.metrics.session();
+            let flow = Flow::new(Arc::clone(&config.metrics));
             let client = Client {
                 ws,
                 instance: &instance,
                 cursor,
                 config: &broadcasts.config,
                 ping: config.ping,
+                metrics: &config.metrics,
+                flow: &flow,
             };
+            config.metrics.shared_clients.inc();
             let (ended, farewell) = client.serve(&shutdown).await;
+            config.metrics.shared_clients.dec();
             instance.detach();
             if let Some(farewell) = farewell {
                 farewell.send().await;
@@ -183,6 +189,7 @@ impl Broadcasts {
             if let (None, Some(pid)) = (known, instance.pid.get()) {
                 tracing::Span::current().record("pid", pid);
             }
+            flow.record(connected.elapsed());
             drop(connected);
             disconnect(&ended);
         }
@@ -405,6 +412,9 @@ struct Client<'a, S> {
     cursor: u64,
     config: &'a BroadcastConfig,
     ping: Option<Duration>,
+    metrics: &'a Metrics,
+    /// What the client moved each way.
+    flow: &'a Flow,
 }
 
 /// What the client takes from the log when it has nothing left to write.
@@ -428,6 +438,7 @@ impl<S: Socket> Client<'_, S> {
         let mut inbound: Option<Frame> = None;
         let mut skipped = 0u64;
         let mut pings = Pings::new(self.ping);
+        let mut received = Inbound::new(self.flow);
         let dropped_input = &mut 0u64;
         let queue = self.config.client_queue as u64;
         let ended = loop {
@@ -437,6 +448,7 @@ impl<S: Socket> Client<'_, S> {
                     Taken::Nothing => {
                         if skipped > 0 {
                             tracing::warn!(target: "broadcast", "Client too slow: skipped {skipped} messages");
+                            self.slow("skipped");
                             skipped = 0;
                         }
                     }
@@ -469,7 +481,7 @@ impl<S: Socket> Client<'_, S> {
                         drop(slices);
                         match written {
                             Ok(n) if n > 0 => {
-                                pending.advance(n);
+                                self.flow.moved_out(pending.advance(n));
                                 pings.heard();
                             }
                             // Nothing taken of what there was to write: the connection is gone.
@@ -509,7 +521,10 @@ impl<S: Socket> Client<'_, S> {
                 msg = self.ws.next(), if inbound.is_none() => {
                     pings.heard();
                     match hosted::heard(msg) {
-                        Heard::Message(frame) => inbound = self.input(frame, dropped_input),
+                        Heard::Message(frame) => {
+                            received.add(frame.payload().len());
+                            inbound = self.input(frame, dropped_input);
+                        }
                         Heard::Nothing => {}
                         Heard::Closed | Heard::Gone => {
                             let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.ws.close()).await;
@@ -526,6 +541,7 @@ impl<S: Socket> Client<'_, S> {
                     Pinged::Sent => {}
                     Pinged::Silent => {
                         tracing::debug!(target: "websocket", "No answer to pings: disconnecting");
+                        self.metrics.ping_timeouts.inc();
                         close_whole(&mut self.ws, close_frame(CloseCode::Away, "ping timeout")).await;
                         break LEFT_RUNNING.to_owned();
                     }
@@ -535,6 +551,7 @@ impl<S: Socket> Client<'_, S> {
         };
         if skipped > 0 {
             tracing::warn!(target: "broadcast", "Client too slow: skipped {skipped} messages");
+            self.slow("skipped");
         }
         if *dropped_input > 0 {
             tracing::debug!(target: "broadcast", "Dropped {} client messages (--broadcastinput=none)", *dropped_input);
@@ -582,11 +599,17 @@ impl<S: Socket> Client<'_, S> {
         }
     }
 
+    /// Counts a too-slow client's episode as `what` (`closed` or `skipped`).
+    fn slow(&self, what: &'static str) {
+        self.metrics.slow_clients.get_or_create(&Outcome { outcome: what }).inc();
+    }
+
     /// A client that fell too far behind: it is detached at once, and gets the rest of the
     /// frame it is in the middle of and Close 1013 afterwards.
     fn too_slow(self, mut pending: Pending) -> (String, Option<Farewell<S>>) {
         pending.cut();
         tracing::warn!(target: "broadcast", "Client too slow: closing with 1013");
+        self.slow("closed");
         let farewell =
             Farewell { ws: self.ws, pending, frame: close_frame(CloseCode::Again, "too slow") };
         ("still running".to_owned(), Some(farewell))

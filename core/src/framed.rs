@@ -9,6 +9,8 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 
 use bytes::{Buf, Bytes};
+
+use crate::metrics::Moved;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -211,8 +213,8 @@ impl Pending {
         self.runs.iter().take(64).map(|r| IoSlice::new(r)).collect()
     }
 
-    /// `n` more bytes were written.
-    pub(crate) fn advance(&mut self, mut n: usize) {
+    /// `n` more bytes were written; returns the messages whose frames that completed.
+    pub(crate) fn advance(&mut self, mut n: usize) -> Moved {
         self.written += n as u64;
         while n > 0 {
             let Some(front) = self.runs.front_mut() else { break };
@@ -224,9 +226,13 @@ impl Pending {
                 n = 0;
             }
         }
-        while self.ends.front().is_some_and(|&e| e <= self.written) {
-            self.frame_start = self.ends.pop_front().unwrap_or(self.frame_start);
+        let mut done = Moved::default();
+        while let Some(end) = self.ends.front().copied().filter(|&e| e <= self.written) {
+            self.ends.pop_front();
+            done.add(payload_of(end - self.frame_start));
+            self.frame_start = end;
         }
+        done
     }
 
     /// Keeps only the rest of a half-written frame (the stream must not break off inside
@@ -254,6 +260,17 @@ impl Pending {
         self.total = keep_to;
         dropped
     }
+}
+
+/// The payload length of a server frame (unmasked) that is `frame` bytes long: its header is
+/// 2 bytes below 126 bytes of payload, 4 below 64 KiB, 10 above.
+fn payload_of(frame: u64) -> usize {
+    let payload = match frame {
+        0..=127 => frame.saturating_sub(2),
+        128..=65539 => frame - 4,
+        _ => frame - 10,
+    };
+    usize::try_from(payload).unwrap_or(usize::MAX)
 }
 
 /// Frames `message` into `out`, as a server frame (final, not masked).
@@ -374,6 +391,20 @@ mod tests {
         pending.advance(6);
         assert_eq!(pending.cut(), 2);
         assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn a_write_says_which_messages_it_completed_and_their_payload() {
+        let mut log = Log::default();
+        let big = vec![0u8; 300];
+        let huge = vec![0u8; 70_000];
+        log.push(chunk(&[b"xxxx", &big, &huge, &[]]), usize::MAX, 0);
+        let (mut cursor, mut pending) = (0, Pending::default());
+        log.take(&mut cursor, &mut pending);
+        assert_eq!(pending.advance(3), Moved::default(), "a frame half written is not done");
+        assert_eq!(pending.advance(3), Moved { messages: 1, bytes: 4 });
+        let rest = usize::try_from(pending.unwritten()).unwrap();
+        assert_eq!(pending.advance(rest), Moved { messages: 3, bytes: 70_300 });
     }
 
     #[test]

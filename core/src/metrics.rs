@@ -93,6 +93,15 @@ pub struct Metrics {
     pub expired: Counter,
     /// Shared programs running now (`--broadcast`).
     pub shared_programs: Gauge,
+    /// Clients of shared programs connected now.
+    pub shared_clients: Gauge,
+    /// Shared programs' clients too slow to keep up, by what happened: `closed` (1013) or
+    /// `skipped` (an episode of missed messages).
+    pub slow_clients: Family<Outcome, Counter>,
+    /// Clients dropped for not answering pings.
+    pub ping_timeouts: Counter,
+    /// TLS handshakes that failed (or timed out).
+    pub tls_failures: Counter,
     /// Messages and bytes from clients to programs, and from programs to clients.
     flow: [(Counter, Counter); 2],
 }
@@ -130,6 +139,10 @@ impl Metrics {
             resumed: Counter::default(),
             expired: Counter::default(),
             shared_programs: Gauge::default(),
+            shared_clients: Gauge::default(),
+            slow_clients: Family::default(),
+            ping_timeouts: Counter::default(),
+            tls_failures: Counter::default(),
             flow: Default::default(),
         };
         let messages = Family::<Direction, Counter>::default();
@@ -192,6 +205,26 @@ impl Metrics {
             "Message payload, in (client to program) and out (program to client)",
             Unit::Bytes,
             bytes,
+        );
+        r.register(
+            "shared_clients",
+            "Clients of shared programs connected now",
+            m.shared_clients.clone(),
+        );
+        r.register(
+            "slow_clients",
+            "Shared programs' clients too slow to keep up: closed (1013) or skipped",
+            m.slow_clients.clone(),
+        );
+        r.register(
+            "ping_timeouts",
+            "Clients dropped for not answering pings",
+            m.ping_timeouts.clone(),
+        );
+        r.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed or timed out",
+            m.tls_failures.clone(),
         );
         Metrics { registry: root, flow, ..m }
     }

@@ -265,8 +265,9 @@ where
     I: Input,
 {
     // Counted per message, and added to the counts when the program's stdin takes a write,
-    // or when the pump ends or is dropped (the session ended on the program's side).
-    let mut batch = Inbound { flow, batch: Moved::default() };
+    // every few messages, or when the pump ends or is dropped (the session ended on the
+    // program's side).
+    let mut batch = Inbound::new(flow);
     loop {
         tokio::select! {
             () = input.write() => batch.flush(),
@@ -283,7 +284,7 @@ where
                     Some(Ok(Message::Binary(data))) => Frame::Binary(data),
                     Some(Ok(_)) => continue,
                 };
-                batch.batch.add(frame.payload().len());
+                batch.add(frame.payload().len());
                 input.push(frame);
             }
         }
@@ -291,14 +292,29 @@ where
 }
 
 /// Client messages counted but not yet added to the session's and the server's counts: added
-/// on [`flush`](Inbound::flush), and when dropped.
-struct Inbound<'a> {
+/// on [`flush`](Inbound::flush), every [`INBOUND_BATCH`] messages, and when dropped.
+pub(crate) struct Inbound<'a> {
     flow: &'a Flow,
     batch: Moved,
 }
 
-impl Inbound<'_> {
-    fn flush(&mut self) {
+/// How many client messages are counted before they are added to the counts.
+const INBOUND_BATCH: u64 = 64;
+
+impl<'a> Inbound<'a> {
+    pub(crate) fn new(flow: &'a Flow) -> Inbound<'a> {
+        Inbound { flow, batch: Moved::default() }
+    }
+
+    /// One more message of `bytes`.
+    pub(crate) fn add(&mut self, bytes: usize) {
+        self.batch.add(bytes);
+        if self.batch.messages >= INBOUND_BATCH {
+            self.flush();
+        }
+    }
+
+    pub(crate) fn flush(&mut self) {
         self.flow.moved_in(std::mem::take(&mut self.batch));
     }
 }

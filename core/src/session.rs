@@ -241,6 +241,7 @@ async fn end<S: Socket>(
             let reply = match gone {
                 Gone::Closed => None,
                 Gone::Silent => {
+                    config.metrics.ping_timeouts.inc();
                     tracing::debug!(target: "websocket", "No answer to pings: disconnecting");
                     Some(close_frame(CloseCode::Away, "ping timeout"))
                 }

@@ -116,6 +116,23 @@ async fn the_metrics_pass_promtool_and_prometheus_gets_openmetrics() {
         "{open}"
     );
     assert!(open.ends_with("# EOF\n"), "{open}");
+    // A shared program's client: its messages count too, its inbound ones at the latest when
+    // it leaves.
+    assert_eq!(sample(&text, "websocketd_shared_clients"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "websocketd_messages_total{direction=\"out\"}"), Some(1.0), "{text}");
+    ws.close(None).await.unwrap();
+    let text = within(STEP, async {
+        loop {
+            let (_, text) = get(admin, "/metrics").await;
+            if sample(&text, "websocketd_shared_clients") == Some(0.0) {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(sample(&text, "websocketd_messages_total{direction=\"in\"}"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "websocketd_payload_bytes_total{direction=\"in\"}"), Some(2.0));
 }
 
 #[tokio::test]

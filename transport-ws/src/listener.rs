@@ -202,6 +202,7 @@ impl Listener {
                             }
                             Err(e) => {
                                 tracing::debug!(target: "http", "TLS handshake with {peer} failed: {e}");
+                                app.metrics().tls_failures.inc();
                                 return;
                             }
                         }

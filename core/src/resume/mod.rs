@@ -48,6 +48,7 @@ use crate::hosted::{
     reserve, until,
 };
 use crate::metrics::Metrics;
+use crate::relay::{Flow, Inbound};
 use crate::request::RequestInfo;
 use crate::session::{Exit, SessionConfig, Upgrade};
 use crate::shutdown::Shutdown;
@@ -149,6 +150,7 @@ impl Resumes {
             }
             crate::access!(target: "session", "CONNECT");
             let connected = config.metrics.session();
+            let flow = Flow::new(Arc::clone(&config.metrics));
             if cursor > 0 || held.id != id {
                 tracing::info!(target: "session", "Resumed session {} after {cursor} messages", held.id);
                 config.metrics.resumed.inc();
@@ -160,12 +162,15 @@ impl Resumes {
                 kick: Arc::clone(&kick),
                 ping: config.ping,
                 buffer: resumes.config.buffer,
+                metrics: &config.metrics,
+                flow: &flow,
             };
             let left = attached.serve(&shutdown).await;
             if matches!(left, Left::Dropped) {
                 config.metrics.detached.inc();
             }
             let exit = held.leave(&kick, &left).await;
+            flow.record(connected.elapsed());
             drop(connected);
             disconnect(&exit);
         }
@@ -561,6 +566,9 @@ struct Attached<'a, S> {
     ping: Option<Duration>,
     /// `--resumebuffer`.
     buffer: usize,
+    metrics: &'a Metrics,
+    /// What the connection moved each way.
+    flow: &'a Flow,
 }
 
 /// What the connection takes from the log when it has nothing left to write.
@@ -581,6 +589,7 @@ impl<S: Socket> Attached<'_, S> {
         let mut pending = Pending::default();
         let mut inbound: Option<Frame> = None;
         let mut pings = Pings::new(self.ping);
+        let mut received = Inbound::new(self.flow);
         loop {
             if pending.is_empty() {
                 match self.take(&mut pending) {
@@ -613,7 +622,7 @@ impl<S: Socket> Attached<'_, S> {
                         drop(slices);
                         match written {
                             Ok(n) if n > 0 => {
-                                pending.advance(n);
+                                self.flow.moved_out(pending.advance(n));
                                 pings.heard();
                                 self.held.sent(self.sent_whole(&pending), buffer);
                             }
@@ -644,7 +653,10 @@ impl<S: Socket> Attached<'_, S> {
                 msg = self.ws.next(), if inbound.is_none() => {
                     pings.heard();
                     match hosted::heard(msg) {
-                        Heard::Message(frame) => inbound = hosted::offer(&self.held.input, frame),
+                        Heard::Message(frame) => {
+                            received.add(frame.payload().len());
+                            inbound = hosted::offer(&self.held.input, frame);
+                        }
                         Heard::Nothing => {}
                         Heard::Closed => {
                             let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.ws.close()).await;
@@ -664,6 +676,7 @@ impl<S: Socket> Attached<'_, S> {
                         // Dropped without a Close: a client that is still there sees an
                         // abnormal closure, and comes back.
                         tracing::debug!(target: "websocket", "No answer to pings: detaching");
+                        self.metrics.ping_timeouts.inc();
                         return Left::Dropped;
                     }
                     Pinged::Failed => return Left::Dropped,
