@@ -208,8 +208,9 @@ async fn shut_down(
     bound: std::time::Duration,
 ) {
     let open = shutdown.running();
-    tracing::info!(target: "server", "Received {first}: shutting down ({open} connections open, at most {} ms)", bound.as_millis());
+    // Begun before it is said: whoever reads the line (a test, an operator) finds /readyz 503.
     shutdown.begin();
+    tracing::info!(target: "server", "Received {first}: shutting down ({open} connections open, at most {} ms)", bound.as_millis());
     // The listeners end at once, and with them the socket files this server made.
     for task in accepting {
         let _ = task.await;

@@ -101,8 +101,8 @@ impl LogLevel {
 
 /// The fields of a session's summary, recorded on its span before DISCONNECT: in the JSON
 /// lines, left out of websocketd's text lines (which stay as websocketd writes them).
-pub const SUMMARY_FIELDS: [&str; 5] =
-    ["duration", "messages_in", "bytes_in", "messages_out", "bytes_out"];
+pub const SUMMARY_FIELDS: [&str; 7] =
+    ["duration", "messages_in", "bytes_in", "messages_out", "bytes_out", "ended_by", "close"];
 
 #[cfg(test)]
 mod tests {

@@ -56,6 +56,13 @@ impl Moved {
     }
 }
 
+/// A Close frame's code, as a label.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct CloseLabel {
+    /// The code.
+    pub code: u16,
+}
+
 /// A plain HTTP request, as labels.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct HttpLabels {
@@ -102,6 +109,8 @@ pub struct Metrics {
     pub ping_timeouts: Counter,
     /// TLS handshakes that failed (or timed out).
     pub tls_failures: Counter,
+    /// Close frames sent to clients, by code.
+    pub close_codes: Family<CloseLabel, Counter>,
     /// Messages and bytes from clients to programs, and from programs to clients.
     flow: [(Counter, Counter); 2],
 }
@@ -143,6 +152,7 @@ impl Metrics {
             slow_clients: Family::default(),
             ping_timeouts: Counter::default(),
             tls_failures: Counter::default(),
+            close_codes: Family::default(),
             flow: Default::default(),
         };
         let messages = Family::<Direction, Counter>::default();
@@ -225,6 +235,11 @@ impl Metrics {
             "tls_handshake_failures",
             "TLS handshakes that failed or timed out",
             m.tls_failures.clone(),
+        );
+        r.register(
+            "close_codes_sent",
+            "Close frames sent to clients, by code",
+            m.close_codes.clone(),
         );
         Metrics { registry: root, flow, ..m }
     }
@@ -316,6 +331,11 @@ impl Metrics {
             self.flow[way].0.inc_by(batch.messages);
             self.flow[way].1.inc_by(batch.bytes);
         }
+    }
+
+    /// A Close frame with `code` was sent to a client.
+    pub fn close_sent(&self, code: u16) {
+        self.close_codes.get_or_create(&CloseLabel { code }).inc();
     }
 
     /// An upgrade request ended as `outcome`.

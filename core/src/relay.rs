@@ -86,8 +86,8 @@ pub(crate) enum End {
 /// How the client left.
 #[derive(Debug)]
 pub(crate) enum Gone {
-    /// A Close frame (already answered by the protocol layer).
-    Closed,
+    /// A Close frame, with its code if it had one (already answered by the protocol layer).
+    Closed(Option<u16>),
     /// The connection ended or failed.
     Error(WsError),
     /// Nothing came from the client for twice the ping interval.
@@ -279,7 +279,9 @@ where
                 let frame = match msg {
                     None => return Gone::Error(WsError::ConnectionClosed),
                     Some(Err(e)) => return Gone::Error(e),
-                    Some(Ok(Message::Close(_))) => return Gone::Closed,
+                    Some(Ok(Message::Close(frame))) => {
+                        return Gone::Closed(frame.map(|f| u16::from(f.code)));
+                    }
                     Some(Ok(Message::Text(text))) => Frame::Text(text.into()),
                     Some(Ok(Message::Binary(data))) => Frame::Binary(data),
                     Some(Ok(_)) => continue,
@@ -568,7 +570,7 @@ mod tests {
         client.send(Ok(Message::Close(None))).unwrap();
         let flow = Flow::new(Arc::default());
         let end = relay(&mut tx, &mut rx, out, None, Collect(input), None, &flow).await;
-        assert!(matches!(end, End::ClientLeft(Gone::Closed)), "{end:?}");
+        assert!(matches!(end, End::ClientLeft(Gone::Closed(None))), "{end:?}");
 
         let (socket, (_client, mut sent)) = channel_socket();
         let (mut tx, mut rx) = socket.split();

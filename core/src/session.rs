@@ -106,6 +106,8 @@ pub(crate) fn span(req: &RequestInfo, command: &Command) -> tracing::Span {
         bytes_in = tracing::field::Empty,
         messages_out = tracing::field::Empty,
         bytes_out = tracing::field::Empty,
+        ended_by = tracing::field::Empty,
+        close = tracing::field::Empty,
     )
 }
 
@@ -213,17 +215,21 @@ async fn end<S: Socket>(
     logging_stderr: Option<tokio::task::JoinHandle<()>>,
 ) -> Exit {
     let mut ladder = child.ladder(config.closems);
+    let how = Ending::of(&ended);
     match ended {
         End::OutputClosed => {
             tracing::debug!(target: "process", "Process STDOUT closed");
             let status = child.reap(&mut ladder).await;
-            close_after(&mut tx, &mut rx, Some(close_for_status(status))).await;
+            let frame = close_for_status(status);
+            Ending { close: Close::Sent(u16::from(frame.code)), ..how }.record(&config.metrics);
+            close_after(&mut tx, &mut rx, Some(frame)).await;
             drop((tx, rx));
             child.finish(&mut ladder).await;
         }
         End::BadOutput(e) => {
             // The child's error: tell the client while the child is stopped.
             tracing::error!(target: "process", "Unusable output from process: {e}");
+            how.record(&config.metrics);
             let frame = close_frame(CloseCode::Error, "invalid output from process");
             let goodbye = async move {
                 close_after(&mut tx, &mut rx, Some(frame)).await;
@@ -232,6 +238,7 @@ async fn end<S: Socket>(
         }
         End::Shutdown => {
             tracing::debug!(target: "session", "Server shutting down: closing with 1001");
+            how.record(&config.metrics);
             let goodbye = async move {
                 close_after(&mut tx, &mut rx, Some(going_away())).await;
             };
@@ -239,7 +246,7 @@ async fn end<S: Socket>(
         }
         End::ClientLeft(gone) => {
             let reply = match gone {
-                Gone::Closed => None,
+                Gone::Closed(_) => None,
                 Gone::Silent => {
                     config.metrics.ping_timeouts.inc();
                     tracing::debug!(target: "websocket", "No answer to pings: disconnecting");
@@ -252,6 +259,11 @@ async fn end<S: Socket>(
             };
             // Tell the client (bounded) while the child is already on its way down.
             let broken = reply.is_some();
+            match &reply {
+                Some(frame) => Ending { close: Close::Sent(u16::from(frame.code)), ..how },
+                None => how,
+            }
+            .record(&config.metrics);
             let goodbye = async move {
                 close_now(&mut tx, reply).await;
                 if broken {
@@ -268,6 +280,56 @@ async fn end<S: Socket>(
     match child.status() {
         Some(status) => Exit::Ended(status),
         None => Exit::Unknown,
+    }
+}
+
+/// How a session ended, for its summary and the close codes counted: who ended it, and the
+/// Close frame that went either way.
+#[derive(Debug, Clone, Copy)]
+struct Ending {
+    by: &'static str,
+    close: Close,
+}
+
+/// The Close frame of an ending.
+#[derive(Debug, Clone, Copy)]
+enum Close {
+    /// Sent, with this code.
+    Sent(u16),
+    /// Received, with this code (if it had one).
+    Received(Option<u16>),
+    /// None either way (the connection failed or went silent).
+    None,
+}
+
+impl Ending {
+    /// What the relay's end says; a program's end learns its code once it is reaped.
+    fn of(ended: &End) -> Ending {
+        let (by, close) = match ended {
+            End::OutputClosed => ("program", Close::Sent(1000)),
+            End::BadOutput(_) => ("program", Close::Sent(1011)),
+            End::Shutdown => ("server", Close::Sent(1001)),
+            End::ClientLeft(Gone::Closed(code)) => ("client", Close::Received(*code)),
+            End::ClientLeft(Gone::Silent) => ("connection", Close::None),
+            End::ClientLeft(Gone::Error(_)) => ("connection", Close::None),
+        };
+        Ending { by, close }
+    }
+
+    /// Records it in the session's span (its summary) and counts a code sent.
+    fn record(self, metrics: &Metrics) {
+        let span = tracing::Span::current();
+        span.record("ended_by", self.by);
+        let close = match self.close {
+            Close::Sent(code) => {
+                metrics.close_sent(code);
+                format!("sent {code}")
+            }
+            Close::Received(Some(code)) => format!("received {code}"),
+            Close::Received(None) => "received".to_owned(),
+            Close::None => "none".to_owned(),
+        };
+        span.record("close", close.as_str());
     }
 }
 

@@ -68,6 +68,8 @@ async fn the_admin_listener_answers_health_readiness_and_metrics_apart_from_the_
             || sample(&metrics, "websocketd_program_exits_total{class=\"status0\"}").is_some()
     );
     assert_eq!(sample(&metrics, "websocketd_session_duration_seconds_count"), Some(1.0));
+    // The client closed: no Close of ours counted. A 426 below sends none either.
+    assert!(!metrics.contains("websocketd_close_codes_sent_total{"), "{metrics}");
     // Refusals are counted by their status; the public port has no admin paths.
     let refused = raw_http(server.addr, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").await;
     assert!(refused.starts_with("HTTP/1.1 426"), "{refused}");

@@ -572,6 +572,10 @@ async fn logformat_json_writes_one_object_a_line_with_the_same_fields() {
     // The summary: what moved each way, and for how long (the text lines leave it out).
     let summary = ["messages_in", "bytes_in", "messages_out", "bytes_out"].map(|k| &disconnect[k]);
     assert_eq!(summary, ["1", "5", "1", "2"], "{disconnect}");
+    assert_eq!(
+        (disconnect["ended_by"].as_str(), disconnect["close"].as_str()),
+        (Some("program"), Some("sent 1000"))
+    );
     let duration = disconnect["duration"].as_str().expect("a duration");
     let seconds = duration.strip_suffix('s').and_then(|d| d.parse::<f64>().ok());
     assert!(seconds.is_some_and(|s| s > 0.0 && s < 60.0), "{duration}");

@@ -137,6 +137,7 @@ async fn prometheus_scrapes_the_admin_listener_and_sees_sessions_come_and_go() {
     }
     prometheus.until("websocketd_sessions_active", 0.0).await;
     prometheus.until("websocketd_program_exits_total{class=\"nonzero\"}", 5.0).await;
+    prometheus.until("websocketd_close_codes_sent_total{code=\"1011\"}", 5.0).await;
     prometheus.until("websocketd_upgrades_total{outcome=\"accepted\"}", 5.0).await;
     prometheus.until("websocketd_session_duration_seconds_count", 5.0).await;
     prometheus.until("websocketd_programs_running", 0.0).await;
