@@ -140,15 +140,7 @@ where
             json_string(level),
             json_string(meta.target())
         )?;
-        if let Some(scope) = ctx.event_scope() {
-            for span in scope.from_root() {
-                let ext = span.extensions();
-                let Some(fields) = ext.get::<FormattedFields<N>>() else { continue };
-                if !fields.is_empty() {
-                    write!(writer, ",{}", fields.as_str())?;
-                }
-            }
-        }
+        spans_fields(ctx, |fields| write!(writer, ",{fields}"))?;
         let mut visitor = JsonVisitor {
             writer: writer.by_ref(),
             result: Ok(()),
@@ -245,6 +237,27 @@ thread_local! {
     static STAMP: std::cell::RefCell<Stamp> = std::cell::RefCell::default();
 }
 
+/// Calls `each` with the formatted fields of every span around the event that has any,
+/// outermost first.
+fn spans_fields<S, N>(
+    ctx: &FmtContext<'_, S, N>,
+    mut each: impl FnMut(&str) -> fmt::Result,
+) -> fmt::Result
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    let Some(scope) = ctx.event_scope() else { return Ok(()) };
+    for span in scope.from_root() {
+        let ext = span.extensions();
+        match ext.get::<FormattedFields<N>>() {
+            Some(fields) if !fields.is_empty() => each(fields)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Formats one event as a websocketd line.
 #[derive(Debug)]
 struct LineFormat;
@@ -266,20 +279,11 @@ where
             write!(writer, "{} | {level:<6} | {:<10} | ", stamp.now(), meta.target())
         })?;
         let mut first = true;
-        if let Some(scope) = ctx.event_scope() {
-            for span in scope.from_root() {
-                let ext = span.extensions();
-                let Some(fields) = ext.get::<FormattedFields<N>>() else { continue };
-                if fields.is_empty() {
-                    continue;
-                }
-                if !first {
-                    writer.write_char(' ')?;
-                }
-                first = false;
-                writer.write_str(fields)?;
-            }
-        }
+        spans_fields(ctx, |fields| {
+            let sep = if first { "" } else { " " };
+            first = false;
+            write!(writer, "{sep}{fields}")
+        })?;
         writer.write_str(" | ")?;
         let mut visitor = MessageVisitor { writer: writer.by_ref(), result: Ok(()) };
         event.record(&mut visitor);

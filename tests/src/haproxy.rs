@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::server::{TempDir, find_program, fixture, terminate};
 use crate::wait::{STEP, within};
 
-/// A real HAProxy: started by `tests/fixtures/haproxy.py` with its own configuration in a temp
+/// A real HAProxy: started by `tests/fixtures/bound.py` with its own configuration in a temp
 /// directory.
 #[derive(Debug)]
 pub struct Haproxy {
@@ -54,10 +54,12 @@ impl Haproxy {
         let template = dir.path("haproxy.cfg.in");
         std::fs::write(&template, HAPROXY_CONF.replace("@SERVERS@", &servers))
             .expect("write the haproxy template");
-        let mut cmd = tokio::process::Command::new(fixture("haproxy.py"));
-        cmd.arg(&haproxy)
-            .arg(&dir.0)
+        let mut cmd = tokio::process::Command::new(fixture("bound.py"));
+        cmd.arg(&dir.0)
             .arg(&template)
+            .args(["haproxy.cfg", "-"])
+            .arg(&haproxy)
+            .args(["-db", "-f", "@CONF@"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -9,7 +9,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::server::{TempDir, find_program, fixture, terminate};
 use crate::wait::{STEP, within};
 
-/// A real nginx in front of websocketd: started by `tests/fixtures/nginx.py` on a loopback
+/// A real nginx in front of websocketd: started by `tests/fixtures/bound.py` on a loopback
 /// port bound before it starts, with its own configuration and files in a temp directory.
 #[derive(Debug)]
 pub struct Nginx {
@@ -41,10 +41,13 @@ impl Nginx {
         let dir = TempDir::new();
         let template_path = dir.path("nginx.conf.in");
         std::fs::write(&template_path, nginx_instance(template)).expect("write the nginx template");
-        let mut cmd = tokio::process::Command::new(fixture("nginx.py"));
-        cmd.arg(&nginx)
-            .arg(&dir.0)
+        let mut cmd = tokio::process::Command::new(fixture("bound.py"));
+        cmd.arg(&dir.0)
             .arg(&template_path)
+            .args(["nginx.conf", "NGINX=3;"])
+            .arg(&nginx)
+            .args(["-p", &dir.0.to_string_lossy(), "-c", "@CONF@", "-e"])
+            .arg(dir.0.join("error.log"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
