@@ -236,6 +236,12 @@ pub struct Args {
     #[arg(long, value_name = "FORMAT", value_enum, help_heading = "Logging")]
     pub logformat: Option<LogFormatArg>,
 
+    /// Also write each session's summary on its text DISCONNECT line (duration, messages and
+    /// bytes each way, who ended it, the Close): off by default, so that the lines stay as
+    /// websocketd writes them. JSON lines always carry it.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = parse_bool, help_heading = "Logging")]
+    pub logsummary: bool,
+
     /// Least severe level logged: debug, trace, access, info, warn, error, fatal or none.
     #[arg(long, value_name = "LEVEL", default_value = "access", help_heading = "Logging")]
     pub loglevel: String,
@@ -453,6 +459,7 @@ mod tests {
             "reverselookup",
             "broadcast",
             "notreadywhenfull",
+            "logsummary",
         ] {
             let got = norm(&[&format!("-{boolean}"), "cat"]);
             assert_eq!(got, [format!("--{boolean}"), "--".into(), "cat".into()], "{boolean}");

@@ -48,6 +48,8 @@ pub struct Config {
     pub loglevel: LogLevel,
     /// `--logformat`.
     pub logformat: LogFormat,
+    /// `--logsummary`.
+    pub logsummary: bool,
     /// What is served, and how.
     pub http: Settings,
     /// `--origin` entries that do not parse (skipped, as websocketd does).
@@ -419,6 +421,7 @@ impl Config {
             port,
             tls,
             loglevel,
+            logsummary: args.logsummary,
             logformat: match args.logformat {
                 Some(LogFormatArg::Json) => LogFormat::Json,
                 _ => LogFormat::Text,

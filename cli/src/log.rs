@@ -32,8 +32,9 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber: lines on stdout at `level` and above, in `format`.
-pub fn init(level: LogLevel, format: LogFormat) {
+/// Installs the global subscriber: lines on stdout at `level` and above, in `format`; the
+/// text lines with the session's summary on DISCONNECT only if `summary` (`--logsummary`).
+pub fn init(level: LogLevel, format: LogFormat, summary: bool) {
     let filter = tracing_subscriber::filter::filter_fn(move |meta| {
         meta.is_span() || (level != LogLevel::None && LogLevel::of(meta) >= level)
     });
@@ -41,7 +42,8 @@ pub fn init(level: LogLevel, format: LogFormat) {
     // Only fails if a subscriber is already set, in which case that one stays.
     let _ = match format {
         LogFormat::Text => {
-            let layer = layer.fmt_fields(Association).event_format(LineFormat).with_filter(filter);
+            let fields = Association { summary };
+            let layer = layer.fmt_fields(fields).event_format(LineFormat).with_filter(filter);
             tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
         }
         LogFormat::Json => {
@@ -153,9 +155,12 @@ where
     }
 }
 
-/// Formats span fields as websocketd's association: `key:'value'` separated by spaces.
+/// Formats span fields as websocketd's association: `key:'value'` separated by spaces; the
+/// session's summary fields only with `summary`.
 #[derive(Debug)]
-struct Association;
+struct Association {
+    summary: bool,
+}
 
 impl<'w> FormatFields<'w> for Association {
     fn format_fields<R: tracing_subscriber::field::RecordFields>(
@@ -163,7 +168,8 @@ impl<'w> FormatFields<'w> for Association {
         writer: Writer<'w>,
         fields: R,
     ) -> fmt::Result {
-        let mut visitor = AssociationVisitor { writer, result: Ok(()), first: true };
+        let mut visitor =
+            AssociationVisitor { writer, result: Ok(()), first: true, summary: self.summary };
         fields.record(&mut visitor);
         visitor.result
     }
@@ -176,8 +182,12 @@ impl<'w> FormatFields<'w> for Association {
         fields: &tracing::span::Record<'_>,
     ) -> fmt::Result {
         let mut more = String::new();
-        let mut visitor =
-            AssociationVisitor { writer: Writer::new(&mut more), result: Ok(()), first: true };
+        let mut visitor = AssociationVisitor {
+            writer: Writer::new(&mut more),
+            result: Ok(()),
+            first: true,
+            summary: self.summary,
+        };
         fields.record(&mut visitor);
         visitor.result?;
         if !more.is_empty() {
@@ -194,6 +204,7 @@ struct AssociationVisitor<'w> {
     writer: Writer<'w>,
     result: fmt::Result,
     first: bool,
+    summary: bool,
 }
 
 impl Visit for AssociationVisitor<'_> {
@@ -202,7 +213,7 @@ impl Visit for AssociationVisitor<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if self.result.is_err() || SUMMARY_FIELDS.contains(&field.name()) {
+        if self.result.is_err() || (!self.summary && SUMMARY_FIELDS.contains(&field.name())) {
             return;
         }
         let sep = if self.first { "" } else { " " };

@@ -54,7 +54,7 @@ fn main() -> ExitCode {
         }
         Err(e) => return invalid(&e),
     };
-    log::init(config.loglevel, config.logformat);
+    log::init(config.loglevel, config.logformat, config.logsummary);
     // Before any thread starts: taking the sockets removes LISTEN_FDS and LISTEN_PID from
     // the environment.
     let inherited = match websocketd_transport_ws::activation::Inherited::from_env() {
@@ -98,7 +98,7 @@ fn main() -> ExitCode {
 /// Reports flags that do not make a configuration, as websocketd does each.
 fn invalid(e: &ConfigError) -> ExitCode {
     if let Some(level) = e.fatal_line() {
-        log::init(level, log::LogFormat::Text);
+        log::init(level, log::LogFormat::Text, false);
         websocketd_core::fatal!(target: "server", "{e}");
     } else if e.on_stdout() {
         println!("{e}");

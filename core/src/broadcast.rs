@@ -46,7 +46,7 @@ use crate::hosted::{
 use crate::metrics::{Metrics, Outcome};
 use crate::relay::{Flow, Inbound};
 use crate::request::RequestInfo;
-use crate::session::{Exit, SessionConfig, Upgrade};
+use crate::session::{Close, Ending, Exit, SessionConfig, Upgrade};
 use crate::shutdown::Shutdown;
 use crate::socket::Socket;
 
@@ -460,6 +460,7 @@ impl<S: Socket> Client<'_, S> {
                         }
                     },
                     Taken::Ended(frame, exit) => {
+                        self.ended(Ending::sent("program", &frame));
                         close_whole(&mut self.ws, frame).await;
                         break exit.to_string();
                     }
@@ -474,6 +475,7 @@ impl<S: Socket> Client<'_, S> {
                         drop(slices);
                         pending.cut();
                         hosted::finish(&mut self.ws, &mut pending).await;
+                        self.ended(Ending::sent("server", &going_away()));
                         close_whole(&mut self.ws, going_away()).await;
                         break "server shutting down".to_owned();
                     }
@@ -485,7 +487,10 @@ impl<S: Socket> Client<'_, S> {
                                 pings.heard();
                             }
                             // Nothing taken of what there was to write: the connection is gone.
-                            Ok(_) | Err(_) => break LEFT_RUNNING.to_owned(),
+                            Ok(_) | Err(_) => {
+                                self.ended(Ending::new("connection", Close::None));
+                                break LEFT_RUNNING.to_owned();
+                            }
                         }
                     }
                     _ = changed.changed() => {
@@ -509,6 +514,7 @@ impl<S: Socket> Client<'_, S> {
             tokio::select! {
                 biased;
                 () = shutdown.begun() => {
+                    self.ended(Ending::sent("server", &going_away()));
                     close_whole(&mut self.ws, going_away()).await;
                     break "server shutting down".to_owned();
                 }
@@ -526,11 +532,18 @@ impl<S: Socket> Client<'_, S> {
                             inbound = self.input(frame, dropped_input);
                         }
                         Heard::Nothing => {}
-                        Heard::Closed | Heard::Gone => {
+                        Heard::Closed(code) => {
+                            self.ended(Ending::new("client", Close::Received(code)));
+                            let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.ws.close()).await;
+                            break LEFT_RUNNING.to_owned();
+                        }
+                        Heard::Gone => {
+                            self.ended(Ending::new("connection", Close::None));
                             let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.ws.close()).await;
                             break LEFT_RUNNING.to_owned();
                         }
                         Heard::Broken(frame) => {
+                            self.ended(Ending::sent("client", &frame));
                             close_whole(&mut self.ws, frame).await;
                             self.ws.linger().await;
                             break LEFT_RUNNING.to_owned();
@@ -542,10 +555,15 @@ impl<S: Socket> Client<'_, S> {
                     Pinged::Silent => {
                         tracing::debug!(target: "websocket", "No answer to pings: disconnecting");
                         self.metrics.ping_timeouts.inc();
-                        close_whole(&mut self.ws, close_frame(CloseCode::Away, "ping timeout")).await;
+                        let frame = close_frame(CloseCode::Away, "ping timeout");
+                        self.ended(Ending::sent("connection", &frame));
+                        close_whole(&mut self.ws, frame).await;
                         break LEFT_RUNNING.to_owned();
                     }
-                    Pinged::Failed => break LEFT_RUNNING.to_owned(),
+                    Pinged::Failed => {
+                        self.ended(Ending::new("connection", Close::None));
+                        break LEFT_RUNNING.to_owned();
+                    }
                 },
             }
         };
@@ -599,6 +617,11 @@ impl<S: Socket> Client<'_, S> {
         }
     }
 
+    /// Says in the summary, and counts, how the client's time ended.
+    fn ended(&self, ending: Ending) {
+        ending.record(self.metrics);
+    }
+
     /// Counts a too-slow client's episode as `what` (`closed` or `skipped`).
     fn slow(&self, what: &'static str) {
         self.metrics.slow_clients.get_or_create(&Outcome { outcome: what }).inc();
@@ -610,8 +633,9 @@ impl<S: Socket> Client<'_, S> {
         pending.cut();
         tracing::warn!(target: "broadcast", "Client too slow: closing with 1013");
         self.slow("closed");
-        let farewell =
-            Farewell { ws: self.ws, pending, frame: close_frame(CloseCode::Again, "too slow") };
+        let frame = close_frame(CloseCode::Again, "too slow");
+        self.ended(Ending::sent("server", &frame));
+        let farewell = Farewell { ws: self.ws, pending, frame };
         ("still running".to_owned(), Some(farewell))
     }
 }

@@ -363,8 +363,8 @@ pub(crate) enum Heard {
     Message(Frame),
     /// Nothing to act on (a ping, a pong).
     Nothing,
-    /// Its Close.
-    Closed,
+    /// Its Close, with the code if it had one.
+    Closed(Option<u16>),
     /// The connection ended without a Close (end of stream, reset).
     Gone,
     /// A message that breaks the protocol: answered with this Close, then the connection is
@@ -377,7 +377,7 @@ pub(crate) fn heard(msg: Option<Result<Message, WsError>>) -> Heard {
     match msg {
         Some(Ok(Message::Text(text))) => Heard::Message(Frame::Text(text.into())),
         Some(Ok(Message::Binary(data))) => Heard::Message(Frame::Binary(data)),
-        Some(Ok(Message::Close(_))) => Heard::Closed,
+        Some(Ok(Message::Close(frame))) => Heard::Closed(frame.map(|f| u16::from(f.code))),
         Some(Ok(_)) => Heard::Nothing,
         None | Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => {
             Heard::Gone

@@ -24,6 +24,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use tokio::net::unix::pipe;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::Instrument;
 use websocketd_framing::Framing;
@@ -286,14 +287,14 @@ async fn end<S: Socket>(
 /// How a session ended, for its summary and the close codes counted: who ended it, and the
 /// Close frame that went either way.
 #[derive(Debug, Clone, Copy)]
-struct Ending {
-    by: &'static str,
-    close: Close,
+pub(crate) struct Ending {
+    pub(crate) by: &'static str,
+    pub(crate) close: Close,
 }
 
 /// The Close frame of an ending.
 #[derive(Debug, Clone, Copy)]
-enum Close {
+pub(crate) enum Close {
     /// Sent, with this code.
     Sent(u16),
     /// Received, with this code (if it had one).
@@ -316,8 +317,18 @@ impl Ending {
         Ending { by, close }
     }
 
+    /// Ended by `by`, with `close`.
+    pub(crate) fn new(by: &'static str, close: Close) -> Ending {
+        Ending { by, close }
+    }
+
+    /// Ended by `by`, who sent `frame`.
+    pub(crate) fn sent(by: &'static str, frame: &CloseFrame) -> Ending {
+        Ending { by, close: Close::Sent(u16::from(frame.code)) }
+    }
+
     /// Records it in the session's span (its summary) and counts a code sent.
-    fn record(self, metrics: &Metrics) {
+    pub(crate) fn record(self, metrics: &Metrics) {
         let span = tracing::Span::current();
         span.record("ended_by", self.by);
         let close = match self.close {

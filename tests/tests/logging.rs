@@ -7,6 +7,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use websocketd_tests::*;
 
 const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
@@ -592,4 +594,52 @@ fn chrono_like(time: &str) {
         && b[19] == b'.'
         && (b[23] == b'+' || b[23] == b'-');
     assert!(ok, "not RFC 3339 with milliseconds: {time}");
+}
+
+#[tokio::test]
+async fn logsummary_puts_the_summary_on_the_text_disconnect_line() {
+    let server = Server::start(&["--logsummary", "sh", "-c", "echo hi; read x"]).await;
+    let mut ws = server.connect("/").await;
+    assert_eq!(recv_text(&mut ws).await, "hi");
+    send_text(&mut ws, "hello").await;
+    assert_eq!(recv_close(&mut ws).await.0, 1000);
+    let line = server.wait_log(|l| l.ends_with("| DISCONNECT")).await;
+    for pair in [
+        " messages_in:'1'",
+        " bytes_in:'5'",
+        " messages_out:'1'",
+        " bytes_out:'2'",
+        " ended_by:'program'",
+        " close:'sent 1000'",
+        " exit:'status 0'",
+        " duration:'",
+    ] {
+        assert!(line.contains(pair), "{pair} in {line}");
+    }
+}
+
+#[tokio::test]
+async fn a_shared_and_a_resumable_clients_summary_says_who_ended_it() {
+    for flags in [&["--broadcast"][..], &["--resumems=5000"][..]] {
+        let mut args = vec!["--logformat=json"];
+        args.extend_from_slice(flags);
+        args.push("cat");
+        let server = Server::start(&args).await;
+        let path = if flags[0] == "--broadcast" {
+            "/"
+        } else {
+            "/?wsd_session=summary-test-0123456789abcdef"
+        };
+        let mut ws = server.connect(path).await;
+        send_text(&mut ws, "hi").await;
+        assert_eq!(recv_text(&mut ws).await, "hi");
+        let bye = CloseFrame { code: CloseCode::Normal, reason: "".into() };
+        ws.close(Some(bye)).await.unwrap();
+        let line = server.wait_log(|l| l.contains("\"DISCONNECT\"")).await;
+        let d: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(d["ended_by"], "client", "{flags:?}: {line}");
+        assert_eq!(d["close"], "received 1000", "{flags:?}: {line}");
+        let counts = ["messages_in", "bytes_in", "messages_out", "bytes_out"].map(|k| &d[k]);
+        assert_eq!(counts, ["1", "2", "1", "2"], "{flags:?}: {line}");
+    }
 }

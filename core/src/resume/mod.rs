@@ -50,7 +50,7 @@ use crate::hosted::{
 use crate::metrics::Metrics;
 use crate::relay::{Flow, Inbound};
 use crate::request::RequestInfo;
-use crate::session::{Exit, SessionConfig, Upgrade};
+use crate::session::{Close, Ending, Exit, SessionConfig, Upgrade};
 use crate::shutdown::Shutdown;
 use crate::socket::Socket;
 
@@ -133,6 +133,7 @@ impl Resumes {
             let Some(mut ws) = socket.await else { return };
             if shutdown.is_begun() {
                 crate::access!(target: "session", "CONNECT");
+                Ending::sent("server", &going_away()).record(&config.metrics);
                 close_whole(&mut ws, going_away()).await;
                 return disconnect("not started");
             }
@@ -141,6 +142,7 @@ impl Resumes {
                 Ok(attached) => attached,
                 Err(refusal) => {
                     crate::access!(target: "session", "CONNECT");
+                    Ending::sent("server", &refusal).record(&config.metrics);
                     close_whole(&mut ws, refusal).await;
                     return disconnect("not resumed");
                 }
@@ -595,6 +597,7 @@ impl<S: Socket> Attached<'_, S> {
                 match self.take(&mut pending) {
                     Taken::Frames | Taken::Nothing => {}
                     Taken::Ended(frame, exit) => {
+                        self.ended(Ending::sent("program", &frame));
                         close_whole(&mut self.ws, frame).await;
                         return Left::Ended(exit);
                     }
@@ -608,13 +611,17 @@ impl<S: Socket> Attached<'_, S> {
                     () = shutdown.begun() => {
                         drop(slices);
                         self.finish(&mut pending, buffer).await;
+                        self.ended(Ending::sent("server", &going_away()));
                         close_whole(&mut self.ws, going_away()).await;
                         return Left::Shutdown;
                     }
                     () = self.kick.notified() => {
                         drop(slices);
                         if self.finish(&mut pending, buffer).await {
+                            self.ended(Ending::sent("server", &taken_over()));
                             close_whole(&mut self.ws, taken_over()).await;
+                        } else {
+                            self.ended(Ending::new("server", Close::None));
                         }
                         return Left::Kicked;
                     }
@@ -627,7 +634,7 @@ impl<S: Socket> Attached<'_, S> {
                                 self.held.sent(self.sent_whole(&pending), buffer);
                             }
                             // Nothing taken of what there was to write: the connection is gone.
-                            Ok(_) | Err(_) => return Left::Dropped,
+                            Ok(_) | Err(_) => return self.dropped(),
                         }
                     }
                 }
@@ -637,10 +644,12 @@ impl<S: Socket> Attached<'_, S> {
             tokio::select! {
                 biased;
                 () = shutdown.begun() => {
+                    self.ended(Ending::sent("server", &going_away()));
                     close_whole(&mut self.ws, going_away()).await;
                     return Left::Shutdown;
                 }
                 () = self.kick.notified() => {
+                    self.ended(Ending::sent("server", &taken_over()));
                     close_whole(&mut self.ws, taken_over()).await;
                     return Left::Kicked;
                 }
@@ -658,12 +667,14 @@ impl<S: Socket> Attached<'_, S> {
                             inbound = hosted::offer(&self.held.input, frame);
                         }
                         Heard::Nothing => {}
-                        Heard::Closed => {
+                        Heard::Closed(code) => {
+                            self.ended(Ending::new("client", Close::Received(code)));
                             let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.ws.close()).await;
                             return Left::Closed;
                         }
-                        Heard::Gone => return Left::Dropped,
+                        Heard::Gone => return self.dropped(),
                         Heard::Broken(frame) => {
+                            self.ended(Ending::sent("client", &frame));
                             close_whole(&mut self.ws, frame).await;
                             self.ws.linger().await;
                             return Left::Closed;
@@ -677,12 +688,23 @@ impl<S: Socket> Attached<'_, S> {
                         // abnormal closure, and comes back.
                         tracing::debug!(target: "websocket", "No answer to pings: detaching");
                         self.metrics.ping_timeouts.inc();
-                        return Left::Dropped;
+                        return self.dropped();
                     }
-                    Pinged::Failed => return Left::Dropped,
+                    Pinged::Failed => return self.dropped(),
                 },
             }
         }
+    }
+
+    /// Says in the summary, and counts, how the connection's time ended.
+    fn ended(&self, ending: Ending) {
+        ending.record(self.metrics);
+    }
+
+    /// The connection is gone without a Close: the session detaches.
+    fn dropped(&self) -> Left {
+        self.ended(Ending::new("connection", Close::None));
+        Left::Dropped
     }
 
     /// How many messages have been written whole.
