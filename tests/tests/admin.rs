@@ -24,6 +24,21 @@ async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     (status, body)
 }
 
+/// Waits (bounded) until the sample `name` is `want` (a count is added just after the write
+/// it counts, which the client may see first), and returns the metrics then.
+async fn until_sample(admin: SocketAddr, name: &str, want: f64) -> String {
+    within(STEP, async {
+        loop {
+            let (_, text) = get(admin, "/metrics").await;
+            if sample(&text, name) == Some(want) {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
 /// The value of the sample `name` (with its labels as written) in the text `metrics`.
 fn sample(metrics: &str, name: &str) -> Option<f64> {
     metrics.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
@@ -39,8 +54,8 @@ async fn the_admin_listener_answers_health_readiness_and_metrics_apart_from_the_
     let mut ws = server.connect("/").await;
     send_text(&mut ws, "hi").await;
     assert_eq!(recv_text(&mut ws).await, "hi");
-    let (status, metrics) = get(admin, "/metrics").await;
-    assert_eq!(status, 200);
+    let metrics = until_sample(admin, "websocketd_messages_total{direction=\"out\"}", 1.0).await;
+    assert_eq!(get(admin, "/metrics").await.0, 200);
     assert_eq!(sample(&metrics, "websocketd_sessions_active"), Some(1.0), "{metrics}");
     assert_eq!(sample(&metrics, "websocketd_programs_running"), Some(1.0), "{metrics}");
     assert_eq!(sample(&metrics, "websocketd_upgrades_total{outcome=\"accepted\"}"), Some(1.0));
@@ -51,16 +66,7 @@ async fn the_admin_listener_answers_health_readiness_and_metrics_apart_from_the_
     assert_eq!(sample(&metrics, "websocketd_payload_bytes_total{direction=\"out\"}"), Some(2.0));
     ws.close(None).await.unwrap();
     server.wait_no_children().await;
-    let (_, metrics) = within(STEP, async {
-        loop {
-            let got = get(admin, "/metrics").await;
-            if sample(&got.1, "websocketd_sessions_active") == Some(0.0) {
-                return got;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    let metrics = until_sample(admin, "websocketd_sessions_active", 0.0).await;
     assert_eq!(sample(&metrics, "websocketd_programs_running"), Some(0.0), "{metrics}");
     assert_eq!(sample(&metrics, "websocketd_program_spawns_total"), Some(1.0), "{metrics}");
     assert!(
@@ -121,18 +127,9 @@ async fn the_metrics_pass_promtool_and_prometheus_gets_openmetrics() {
     // A shared program's client: its messages count too, its inbound ones at the latest when
     // it leaves.
     assert_eq!(sample(&text, "websocketd_shared_clients"), Some(1.0), "{text}");
-    assert_eq!(sample(&text, "websocketd_messages_total{direction=\"out\"}"), Some(1.0), "{text}");
+    until_sample(admin, "websocketd_messages_total{direction=\"out\"}", 1.0).await;
     ws.close(None).await.unwrap();
-    let text = within(STEP, async {
-        loop {
-            let (_, text) = get(admin, "/metrics").await;
-            if sample(&text, "websocketd_shared_clients") == Some(0.0) {
-                return text;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    let text = until_sample(admin, "websocketd_shared_clients", 0.0).await;
     assert_eq!(sample(&text, "websocketd_messages_total{direction=\"in\"}"), Some(1.0), "{text}");
     assert_eq!(sample(&text, "websocketd_payload_bytes_total{direction=\"in\"}"), Some(2.0));
 }
