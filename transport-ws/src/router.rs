@@ -166,19 +166,12 @@ impl App {
     async fn answer(&self, mut req: Request<Incoming>, conn: &Conn) -> (Response<Body>, Kind) {
         let ticket = if self.resumable { take_ticket(&mut req) } else { Ok(()) };
         if let Err(bad) = ticket {
-            let url = log_url(conn.tls, req.headers(), req.uri());
-            tracing::info_span!(target: "http", "http", url = %url, peer = %conn.peer)
-                .in_scope(|| websocketd_core::access!(target: "http", "BAD REQUEST: {bad}"));
+            bad_request(&req, conn, &bad);
             let resp = plain(StatusCode::BAD_REQUEST, &format!("400 Bad Request: {bad}\n"));
             return (resp, Kind::Http("bad_request"));
         }
         if let Err(bad) = edge::check(&req) {
-            let url = log_url(conn.tls, req.headers(), req.uri());
-            tracing::info_span!(target: "http", "http", url = %url, peer = %conn.peer).in_scope(
-                || {
-                    websocketd_core::access!(target: "http", "BAD REQUEST: {}", bad.reason());
-                },
-            );
+            bad_request(&req, conn, &bad.reason());
             return (bad.response(), Kind::Http("bad_request"));
         }
         let client = self.proxies.client(&conn.peer, conn.tls, req.headers());
@@ -233,6 +226,14 @@ impl App {
         span.in_scope(|| websocketd_core::access!(target: "http", "NOT FOUND"));
         (plain(StatusCode::NOT_FOUND, "404 page not found\n"), Kind::Http("not_found"))
     }
+}
+
+/// Logs a request refused as malformed, in the connection's association (there is no client
+/// yet: the edge comes before `--trustedproxy`).
+fn bad_request<B>(req: &Request<B>, conn: &Conn, why: &dyn std::fmt::Display) {
+    let url = log_url(conn.tls, req.headers(), req.uri());
+    tracing::info_span!(target: "http", "http", url = %url, peer = %conn.peer)
+        .in_scope(|| websocketd_core::access!(target: "http", "BAD REQUEST: {why}"));
 }
 
 /// What kind of request a response answered, for the metrics.
