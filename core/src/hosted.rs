@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use websocketd_framing::Frame;
 
-use crate::child::{Child, Pipes};
+use crate::child::Pipes;
 use crate::close::{CLOSE_TIMEOUT, close_for_error, close_for_status, close_frame, going_away};
 use crate::command::Command;
 use crate::env::Vars;
@@ -103,23 +103,15 @@ impl<A: Audience> Program<A> {
     /// Runs the program to its end, and holds its slot until its audience has settled.
     pub(crate) async fn run(self) {
         let Program { audience, command, env, config, input, shutdown, slot } = self;
-        let spawned = Child::spawn(command.program.clone(), command.args.clone(), env).await;
-        let (mut child, pipes) = match spawned {
-            Ok(spawned) => spawned,
-            Err(e) => {
-                tracing::error!(target: "process", "Could not launch process {} ({e})", command.line());
-                config.metrics.spawn_failures.inc();
-                audience.retire();
-                audience.end(
-                    close_frame(CloseCode::Error, "could not launch process"),
-                    Exit::NotStarted,
-                );
-                audience.settle(Exit::NotStarted, &shutdown).await;
-                drop(slot);
-                return;
-            }
+        let Some((mut child, pipes)) = crate::session::launch(&command, env, &config.metrics).await
+        else {
+            audience.retire();
+            audience
+                .end(close_frame(CloseCode::Error, "could not launch process"), Exit::NotStarted);
+            audience.settle(Exit::NotStarted, &shutdown).await;
+            drop(slot);
+            return;
         };
-        config.metrics.spawned();
         audience.started(child.pid());
         let Pipes { stdin, stdout, stderr } = pipes;
         let (passed_stderr, logging_stderr) =

@@ -159,19 +159,12 @@ fn start<'a, S: Socket + 'a>(
     flow: &'a Flow,
 ) -> impl Future<Output = Exit> + Send + 'a {
     async move {
-        let spawned = Child::spawn(command.program.clone(), command.args.clone(), env).await;
-        let (mut child, pipes) = match spawned {
-            Ok(spawned) => spawned,
-            Err(e) => {
-                tracing::error!(target: "process", "Could not launch process {} ({e})", command.line());
-                config.metrics.spawn_failures.inc();
-                let frame = close_frame(CloseCode::Error, "could not launch process");
-                close_after(&mut tx, &mut rx, Some(frame)).await;
-                return Exit::NotStarted;
-            }
+        let Some((mut child, pipes)) = launch(command, env, &config.metrics).await else {
+            let frame = close_frame(CloseCode::Error, "could not launch process");
+            close_after(&mut tx, &mut rx, Some(frame)).await;
+            return Exit::NotStarted;
         };
         tracing::Span::current().record("pid", child.pid());
-        config.metrics.spawned();
         let Pipes { stdin, stdout, stderr } = pipes;
         let (passed_stderr, logging_stderr) = stderr_for(stderr, config.pass_stderr);
         let codec = config.framing.codec(config.max_message);
@@ -341,6 +334,26 @@ impl Ending {
             Close::None => "none".to_owned(),
         };
         span.record("close", close.as_str());
+    }
+}
+
+/// Spawns `command` with `env`, counted in `metrics`; a failure is logged and counted, and
+/// gives `None`.
+pub(crate) async fn launch(
+    command: &Command,
+    env: Vars,
+    metrics: &Metrics,
+) -> Option<(Child, Pipes)> {
+    match Child::spawn(command.program.clone(), command.args.clone(), env).await {
+        Ok(spawned) => {
+            metrics.spawned();
+            Some(spawned)
+        }
+        Err(e) => {
+            tracing::error!(target: "process", "Could not launch process {} ({e})", command.line());
+            metrics.spawn_failures.inc();
+            None
+        }
     }
 }
 
