@@ -222,6 +222,89 @@ pub struct Args {
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = parse_bool, help_heading = "Admin")]
     pub notreadywhenfull: bool,
 
+    /// Basic auth: users and passwords from this htpasswd file, bcrypt entries only (as
+    /// `htpasswd -B` writes them). Reloaded on SIGHUP. Off by default.
+    #[arg(long, value_name = "FILE", help_heading = "Access")]
+    pub htpasswd: Option<String>,
+
+    /// Bearer tokens from this file, one a line, optionally followed by a name that becomes
+    /// REMOTE_USER. Accepted as `Authorization: Bearer`, as the `wsd_token` query parameter
+    /// (for browsers' WebSockets) or as the `wsd_token` cookie; never passed on. Reloaded on
+    /// SIGHUP. Off by default.
+    #[arg(long, value_name = "FILE", help_heading = "Access")]
+    pub tokens: Option<String>,
+
+    /// Forward auth: ask this URL about every request (http://HOST:PORT/PATH, or
+    /// http://unix:/SOCKET:/PATH), as nginx's auth_request does. 2xx lets it in, 401 and 403
+    /// are passed on, anything else is 503. Off by default.
+    #[arg(long, value_name = "URL", help_heading = "Access")]
+    pub authurl: Option<String>,
+
+    /// With --authurl, the header of the auth service's answer that names the user
+    /// (oauth2-proxy: X-Auth-Request-User; Authentik: X-authentik-username) [default:
+    /// Remote-User].
+    #[arg(long, value_name = "NAME", help_heading = "Access")]
+    pub authuserheader: Option<String>,
+
+    /// With --authurl, how long the auth service may take to answer before the request gets
+    /// 503 [default: 5000].
+    #[arg(long, value_name = "MS", help_heading = "Access")]
+    pub authtimeoutms: Option<u64>,
+
+    /// With --trustedproxy, the request header in which the proxy names the user it
+    /// authenticated (REMOTE_USER, AUTH_TYPE=Proxy); the header of any other peer is taken
+    /// out. Off by default.
+    #[arg(long, value_name = "NAME", help_heading = "Access")]
+    pub remoteuserheader: Option<String>,
+
+    /// The realm of the Basic and Bearer challenges: browsers show it when they ask for a
+    /// password [default: websocketd].
+    #[arg(long, value_name = "TEXT", help_heading = "Access")]
+    pub realm: Option<String>,
+
+    /// Most programs (sessions and CGI scripts) running at once for one client address
+    /// (after --trustedproxy; IPv6 by /64). 0: no limit [default: 0].
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        hide_default_value = true,
+        help_heading = "Limits"
+    )]
+    pub maxforksperip: u64,
+
+    /// How often one client address (after --trustedproxy; IPv6 by /64) may ask for a
+    /// WebSocket: N/s, N/m or N/h; more get 429 with Retry-After. Off by default.
+    #[arg(long, value_name = "RATE", help_heading = "Limits")]
+    pub ratelimit: Option<String>,
+
+    /// With --ratelimit, how many requests may come at once before the rate applies
+    /// [default: the rate's N].
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    pub rateburst: Option<u32>,
+
+    /// Close a session (1001, then the termination ladder) after this long without a
+    /// message either way. 0: never [default: 0].
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 0,
+        hide_default_value = true,
+        help_heading = "Limits"
+    )]
+    pub idlems: u64,
+
+    /// Close a session (1001, then the termination ladder) this long after it started,
+    /// whatever it does. 0: never [default: 0].
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 0,
+        hide_default_value = true,
+        help_heading = "Limits"
+    )]
+    pub maxsessionms: u64,
+
     /// Comma-separated names of variables passed from websocketd's environment to the process.
     #[arg(
         long,
@@ -446,6 +529,18 @@ mod tests {
             "resumebuffer",
             "adminaddress",
             "logformat",
+            "htpasswd",
+            "tokens",
+            "authurl",
+            "authuserheader",
+            "authtimeoutms",
+            "remoteuserheader",
+            "realm",
+            "maxforksperip",
+            "ratelimit",
+            "rateburst",
+            "idlems",
+            "maxsessionms",
         ] {
             let got = norm(&[&format!("-{flag}"), "V", "cat"]);
             assert_eq!(got, [format!("--{flag}"), "V".into(), "--".into(), "cat".into()], "{flag}");

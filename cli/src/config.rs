@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use std::path::{Path, PathBuf};
 
+use http::HeaderName;
 use websocketd_core::broadcast::{BroadcastConfig, BroadcastInput, SlowClient};
 use websocketd_core::command::{self, Command};
 use websocketd_core::env::EnvSettings;
@@ -14,8 +15,10 @@ use websocketd_core::session::SessionConfig;
 use websocketd_framing::Framing;
 use websocketd_transport_tls::TlsSettings;
 use websocketd_transport_ws::Settings;
+use websocketd_transport_ws::access::{Access, AccessSettings, AuthUrl};
 use websocketd_transport_ws::endpoint::Endpoint;
 use websocketd_transport_ws::files::StaticDir;
+use websocketd_transport_ws::limits::RateLimit;
 use websocketd_transport_ws::origin::OriginPolicy;
 use websocketd_transport_ws::proxy::TrustedProxies;
 use websocketd_transport_ws::response::ExtraHeaders;
@@ -121,6 +124,38 @@ pub enum ConfigError {
         "--resumems does not work with --broadcast: a shared program has no one client to resume"
     )]
     ResumeWithBroadcast,
+    /// An `--authurl` setting without `--authurl`.
+    #[error("--{0} only applies with --authurl")]
+    NeedsAuthUrl(&'static str),
+    /// `--remoteuserheader` without `--trustedproxy`.
+    #[error(
+        "--remoteuserheader only applies with --trustedproxy: only a trusted proxy may name the user"
+    )]
+    NeedsTrustedProxy,
+    /// `--realm` without `--htpasswd` or `--tokens`.
+    #[error("--realm only applies with --htpasswd or --tokens")]
+    NeedsChallenge,
+    /// `--rateburst` without `--ratelimit`.
+    #[error("--rateburst only applies with --ratelimit")]
+    NeedsRateLimit,
+    /// A `--ratelimit` that is not N/s, N/m or N/h.
+    #[error(
+        "invalid --ratelimit '{0}': give N/s, N/m or N/h with N a whole number above 0 (e.g. 10/s)"
+    )]
+    RateLimit(String),
+    /// A header name flag whose value is not a header name.
+    #[error("invalid --{flag} '{value}': not a header name")]
+    HeaderFlag {
+        /// The flag.
+        flag: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// A `--realm` that cannot be quoted in a challenge.
+    #[error(
+        "invalid --realm '{0}': quotes, backslashes and control characters cannot be in a realm"
+    )]
+    Realm(String),
     /// `--broadcast` with `--dir`'s scripts or COMMAND missing.
     #[error("--broadcast needs COMMAND or --dir")]
     BroadcastWithoutCommand,
@@ -277,6 +312,9 @@ impl Config {
         let broadcast = broadcast_config(&args, args.dir.is_some() || !args.command.is_empty())?;
         let resume = resume_config(&args)?;
         let admin = admin_address(&args)?;
+        let has_proxies = args.trustedproxy.iter().any(|v| !v.trim().is_empty());
+        let access = access_settings(&args, has_proxies)?.map(Access::new).transpose()?;
+        let rate_limit = rate_limit(&args)?;
         let tls = match (args.ssl, args.sslcert, args.sslkey) {
             (true, Some(cert), Some(key)) => Some(TlsSettings {
                 cert: cert.into(),
@@ -373,6 +411,7 @@ impl Config {
         for value in &args.trustedproxy {
             trusted_proxies.add(value)?;
         }
+
         // websocketd checks these last (the ports only when it listens).
         if args.devconsole {
             let other = if files.is_some() {
@@ -441,6 +480,9 @@ impl Config {
                 broadcast,
                 resume,
                 not_ready_when_full: args.notreadywhenfull,
+                access,
+                maxforks_per_ip: usize::try_from(args.maxforksperip).unwrap_or(usize::MAX),
+                rate_limit,
             },
             admin,
         })
@@ -485,6 +527,77 @@ fn broadcast_config(
         },
         linger: Duration::from_millis(args.lingerms.unwrap_or(0)),
     }))
+}
+
+/// `--htpasswd`, `--tokens`, `--authurl`, `--remoteuserheader` and their settings, or `None`
+/// when there is no access control; a setting without what it applies to is an error.
+fn access_settings(args: &Args, has_proxies: bool) -> Result<Option<AccessSettings>, ConfigError> {
+    if args.authurl.is_none() {
+        if args.authuserheader.is_some() {
+            return Err(ConfigError::NeedsAuthUrl("authuserheader"));
+        }
+        if args.authtimeoutms.is_some() {
+            return Err(ConfigError::NeedsAuthUrl("authtimeoutms"));
+        }
+    }
+    if args.remoteuserheader.is_some() && !has_proxies {
+        return Err(ConfigError::NeedsTrustedProxy);
+    }
+    if args.realm.is_some() && args.htpasswd.is_none() && args.tokens.is_none() {
+        return Err(ConfigError::NeedsChallenge);
+    }
+    if args.htpasswd.is_none()
+        && args.tokens.is_none()
+        && args.authurl.is_none()
+        && args.remoteuserheader.is_none()
+    {
+        return Ok(None);
+    }
+    let header = |flag: &'static str, value: &str| {
+        HeaderName::try_from(value)
+            .map_err(|_| ConfigError::HeaderFlag { flag, value: value.to_owned() })
+    };
+    let realm = args.realm.clone().unwrap_or_else(|| "websocketd".to_owned());
+    if realm.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+        return Err(ConfigError::Realm(realm));
+    }
+    Ok(Some(AccessSettings {
+        htpasswd: args.htpasswd.as_ref().map(PathBuf::from),
+        tokens: args.tokens.as_ref().map(PathBuf::from),
+        auth_url: args.authurl.as_deref().map(AuthUrl::parse).transpose()?,
+        auth_user_header: header(
+            "authuserheader",
+            args.authuserheader.as_deref().unwrap_or("Remote-User"),
+        )?,
+        auth_timeout: Duration::from_millis(args.authtimeoutms.unwrap_or(5000).max(1)),
+        remote_user_header: args
+            .remoteuserheader
+            .as_deref()
+            .map(|name| header("remoteuserheader", name))
+            .transpose()?,
+        realm,
+    }))
+}
+
+/// `--ratelimit` (`N/s`, `N/m` or `N/h`) with `--rateburst` (the rate's N unless given).
+fn rate_limit(args: &Args) -> Result<Option<RateLimit>, ConfigError> {
+    let Some(text) = &args.ratelimit else {
+        return match args.rateburst {
+            Some(_) => Err(ConfigError::NeedsRateLimit),
+            None => Ok(None),
+        };
+    };
+    let bad = || ConfigError::RateLimit(text.clone());
+    let (count, unit) = text.split_once('/').ok_or_else(bad)?;
+    let count: u32 = count.trim().parse().ok().filter(|n| *n > 0).ok_or_else(bad)?;
+    let seconds = match unit.trim() {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(bad()),
+    };
+    let burst = args.rateburst.unwrap_or(count).max(1);
+    Ok(Some(RateLimit::new(f64::from(count) / seconds, burst)))
 }
 
 /// `--adminaddress`, checked for its form (binding it says the rest).

@@ -162,7 +162,7 @@ pub async fn serve(config: Config, listeners: Listeners) {
         tokio::spawn(websocketd_transport_ws::admin::serve(listener, admin));
     }
     if let Some(hangups) = hangups {
-        tokio::spawn(on_hangup(hangups, listeners.tls.clone()));
+        tokio::spawn(on_hangup(hangups, listeners.tls.clone(), Arc::clone(&app)));
     }
     let Some(mut signals) = signals else {
         tracing::error!(target: "server", "Cannot watch SIGINT and SIGTERM: serving until killed");
@@ -229,19 +229,35 @@ async fn shut_down(
     websocketd_core::child::kill_all().await;
 }
 
-/// On SIGHUP, reads the certificate and key again; a broken file keeps the old ones. Without
-/// TLS there is nothing to reload, and the signal is only logged: its default action would
-/// end the server at once, leaving every child orphaned.
-async fn on_hangup(mut hangups: tokio::signal::unix::Signal, tls: Option<Arc<TlsConfig>>) {
+/// On SIGHUP, reads the certificate and key, the `--htpasswd` and the `--tokens` file again;
+/// a broken file keeps the old contents. With none of them there is nothing to reload, and
+/// the signal is only logged: its default action would end the server at once, leaving every
+/// child orphaned.
+async fn on_hangup(
+    mut hangups: tokio::signal::unix::Signal,
+    tls: Option<Arc<TlsConfig>>,
+    app: Arc<App>,
+) {
     while hangups.recv().await.is_some() {
-        let Some(tls) = &tls else {
+        let access = app.access().map(|access| access.reload()).unwrap_or_default();
+        if tls.is_none() && access.is_empty() {
             tracing::info!(target: "server", "Received SIGHUP: nothing to reload");
             continue;
-        };
-        match tls.reload() {
-            Ok(()) => tracing::info!(target: "server", "Reloaded TLS certificate and key"),
-            Err(e) => {
-                tracing::error!(target: "server", "Could not reload TLS, keeping the old certificate: {:#}", anyhow::Error::new(e));
+        }
+        if let Some(tls) = &tls {
+            match tls.reload() {
+                Ok(()) => tracing::info!(target: "server", "Reloaded TLS certificate and key"),
+                Err(e) => {
+                    tracing::error!(target: "server", "Could not reload TLS, keeping the old certificate: {:#}", anyhow::Error::new(e));
+                }
+            }
+        }
+        for done in access {
+            match done {
+                Ok(line) => tracing::info!(target: "server", "{line}"),
+                Err(e) => {
+                    tracing::error!(target: "server", "Could not reload, keeping the old contents: {:#}", anyhow::Error::new(e));
+                }
             }
         }
     }

@@ -96,13 +96,15 @@ impl EnvSettings {
         set("PATH_INFO", &req.path_info);
         set("PATH_TRANSLATED", &req.path_info);
         set("QUERY_STRING", query.as_bytes());
-        for empty in ["AUTH_TYPE", "CONTENT_LENGTH", "CONTENT_TYPE"] {
+        // Who the client is belongs to its own program only.
+        let user = req.user.as_ref().filter(|_| private);
+        set("AUTH_TYPE", user.map_or("", |u| u.auth_type).as_bytes());
+        for empty in ["CONTENT_LENGTH", "CONTENT_TYPE"] {
             set(empty, b"");
         }
         if private {
-            for empty in ["REMOTE_IDENT", "REMOTE_USER"] {
-                set(empty, b"");
-            }
+            set("REMOTE_IDENT", b"");
+            set("REMOTE_USER", user.map_or("", |u| u.name.as_str()).as_bytes());
         }
         set("UNIQUE_ID", req.id.to_string().as_bytes());
         if private {
@@ -306,6 +308,7 @@ mod tests {
             path_info: b"/".to_vec(),
             subprotocol: None,
             client_subject: None,
+            user: None,
         };
         let var = |req: &RequestInfo, name: &str| {
             let env = EnvSettings::default().cgi_env(req);

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::SinkExt;
-use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -35,8 +35,7 @@ use crate::session::{Exit, SessionConfig};
 use crate::shutdown::Shutdown;
 use crate::socket::Socket;
 
-/// A `--maxforks` slot, which a running program holds (`None`: there is no limit).
-pub type Slot = Option<OwnedSemaphorePermit>;
+pub use crate::slot::Slot;
 
 /// How many client messages may wait for the program's stdin queue before clients are no
 /// longer read.

@@ -18,6 +18,7 @@
 //! - [`close`]: the Close frames, and closing within a bound.
 //! - [`log`]: websocketd's log line format and levels on top of `tracing`.
 //! - [`metrics`]: the server's metrics, as the admin listener's `/metrics` shows them.
+//! - [`slot`]: what a running program holds against `--maxforks` and `--maxforksperip`.
 //! - [`shutdown`]: the server's way out, shared by listeners, connections and sessions.
 //!
 //! Nothing here knows of TCP, TLS or HTTP.
@@ -41,6 +42,7 @@ pub mod request;
 pub mod resume;
 pub mod session;
 pub mod shutdown;
+pub mod slot;
 pub mod socket;
 #[cfg(test)]
 mod testing;
@@ -51,3 +53,4 @@ pub use error::Error;
 pub use request::RequestInfo;
 pub use session::SessionConfig;
 pub use shutdown::Shutdown;
+pub use slot::Slot;

@@ -40,6 +40,19 @@ pub struct RequestInfo {
     pub subprotocol: Option<String>,
     /// The subject of the verified client certificate, with `--sslca` (`SSL_CLIENT_S_DN`).
     pub client_subject: Option<std::sync::Arc<str>>,
+    /// Who the client proved to be, when access control asked (`REMOTE_USER`, `AUTH_TYPE`).
+    pub user: Option<User>,
+}
+
+/// Who a client is, as access control found: the program's `REMOTE_USER` and `AUTH_TYPE`,
+/// and the logs' `user`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// The name; empty for a token that has none.
+    pub name: String,
+    /// How it was found: `Basic` (`--htpasswd`), `Bearer` (`--tokens`), `Forward`
+    /// (`--authurl`) or `Proxy` (`--remoteuserheader`).
+    pub auth_type: &'static str,
 }
 
 impl RequestInfo {
@@ -57,6 +70,11 @@ impl RequestInfo {
     /// the client is a unix-socket peer with no known address.
     pub fn remote_label(&self) -> String {
         self.remote_host.clone().unwrap_or_else(|| address_label(self.remote_addr))
+    }
+
+    /// The user's name for the logs, when there is one (a token without a name has none).
+    pub fn user_name(&self) -> Option<&str> {
+        self.user.as_ref().map(|u| u.name.as_str()).filter(|name| !name.is_empty())
     }
 
     /// The host the request is for: an absolute-form target's, else the Host header's.

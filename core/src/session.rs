@@ -22,7 +22,6 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::stream::{SplitSink, SplitStream};
 use tokio::net::unix::pipe;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -40,6 +39,7 @@ use crate::pipe::{PipeInput, PipeOutput};
 use crate::relay::{self, End, Flow, Gone};
 use crate::request::RequestInfo;
 use crate::shutdown::Shutdown;
+use crate::slot::Slot;
 use crate::socket::Socket;
 
 /// How long the last stderr lines may take to be logged once the process group is gone (a
@@ -82,7 +82,7 @@ pub fn run<S: Socket + 'static>(
     command: Arc<Command>,
     config: Arc<SessionConfig>,
     shutdown: Shutdown,
-    slot: Option<OwnedSemaphorePermit>,
+    slot: Slot,
 ) -> impl Future<Output = ()> + Send + use<S> {
     let span = span(req, &command);
     // The request is needed only for the span: it stays out of every session's future.
@@ -98,6 +98,7 @@ pub(crate) fn span(req: &RequestInfo, command: &Command) -> tracing::Span {
         url = %req.url(),
         id = req.id,
         remote = %req.remote_label(),
+        user = req.user_name(),
         command = %command.program.display(),
         origin = %req.origin(),
         pid = tracing::field::Empty,
@@ -124,7 +125,7 @@ fn connect<S: Socket + 'static>(
     command: Arc<Command>,
     config: Arc<SessionConfig>,
     shutdown: Shutdown,
-    slot: Option<OwnedSemaphorePermit>,
+    slot: Slot,
 ) -> impl Future<Output = ()> + Send {
     async move {
         let Some(ws) = socket.await else { return };
@@ -382,7 +383,7 @@ pub(crate) async fn last_stderr(logging: Option<tokio::task::JoinHandle<()>>) {
 
 /// The session is over: its slot is free before anyone reads that it is, and DISCONNECT
 /// says how the child ended.
-fn disconnect(slot: Option<OwnedSemaphorePermit>, exit: Exit) {
+fn disconnect(slot: Slot, exit: Exit) {
     drop(slot);
     tracing::Span::current().record("exit", tracing::field::display(exit));
     crate::access!(target: "session", "DISCONNECT");
@@ -458,7 +459,7 @@ mod tests {
         let config = Arc::new(config());
         let req = request();
         let env = config.env.cgi_env(&req);
-        let session = run(ready(socket), &req, env, Arc::new(command), config, shutdown, None);
+        let session = run(ready(socket), &req, env, Arc::new(command), config, shutdown, Slot::default());
         (client, tokio::spawn(session))
     }
 
@@ -493,6 +494,7 @@ mod tests {
             path_info: b"/".to_vec(),
             subprotocol: None,
             client_subject: None,
+            user: None,
         }
     }
 
@@ -554,7 +556,7 @@ mod tests {
         let command = Command { program: "/bin/cat".into(), args: vec![] };
         let (config, shutdown) = (Arc::new(config()), Shutdown::new());
         let env = config.env.cgi_env(&request());
-        let fut = run(ready(ws), &request(), env, Arc::new(command), config, shutdown, None);
+        let fut = run(ready(ws), &request(), env, Arc::new(command), config, shutdown, Slot::default());
         let size = std::mem::size_of_val(&fut);
         assert!(size <= 2176, "a session's future takes {size} bytes");
     }

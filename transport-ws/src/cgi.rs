@@ -26,7 +26,7 @@ use websocketd_core::request::{RequestInfo, address_label, log_url};
 
 use crate::conn::{Client, Conn};
 use crate::edge;
-use crate::forks::{Forks, Slot};
+use crate::forks::{Forks, Full, Slot};
 use crate::response::{Body, full, plain};
 use crate::scripts::{Lookup, ScriptDir};
 
@@ -77,13 +77,23 @@ impl Cgi {
             }
             Lookup::NotFound => return Err(req),
         };
-        let Some(slot) = self.forks.take() else {
-            tracing::error!(target: "http", "Fork not allowed since maxforks amount has been reached. CGI was not run.");
-            return Ok(plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n"));
+        let slot = match self.forks.take(client.ip) {
+            Ok(slot) => slot,
+            Err(full) => {
+                match full {
+                    Full::Server => {
+                        tracing::error!(target: "http", "Fork not allowed since maxforks amount has been reached. CGI was not run.");
+                    }
+                    Full::Client(key) => {
+                        tracing::error!(target: "http", "Fork not allowed since client {key} has --maxforksperip scripts running. CGI was not run.");
+                    }
+                }
+                return Ok(crate::endpoint::too_many(full));
+            }
         };
         let info = conn.request_info(&req, client, script_name, None);
         let url = log_url(client.https, req.headers(), req.uri());
-        let span = tracing::info_span!(target: "http", "http", url = %url, remote = %address_label(client.ip), cgiscript = %program.display());
+        let span = tracing::info_span!(target: "http", "http", url = %url, remote = %address_label(client.ip), user = info.user_name(), cgiscript = %program.display());
         span.in_scope(|| websocketd_core::access!(target: "http", "CGI"));
         let guard = Guard {
             child: None,
@@ -213,7 +223,7 @@ impl Drop for Guard {
             return;
         };
         let closems = self.closems;
-        let slot = self._slot.take();
+        let slot = std::mem::take(&mut self._slot);
         let metrics = Arc::clone(&self.metrics);
         runtime.spawn(async move {
             child.terminate(closems).await;

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use http::Request;
-use websocketd_core::request::{RequestInfo, next_id};
+use websocketd_core::request::{RequestInfo, User, next_id};
 
 /// Where a connection comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +75,7 @@ impl Conn {
             path_info,
             subprotocol: subprotocol.map(str::to_owned),
             client_subject: self.client_subject.clone(),
+            user: req.extensions().get::<User>().cloned(),
         }
     }
 }

@@ -26,7 +26,7 @@ use websocketd_core::{SessionConfig, Shutdown, session};
 
 use crate::conn::{Client, Conn};
 use crate::edge::{self, BadRequest};
-use crate::forks::{Forks, Slot};
+use crate::forks::{Forks, Full, Slot};
 use crate::origin::OriginPolicy;
 use crate::readahead::ReadAhead;
 use crate::response::{Body, full, plain};
@@ -180,13 +180,16 @@ impl WebSockets {
         // A client that joins a running shared program needs no slot: whether it does is
         // known once its script is found. Nor does one that resumes its session (or is told
         // that there is none).
-        let slot = self.forks.take();
+        let (slot, full) = match self.forks.take(client.ip) {
+            Ok(slot) => (Some(slot), Full::Server),
+            Err(full) => (None, full),
+        };
         let resuming = match (&self.resumes, ticket) {
             (Some(resumes), Some(ticket)) => resumes.needs_no_slot(ticket),
             _ => false,
         };
         if slot.is_none() && self.broadcasts.is_none() && !resuming {
-            return Err(busy());
+            return Err(busy(full));
         }
         let (command, script_name) = match &self.endpoint {
             Endpoint::Command(command) => (Arc::clone(command), "/".to_owned()),
@@ -213,7 +216,7 @@ impl WebSockets {
             (broadcasts.is_running(&key), key)
         });
         if slot.is_none() && !resuming && !key.as_ref().is_some_and(|(running, _)| *running) {
-            return Err(busy());
+            return Err(busy(full));
         }
         let key = key.map(|(_, key)| key);
         let accept = match check(req) {
@@ -296,7 +299,7 @@ impl WebSockets {
                                 command,
                                 config,
                                 watch,
-                                slot.flatten(),
+                                slot.unwrap_or_default(),
                             );
                             drop(info);
                             session.await;
@@ -311,8 +314,15 @@ impl WebSockets {
                     self.shutdown.spawn(session);
                 }
                 None => {
-                    let session =
-                        session::run(socket, &info, env, command, config, watch, slot.flatten());
+                    let session = session::run(
+                        socket,
+                        &info,
+                        env,
+                        command,
+                        config,
+                        watch,
+                        slot.unwrap_or_default(),
+                    );
                     self.shutdown.spawn(session);
                 }
             },
@@ -323,10 +333,17 @@ impl WebSockets {
 /// The WebSocket of a session: the upgraded connection, read ahead.
 type Ws = WebSocketStream<ReadAhead<TokioIo<hyper::upgrade::Upgraded>>>;
 
-/// No `--maxforks` slot is left: logged as websocketd does.
-fn busy() -> Refused {
-    tracing::error!(target: "http", "Max of possible forks already active, upgrade rejected");
-    Refused::Busy
+/// No `--maxforks` slot is left (logged as websocketd does), or none of the client's.
+fn busy(full: Full) -> Refused {
+    match full {
+        Full::Server => {
+            tracing::error!(target: "http", "Max of possible forks already active, upgrade rejected");
+        }
+        Full::Client(key) => {
+            tracing::error!(target: "http", "Max of forks for client {key} already active (--maxforksperip), upgrade rejected");
+        }
+    }
+    Refused::Busy(full)
 }
 
 /// An upgrade request that may become a session.
@@ -346,8 +363,8 @@ struct Admitted<'a> {
 enum Refused {
     /// It is not what an upgrade request must be (a body).
     Edge(BadRequest),
-    /// No `--maxforks` slot is left.
-    Busy,
+    /// No `--maxforks` slot is left, or no `--maxforksperip` one.
+    Busy(Full),
     /// Nothing to run at its URL.
     NoScript,
     /// The handshake is not RFC 6455's.
@@ -361,7 +378,7 @@ impl Refused {
     fn response(self) -> Response<Body> {
         match self {
             Refused::Edge(bad) => bad.response(),
-            Refused::Busy => plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n"),
+            Refused::Busy(full) => too_many(full),
             Refused::NoScript => plain(StatusCode::NOT_FOUND, "404 Not Found\n"),
             Refused::Handshake(refusal) => {
                 let mut resp = plain(refusal.status(), &format!("{}\n", refusal.reason()));
@@ -372,6 +389,16 @@ impl Refused {
             Refused::Origin => plain(StatusCode::FORBIDDEN, "Forbidden\n"),
         }
     }
+}
+
+/// The 429 of a request with no slot; one for a client at its `--maxforksperip` says to
+/// retry in a second (a program of its may have ended by then).
+pub(crate) fn too_many(full: Full) -> Response<Body> {
+    let mut resp = plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n");
+    if let Full::Client(_) = full {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    resp
 }
 
 /// The 101 that completes the handshake.
@@ -401,7 +428,7 @@ async fn reverse_name(ip: IpAddr) -> String {
 }
 
 /// The span a refused upgrade is logged in: the session's association before there is one.
-fn refusal_span<B>(req: &Request<B>, client: &Client) -> tracing::Span {
+pub(crate) fn refusal_span<B>(req: &Request<B>, client: &Client) -> tracing::Span {
     let url = log_url(client.https, req.headers(), req.uri());
     tracing::info_span!(target: "session", "session", url = %url, remote = %address_label(client.ip))
 }

@@ -70,4 +70,35 @@ pub enum Error {
     /// A `--header*` value whose value cannot be a header's.
     #[error("invalid header value in '{0}'")]
     HeaderValue(String),
+    /// A `--htpasswd` or `--tokens` file could not be read.
+    #[error("cannot read {flag} file {}", path.display())]
+    AccessFile {
+        /// `--htpasswd` or `--tokens`.
+        flag: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A line of a `--htpasswd` or `--tokens` file that cannot be used.
+    #[error("{flag} file {}, line {line}: {reason}", path.display())]
+    AccessLine {
+        /// `--htpasswd` or `--tokens`.
+        flag: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The line's number, from 1.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An `--authurl` that is not `http://HOST[:PORT]/PATH` or `http://unix:SOCKET:/PATH`.
+    #[error("invalid --authurl '{url}': {reason}")]
+    AuthUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }

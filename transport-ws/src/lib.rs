@@ -11,7 +11,10 @@
 //!   refused before a program would fail on it.
 //! - [`router`]: what each request gets (the dispatch), and the settings it is made from.
 //! - [`endpoint`]: the WebSocket endpoint: slot, script, checks, session, 101.
-//! - [`forks`]: `--maxforks`, the slots sessions and CGI scripts share.
+//! - [`forks`]: `--maxforks` and `--maxforksperip`, the slots sessions and CGI scripts share.
+//! - [`access`]: `--htpasswd`, `--tokens`, `--authurl`, `--remoteuserheader`: who may be
+//!   served, checked before anything else is done with a request.
+//! - [`limits`]: the client address the limits count, and `--ratelimit`.
 //! - [`origin`]: `--origin` and `--sameorigin`.
 //! - [`scripts`]: `--dir` and `--cgidir`, which script a URL runs.
 //! - [`path`]: cleaning request paths, as Go's mux does.
@@ -24,6 +27,7 @@
 //! - [`response`]: the pieces of every response, and the `--header*` headers.
 //! - [`error`]: the crate's error type.
 
+pub mod access;
 pub mod activation;
 pub mod admin;
 pub mod cgi;
@@ -34,6 +38,7 @@ pub mod endpoint;
 pub mod error;
 pub mod files;
 pub mod forks;
+pub mod limits;
 pub mod listener;
 pub mod origin;
 pub mod path;

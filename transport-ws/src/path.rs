@@ -65,6 +65,21 @@ pub fn clean(path: &str) -> String {
     out
 }
 
+/// Gives `req` the query `rest` (none when empty), keeping its path: what is left when
+/// parameters no one else may see (a session's ticket, a token) are taken out.
+pub(crate) fn replace_query<B>(req: &mut http::Request<B>, rest: &str) {
+    let mut parts = req.uri().clone().into_parts();
+    let path = req.uri().path();
+    let target = if rest.is_empty() { path.to_owned() } else { format!("{path}?{rest}") };
+    // The same path and a part of the query: as valid as it was.
+    if let Ok(pq) = http::uri::PathAndQuery::try_from(target) {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+}
+
 /// Where to send a request whose decoded path is not clean: the clean path, escaped, with
 /// the query kept. `None` when the path is clean.
 pub fn redirect(decoded: &str, query: Option<&str>) -> Option<String> {

@@ -1,5 +1,6 @@
 //! What each request gets, and nothing else: one the [edge](crate::edge) refuses gets 400; a
-//! path that is not clean is redirected (301) to
+//! WebSocket request over `--ratelimit` gets 429; one that [access control](crate::access)
+//! does not let in gets its refusal; a path that is not clean is redirected (301) to
 //! its clean form; an upgrade goes to the [WebSocket endpoint](crate::endpoint); any other
 //! request gets the developer console, a CGI script, a static file, or a 404, as websocketd
 //! answers with nothing else configured. Every response gets the command line's extra
@@ -8,20 +9,21 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use http::uri::PathAndQuery;
-use http::{Request, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use websocketd_core::broadcast::BroadcastConfig;
 use websocketd_core::metrics::{HttpLabels, Metrics};
-use websocketd_core::request::{address_label, log_url};
+use websocketd_core::request::{User, address_label, log_url};
 use websocketd_core::resume::{BadTicket, ResumeConfig, Ticket};
 use websocketd_core::{SessionConfig, Shutdown};
 
+use crate::access::Access;
 use crate::cgi::Cgi;
 use crate::conn::{Client, Conn};
 use crate::endpoint::{self, Endpoint, WebSockets};
 use crate::files::StaticDir;
 use crate::forks::Forks;
+use crate::limits::RateLimit;
 use crate::origin::OriginPolicy;
 use crate::proxy::TrustedProxies;
 use crate::response::{Body, ExtraHeaders, full, moved, plain};
@@ -61,6 +63,12 @@ pub struct Settings {
     pub resume: Option<ResumeConfig>,
     /// `--notreadywhenfull`: `/readyz` says 503 while `--maxforks` is full.
     pub not_ready_when_full: bool,
+    /// `--htpasswd`, `--tokens`, `--authurl`, `--remoteuserheader`: who may be served.
+    pub access: Option<Access>,
+    /// `--maxforksperip`: most programs at once for one client address; 0: no limit.
+    pub maxforks_per_ip: usize,
+    /// `--ratelimit`: how often one client address may ask for a WebSocket.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// Everything a request handler needs; shared by all listeners.
@@ -80,12 +88,14 @@ pub struct App {
     metrics: Arc<Metrics>,
     /// With `--notreadywhenfull`: the slots whose being full makes the server not ready.
     ready_forks: Option<Forks>,
+    access: Option<Access>,
+    rate_limit: Option<RateLimit>,
 }
 
 impl App {
     /// Serves what `settings` say, every connection and session watching `shutdown`.
     pub fn new(settings: Settings, shutdown: Shutdown) -> App {
-        let forks = Forks::new(settings.maxforks);
+        let forks = Forks::new(settings.maxforks, settings.maxforks_per_ip);
         let ready_forks = settings.not_ready_when_full.then(|| forks.clone());
         let cgi = settings.cgi.map(|dir| {
             let env = settings.session.env.clone();
@@ -117,7 +127,14 @@ impl App {
             resumable,
             metrics,
             ready_forks,
+            access: settings.access,
+            rate_limit: settings.rate_limit,
         }
+    }
+
+    /// Access control, when any is set up (its files are reloaded on SIGHUP).
+    pub fn access(&self) -> Option<&Access> {
+        self.access.as_ref()
     }
 
     /// With `--notreadywhenfull`, the `--maxforks` slots readiness depends on.
@@ -164,6 +181,8 @@ impl App {
 
     /// The answer to `req` before the extra headers, and what kind of request it was.
     async fn answer(&self, mut req: Request<Incoming>, conn: &Conn) -> (Response<Body>, Kind) {
+        // Credentials first: no log line or later step may see them.
+        let presented = self.access.as_ref().map(|access| access.take(&mut req));
         let ticket = if self.resumable { take_ticket(&mut req) } else { Ok(()) };
         if let Err(bad) = ticket {
             bad_request(&req, conn, &bad);
@@ -175,6 +194,44 @@ impl App {
             return (bad.response(), Kind::Http("bad_request"));
         }
         let client = self.proxies.client(&conn.peer, conn.tls, req.headers());
+        let upgrade = self.websockets.is_some() && endpoint::is_upgrade(&req);
+        let kind = if upgrade { Kind::WebSocket } else { Kind::Http("denied") };
+        if let Some(limit) = self.rate_limit.as_ref().filter(|_| upgrade) {
+            if let Err(seconds) = limit.check(client.ip) {
+                endpoint::refusal_span(&req, &client).in_scope(|| {
+                    websocketd_core::access!(target: "session", "TOO MANY REQUESTS: over --ratelimit, retry after {seconds} s");
+                });
+                return (retry_after(seconds), kind);
+            }
+        }
+        if let (Some(access), Some(presented)) = (&self.access, presented) {
+            let trusted = self.proxies.trusts(&conn.peer);
+            match access.check(presented, &req, &client, trusted).await {
+                Ok(Some(user)) => {
+                    req.extensions_mut().insert(user);
+                }
+                Ok(None) => {}
+                Err(denied) => {
+                    let span = if upgrade {
+                        endpoint::refusal_span(&req, &client)
+                    } else {
+                        let url = log_url(client.https, req.headers(), req.uri());
+                        tracing::info_span!(target: "http", "http", url = %url, remote = %address_label(client.ip))
+                    };
+                    span.in_scope(|| {
+                        if let Some(failure) = &denied.failure {
+                            tracing::error!(target: "http", "Auth service failed: {failure}");
+                        }
+                        if upgrade {
+                            websocketd_core::access!(target: "session", "{}", denied.line);
+                        } else {
+                            websocketd_core::access!(target: "http", "{}", denied.line);
+                        }
+                    });
+                    return (denied.response, kind);
+                }
+            }
+        }
         self.route(req, client, conn).await
     }
 
@@ -196,7 +253,9 @@ impl App {
             }
         }
         let url = log_url(client.https, req.headers(), req.uri());
-        let span = tracing::info_span!(target: "http", "http", url = %url, remote = %address_label(client.ip));
+        let user =
+            req.extensions().get::<User>().map(|u| u.name.as_str()).filter(|n| !n.is_empty());
+        let span = tracing::info_span!(target: "http", "http", url = %url, remote = %address_label(client.ip), user = user);
         if let Some(since) = self.console {
             // A browser asks for the icon of every page; the console is not one.
             if decoded == "/favicon.ico" {
@@ -249,14 +308,23 @@ fn outcome(status: StatusCode) -> &'static str {
     match status.as_u16() {
         101 => "accepted",
         400 => "400",
+        401 => "401",
         403 => "403",
         404 => "404",
         405 => "405",
         426 => "426",
         429 => "429",
         431 => "431",
+        503 => "503",
         _ => "other",
     }
+}
+
+/// A 429 that says when to ask again.
+fn retry_after(seconds: u64) -> Response<Body> {
+    let mut resp = plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n");
+    resp.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+    resp
 }
 
 /// Takes the resumable session's parameters out of the request's query (before anything
@@ -268,16 +336,7 @@ fn take_ticket<B>(req: &mut Request<B>) -> Result<(), BadTicket> {
         return Ok(());
     }
     let (ticket, rest) = Ticket::take(query);
-    let mut parts = req.uri().clone().into_parts();
-    let path = req.uri().path();
-    let target = if rest.is_empty() { path.to_owned() } else { format!("{path}?{rest}") };
-    // The same path and a part of the query: as valid as it was.
-    if let Ok(pq) = PathAndQuery::try_from(target) {
-        parts.path_and_query = Some(pq);
-        if let Ok(uri) = Uri::from_parts(parts) {
-            *req.uri_mut() = uri;
-        }
-    }
+    path::replace_query(req, &rest);
     if let Some(ticket) = ticket? {
         req.extensions_mut().insert(ticket);
     }

@@ -126,7 +126,7 @@ impl Resumes {
         let span = crate::session::span(req, &command);
         // The program's own lines (its stderr, its end) are named after the connection that
         // started it, in a span of their own: the program outlives the connection.
-        let program_span = tracing::info_span!(parent: None, "session", url = %req.url(), id = req.id, remote = %req.remote_label(), command = %command.program.display(), origin = %req.origin(), pid = tracing::field::Empty);
+        let program_span = tracing::info_span!(parent: None, "session", url = %req.url(), id = req.id, remote = %req.remote_label(), user = req.user_name(), command = %command.program.display(), origin = %req.origin(), pid = tracing::field::Empty);
         let id = req.id;
         let resumes = self.clone();
         async move {
