@@ -81,6 +81,10 @@ pub(crate) enum End {
     ClientLeft(Gone),
     /// The server is shutting down (the session's verdict; a relay never ends so itself).
     Shutdown,
+    /// No message went either way for `--idlems`.
+    Idle,
+    /// The session ran for `--maxsessionms` (the session's verdict).
+    TimeLimit,
 }
 
 /// How the client left.
@@ -96,8 +100,8 @@ pub(crate) enum Gone {
 
 /// Relays between the client (`tx`, `rx`) and the program (`out`, with `err` beside it for
 /// `--passstderr`, and `input`) until one of them ends; pings the client every `ping`, and
-/// gives up on it when silent for twice as long. Dropping `input` on the way out closes the
-/// program's input.
+/// gives up on it when silent for twice as long; ends when no message went either way for
+/// `idle`. Dropping `input` on the way out closes the program's input.
 #[expect(clippy::manual_async_fn, reason = "an async fn would store its arguments twice")]
 pub(crate) fn relay<'a, W, R, O, I>(
     tx: &'a mut W,
@@ -105,7 +109,7 @@ pub(crate) fn relay<'a, W, R, O, I>(
     mut out: O,
     mut err: Option<O>,
     mut input: I,
-    ping: Option<Duration>,
+    (ping, idle): (Option<Duration>, Option<Duration>),
     flow: &'a Flow,
 ) -> impl Future<Output = End> + Send + 'a
 where
@@ -117,21 +121,32 @@ where
     // Not an async fn: one would store its arguments twice in its future, once as they come
     // and once as its locals; a block that moves them in stores them once.
     async move {
-        // When the client was last heard from, in milliseconds since `start`.
+        // When the client was last heard from, and when a message last went either way, in
+        // milliseconds since `start`.
         let start = Instant::now();
         let heard = AtomicU64::new(0);
+        let active = AtomicU64::new(0);
         let silence = ping.map(|every| every * 2);
-        let mut out = pin!(pump_out(&mut out, &mut err, tx, ping, flow));
-        let mut inp = pin!(pump_in(rx, &mut input, (start, &heard), flow));
+        let clock = Clock { start, active: idle.map(|_| &active) };
+        let mut out = pin!(pump_out(&mut out, &mut err, tx, ping, flow, clock));
+        let mut inp = pin!(pump_in(rx, &mut input, (start, &heard), flow, clock));
+        let at = |stamp: &AtomicU64| start + Duration::from_millis(stamp.load(Ordering::Relaxed));
         loop {
-            let last_heard = start + Duration::from_millis(heard.load(Ordering::Relaxed));
+            let silent_at = silence.map(|s| at(&heard) + s);
+            let idle_at = idle.map(|i| at(&active) + i);
+            let deadline = match (silent_at, idle_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             tokio::select! {
                 end = &mut out => return end,
                 gone = &mut inp => return End::ClientLeft(gone),
-                () = until(silence.map(|s| last_heard + s)) => {
-                    let last_heard = start + Duration::from_millis(heard.load(Ordering::Relaxed));
-                    if silence.is_some_and(|s| last_heard.elapsed() >= s) {
+                () = until(deadline) => {
+                    if silence.is_some_and(|s| at(&heard).elapsed() >= s) {
                         return End::ClientLeft(Gone::Silent);
+                    }
+                    if idle.is_some_and(|i| at(&active).elapsed() >= i) {
+                        return End::Idle;
                     }
                 }
             }
@@ -148,6 +163,7 @@ async fn pump_out<W, O>(
     tx: &mut W,
     ping: Option<Duration>,
     flow: &Flow,
+    clock: Clock<'_>,
 ) -> End
 where
     W: Sink<Message, Error = WsError> + Unpin,
@@ -187,6 +203,9 @@ where
             }
             // Nothing more to read now: send what is queued, then wait.
             tx.flush().await.map_err(client_error)?;
+            if batch.messages > 0 {
+                clock.tick();
+            }
             flow.moved_out(std::mem::take(&mut batch));
             tokio::select! {
                 ready = out.ready() => if !ready {
@@ -259,6 +278,7 @@ async fn pump_in<R, I>(
     input: &mut I,
     (start, heard): (Instant, &AtomicU64),
     flow: &Flow,
+    clock: Clock<'_>,
 ) -> Gone
 where
     R: Stream<Item = Result<Message, WsError>> + Unpin,
@@ -287,6 +307,7 @@ where
                     Some(Ok(_)) => continue,
                 };
                 batch.add(frame.payload().len());
+                clock.tick();
                 input.push(frame);
             }
         }
@@ -381,9 +402,26 @@ impl Flow {
     }
 }
 
+/// Where the pumps note that a message went, for `--idlems` (nowhere without it).
+#[derive(Clone, Copy)]
+struct Clock<'a> {
+    start: Instant,
+    active: Option<&'a AtomicU64>,
+}
+
+impl Clock<'_> {
+    /// A message went now.
+    fn tick(self) {
+        if let Some(active) = self.active {
+            let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+            active.store(ms, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Waits until `deadline`, or forever. The timer is boxed: it exists only with `--pingms`,
-/// and inline it would make every session's future bigger.
-async fn until(deadline: Option<Instant>) {
+/// `--idlems` or `--maxsessionms`, and inline it would make every session's future bigger.
+pub(crate) async fn until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => Box::pin(tokio::time::sleep_until(at)).await,
         None => std::future::pending().await,
@@ -541,7 +579,7 @@ mod tests {
         let flow = Arc::new(Flow::new(Arc::default()));
         let counted = Arc::clone(&flow);
         let relay = tokio::spawn(async move {
-            relay(&mut tx, &mut rx, out, None, Collect(input), None, &counted).await
+            relay(&mut tx, &mut rx, out, None, Collect(input), (None, None), &counted).await
         });
         client.send(Ok(Message::text("to the program"))).unwrap();
         let got = tokio::time::timeout(Duration::from_secs(10), received.recv()).await.unwrap();
@@ -569,7 +607,7 @@ mod tests {
         let (input, _received) = mpsc::unbounded_channel();
         client.send(Ok(Message::Close(None))).unwrap();
         let flow = Flow::new(Arc::default());
-        let end = relay(&mut tx, &mut rx, out, None, Collect(input), None, &flow).await;
+        let end = relay(&mut tx, &mut rx, out, None, Collect(input), (None, None), &flow).await;
         assert!(matches!(end, End::ClientLeft(Gone::Closed(None))), "{end:?}");
 
         let (socket, (_client, mut sent)) = channel_socket();
@@ -577,7 +615,7 @@ mod tests {
         let (out, _feed) = scripted();
         let (input, _received) = mpsc::unbounded_channel();
         let ping = Some(Duration::from_millis(20));
-        let end = relay(&mut tx, &mut rx, out, None, Collect(input), ping, &flow).await;
+        let end = relay(&mut tx, &mut rx, out, None, Collect(input), (ping, None), &flow).await;
         assert!(matches!(end, End::ClientLeft(Gone::Silent)), "{end:?}");
         assert_eq!(next(&mut sent).await, Message::Ping(Bytes::new()), "it was pinged first");
     }

@@ -64,6 +64,10 @@ pub struct SessionConfig {
     pub ping: Option<Duration>,
     /// The server's metrics, which sessions count in.
     pub metrics: Arc<Metrics>,
+    /// Close a session after this long with no message either way (`--idlems`).
+    pub idle: Option<Duration>,
+    /// Close a session this long after it started (`--maxsessionms`).
+    pub time_limit: Option<Duration>,
 }
 
 /// The socket of a session, still to come: the WebSocket upgrade, resolving to `None` if it
@@ -178,14 +182,16 @@ fn start<'a, S: Socket + 'a>(
                 PipeOutput::new(&stdout, codec.clone(), "stdout", json),
                 passed_stderr.as_ref().map(|e| PipeOutput::new(e, codec.clone(), "stderr", json)),
                 PipeInput::new(stdin, codec),
-                config.ping,
+                (config.ping, config.idle),
                 flow,
             ));
             let mut reaping = true;
+            let time_limit = config.time_limit.map(|limit| tokio::time::Instant::now() + limit);
             loop {
                 tokio::select! {
                     end = &mut relay => break end,
                     () = shutdown.begun() => break End::Shutdown,
+                    () = relay::until(time_limit) => break End::TimeLimit,
                     // Reap a child that exits while something else still holds its stdout.
                     _ = child.wait(), if reaping => reaping = false,
                 }
@@ -231,11 +237,26 @@ async fn end<S: Socket>(
             };
             tokio::join!(goodbye, stop(&mut child, &mut ladder, &stdout));
         }
-        End::Shutdown => {
-            tracing::debug!(target: "session", "Server shutting down: closing with 1001");
+        End::Shutdown | End::Idle | End::TimeLimit => {
+            let frame = match ended {
+                End::Idle => {
+                    let ms = config.idle.unwrap_or_default().as_millis();
+                    tracing::info!(target: "session", "No message either way for {ms} ms (--idlems): closing with 1001");
+                    close_frame(CloseCode::Away, "idle timeout")
+                }
+                End::TimeLimit => {
+                    let ms = config.time_limit.unwrap_or_default().as_millis();
+                    tracing::info!(target: "session", "Session ran {ms} ms (--maxsessionms): closing with 1001");
+                    close_frame(CloseCode::Away, "session time limit")
+                }
+                _ => {
+                    tracing::debug!(target: "session", "Server shutting down: closing with 1001");
+                    going_away()
+                }
+            };
             how.record(&config.metrics);
             let goodbye = async move {
-                close_after(&mut tx, &mut rx, Some(going_away())).await;
+                close_after(&mut tx, &mut rx, Some(frame)).await;
             };
             tokio::join!(goodbye, stop(&mut child, &mut ladder, &stdout));
         }
@@ -304,6 +325,8 @@ impl Ending {
             End::OutputClosed => ("program", Close::Sent(1000)),
             End::BadOutput(_) => ("program", Close::Sent(1011)),
             End::Shutdown => ("server", Close::Sent(1001)),
+            End::Idle => ("idle", Close::Sent(1001)),
+            End::TimeLimit => ("timelimit", Close::Sent(1001)),
             End::ClientLeft(Gone::Closed(code)) => ("client", Close::Received(*code)),
             End::ClientLeft(Gone::Silent) => ("connection", Close::None),
             End::ClientLeft(Gone::Error(_)) => ("connection", Close::None),
@@ -459,7 +482,8 @@ mod tests {
         let config = Arc::new(config());
         let req = request();
         let env = config.env.cgi_env(&req);
-        let session = run(ready(socket), &req, env, Arc::new(command), config, shutdown, Slot::default());
+        let session =
+            run(ready(socket), &req, env, Arc::new(command), config, shutdown, Slot::default());
         (client, tokio::spawn(session))
     }
 
@@ -476,6 +500,8 @@ mod tests {
             pass_stderr: false,
             ping: None,
             metrics: Arc::default(),
+            idle: None,
+            time_limit: None,
         }
     }
 
@@ -556,7 +582,8 @@ mod tests {
         let command = Command { program: "/bin/cat".into(), args: vec![] };
         let (config, shutdown) = (Arc::new(config()), Shutdown::new());
         let env = config.env.cgi_env(&request());
-        let fut = run(ready(ws), &request(), env, Arc::new(command), config, shutdown, Slot::default());
+        let fut =
+            run(ready(ws), &request(), env, Arc::new(command), config, shutdown, Slot::default());
         let size = std::mem::size_of_val(&fut);
         assert!(size <= 2176, "a session's future takes {size} bytes");
     }

@@ -142,7 +142,20 @@ impl Answer {
 /// Sends `request` (a whole request head, and a body if any) as is, from a new connection,
 /// and reads the answer's head (and body, when it is not a 101). Returns the client's port too.
 pub async fn exchange(addr: SocketAddr, request: &[u8]) -> (Answer, u16) {
-    let mut stream = within(STEP, TcpStream::connect(addr)).await.expect("connect");
+    let stream = within(STEP, TcpStream::connect(addr)).await.expect("connect");
+    exchange_on(stream, request).await
+}
+
+/// As [`exchange`], from the local address `from`.
+pub async fn exchange_from(
+    from: std::net::IpAddr,
+    addr: SocketAddr,
+    request: &[u8],
+) -> (Answer, u16) {
+    exchange_on(crate::client::tcp_from(from, addr).await, request).await
+}
+
+async fn exchange_on(mut stream: TcpStream, request: &[u8]) -> (Answer, u16) {
     let port = stream.local_addr().expect("local addr").port();
     // A server may answer (and close) before it has read a large request: not an error here.
     let _ = within(STEP, stream.write_all(request)).await;
