@@ -592,3 +592,33 @@ async fn a_guessing_flood_leaves_a_valid_client_served() {
     let ticks = cpu() - before;
     eprintln!("flood of 400 wrong passwords: answers {seen:?}, server CPU {ticks} ticks");
 }
+
+/// A page behind Basic auth opens its WebSocket: the browser sends the credentials it logged
+/// in with on the handshake too, which the program's REMOTE_USER shows (the server sets it
+/// only from that request's own Authorization header).
+#[tokio::test]
+async fn a_browser_that_logged_in_with_basic_auth_opens_its_websocket() {
+    let dir = TempDir::new();
+    let Some((_, file)) = users(&dir) else { return };
+    let Some((_chromium, mut page)) = browser().await else { return };
+    let site = dir.path("site");
+    std::fs::create_dir(&site).unwrap();
+    std::fs::write(
+        format!("{site}/index.html"),
+        "<!doctype html><title></title><script>
+         const ws = new WebSocket('ws://' + location.host + '/ws');
+         ws.onmessage = e => { document.title = e.data; };
+         ws.onclose = e => { if (!document.title) document.title = 'closed ' + e.code; };
+         </script>",
+    )
+    .unwrap();
+    let who = "echo \"user=$REMOTE_USER type=$AUTH_TYPE\"; exec cat";
+    let server = Server::start(&[&format!("--htpasswd={file}"), &format!("--staticdir={site}"), "sh", "-c", who]).await;
+    let url = format!("http://alice:s3cret@{}/index.html", server.addr);
+    page.call("Page.navigate", serde_json::json!({ "url": url })).await;
+    page.until("document.title !== ''").await;
+    assert_eq!(page.eval("document.title").await, "user=alice type=Basic");
+    server.wait_log(|l| l.contains("/ws'") && l.contains("user:'alice'") && l.ends_with("| CONNECT")).await;
+    // The page itself was let in the same way, and nothing came in without the credentials.
+    server.wait_log(|l| l.contains("/index.html'") && l.contains("user:'alice'") && l.ends_with("| STATIC")).await;
+}
