@@ -124,9 +124,6 @@ pub enum ConfigError {
         "--resumems does not work with --broadcast: a shared program has no one client to resume"
     )]
     ResumeWithBroadcast,
-    /// `--idlems` or `--maxsessionms` with `--broadcast` or `--resumems`.
-    #[error("--{0} does not work with --{1} yet: it applies to one client's own session")]
-    TimeLimitWith(&'static str, &'static str),
     /// An `--authurl` setting without `--authurl`.
     #[error("--{0} only applies with --authurl")]
     NeedsAuthUrl(&'static str),
@@ -315,15 +312,6 @@ impl Config {
         let broadcast = broadcast_config(&args, args.dir.is_some() || !args.command.is_empty())?;
         let resume = resume_config(&args)?;
         let admin = admin_address(&args)?;
-        for (flag, given) in [("idlems", args.idlems > 0), ("maxsessionms", args.maxsessionms > 0)]
-        {
-            if given && args.broadcast {
-                return Err(ConfigError::TimeLimitWith(flag, "broadcast"));
-            }
-            if given && args.resumems.unwrap_or(0) > 0 {
-                return Err(ConfigError::TimeLimitWith(flag, "resumems"));
-            }
-        }
         let has_proxies = args.trustedproxy.iter().any(|v| !v.trim().is_empty());
         let access = access_settings(&args, has_proxies)?.map(Access::new).transpose()?;
         let rate_limit = rate_limit(&args)?;

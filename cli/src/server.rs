@@ -134,6 +134,9 @@ pub async fn serve(config: Config, listeners: Listeners) {
     let shutdown = Shutdown::new();
     let devconsole = config.http.devconsole;
     let app = Arc::new(App::new(config.http, shutdown.clone()));
+    if let Some(access) = app.access() {
+        tracing::info!(target: "server", "Access control              : {}", access.summary());
+    }
     let (ws, http) = if listeners.tls.is_some() { ("wss", "https") } else { ("ws", "http") };
     // The port redirects go to: the first TCP listener's.
     let main_port = listeners.main.iter().find_map(|l| l.local_addr().ok()).map_or(0, |a| a.port());

@@ -40,8 +40,8 @@ use crate::command::Command;
 use crate::env::Vars;
 use crate::framed::{Chunk, Log, Pending};
 use crate::hosted::{
-    self, Audience, Heard, INPUT_QUEUE, Pinged, Pings, Program, Registry, disconnect, reserve,
-    write_all,
+    self, Audience, Heard, INPUT_QUEUE, Limits, Pinged, Pings, Program, Registry, disconnect,
+    reserve, write_all,
 };
 use crate::metrics::{Metrics, Outcome};
 use crate::relay::{Flow, Inbound};
@@ -178,6 +178,7 @@ impl Broadcasts {
                 ping: config.ping,
                 metrics: &config.metrics,
                 flow: &flow,
+                session: &config,
             };
             config.metrics.shared_clients.inc();
             let (ended, farewell) = client.serve(&shutdown).await;
@@ -415,6 +416,8 @@ struct Client<'a, S> {
     metrics: &'a Metrics,
     /// What the client moved each way.
     flow: &'a Flow,
+    /// `--idlems` and `--maxsessionms`, for this client.
+    session: &'a SessionConfig,
 }
 
 /// What the client takes from the log when it has nothing left to write.
@@ -438,6 +441,8 @@ impl<S: Socket> Client<'_, S> {
         let mut inbound: Option<Frame> = None;
         let mut skipped = 0u64;
         let mut pings = Pings::new(self.ping);
+        let now = tokio::time::Instant::now();
+        let mut limits = Limits::new(self.session, now, now);
         let mut received = Inbound::new(self.flow);
         let dropped_input = &mut 0u64;
         let queue = self.config.client_queue as u64;
@@ -483,7 +488,11 @@ impl<S: Socket> Client<'_, S> {
                         drop(slices);
                         match written {
                             Ok(n) if n > 0 => {
-                                self.flow.moved_out(pending.advance(n));
+                                let moved = pending.advance(n);
+                                if moved.messages > 0 {
+                                    limits.active();
+                                }
+                                self.flow.moved_out(moved);
                                 pings.heard();
                             }
                             // Nothing taken of what there was to write: the connection is gone.
@@ -492,6 +501,15 @@ impl<S: Socket> Client<'_, S> {
                                 break LEFT_RUNNING.to_owned();
                             }
                         }
+                    }
+                    expired = limits.due() => {
+                        drop(slices);
+                        pending.cut();
+                        hosted::finish(&mut self.ws, &mut pending).await;
+                        let frame = expired.close(self.session);
+                        self.ended(Ending::sent(expired.by(), &frame));
+                        close_whole(&mut self.ws, frame).await;
+                        break LEFT_RUNNING.to_owned();
                     }
                     _ = changed.changed() => {
                         drop(slices);
@@ -529,6 +547,7 @@ impl<S: Socket> Client<'_, S> {
                     match hosted::heard(msg) {
                         Heard::Message(frame) => {
                             received.add(frame.payload().len());
+                            limits.active();
                             inbound = self.input(frame, dropped_input);
                         }
                         Heard::Nothing => {}
@@ -549,6 +568,12 @@ impl<S: Socket> Client<'_, S> {
                             break LEFT_RUNNING.to_owned();
                         }
                     }
+                }
+                expired = limits.due() => {
+                    let frame = expired.close(self.session);
+                    self.ended(Ending::sent(expired.by(), &frame));
+                    close_whole(&mut self.ws, frame).await;
+                    break LEFT_RUNNING.to_owned();
                 }
                 () = pings.due() => match pings.ping(&mut self.ws).await {
                     Pinged::Sent => {}

@@ -31,7 +31,7 @@ use crate::env::Vars;
 use crate::framed::{Chunk, Pending, TAKE_MAX, frame_into};
 use crate::pipe::{PipeInput, PipeOutput};
 use crate::relay::{Filled, Input, Output};
-use crate::session::{Exit, SessionConfig};
+use crate::session::{Exit, Expired, SessionConfig};
 use crate::shutdown::Shutdown;
 use crate::socket::Socket;
 
@@ -462,6 +462,50 @@ pub(crate) fn offer(input: &mpsc::Sender<Frame>, frame: Frame) -> Option<Frame> 
     match input.try_send(frame) {
         Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => None,
         Err(mpsc::error::TrySendError::Full(frame)) => Some(frame),
+    }
+}
+
+/// A client's time limits (`--idlems`, `--maxsessionms`): when it was last active, and when
+/// its time is up.
+pub(crate) struct Limits {
+    idle: Option<Duration>,
+    active: Instant,
+    ends: Option<Instant>,
+}
+
+impl Limits {
+    /// The limits of `config` for a session that started at `started` and was last active
+    /// at `active`.
+    pub(crate) fn new(config: &SessionConfig, started: Instant, active: Instant) -> Limits {
+        Limits { idle: config.idle, active, ends: config.time_limit.map(|limit| started + limit) }
+    }
+
+    /// A message went either way now.
+    pub(crate) fn active(&mut self) {
+        if self.idle.is_some() {
+            self.active = Instant::now();
+        }
+    }
+
+    /// When it was last active.
+    pub(crate) fn last_active(&self) -> Instant {
+        self.active
+    }
+
+    /// Resolves when a limit runs out (never without limits); it is checked again when a
+    /// message has come in the meantime.
+    pub(crate) async fn due(&self) -> Expired {
+        let idle_at = self.idle.map(|idle| self.active + idle);
+        let at = match (idle_at, self.ends) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        until(at).await;
+        if self.ends.is_some_and(|ends| Instant::now() >= ends) {
+            Expired::TimeLimit
+        } else {
+            Expired::Idle
+        }
     }
 }
 

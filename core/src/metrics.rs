@@ -72,6 +72,16 @@ pub struct HttpLabels {
     pub status: u16,
 }
 
+/// An access control decision, as labels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct AccessLabels {
+    /// How the client showed who it is: `basic`, `bearer`, `forward`, `proxy`, or `none`.
+    pub method: &'static str,
+    /// `allowed`, `denied` (401, 403, 400), `busy` (429 or 503 from the password checks'
+    /// bounds) or `failed` (the auth service did not answer).
+    pub outcome: &'static str,
+}
+
 /// Every series the server keeps, and the registry they are encoded from.
 #[derive(Debug)]
 pub struct Metrics {
@@ -111,6 +121,8 @@ pub struct Metrics {
     pub tls_failures: Counter,
     /// Close frames sent to clients, by code.
     pub close_codes: Family<CloseLabel, Counter>,
+    /// Access control decisions, by method and outcome.
+    pub access: Family<AccessLabels, Counter>,
     /// Messages and bytes from clients to programs, and from programs to clients.
     flow: [(Counter, Counter); 2],
 }
@@ -153,6 +165,7 @@ impl Metrics {
             ping_timeouts: Counter::default(),
             tls_failures: Counter::default(),
             close_codes: Family::default(),
+            access: Family::default(),
             flow: Default::default(),
         };
         let messages = Family::<Direction, Counter>::default();
@@ -240,6 +253,11 @@ impl Metrics {
             "close_codes_sent",
             "Close frames sent to clients, by code",
             m.close_codes.clone(),
+        );
+        r.register(
+            "access_checks",
+            "Access control decisions, by how the client showed who it is and the outcome",
+            m.access.clone(),
         );
         Metrics { registry: root, flow, ..m }
     }
@@ -336,6 +354,11 @@ impl Metrics {
     /// A Close frame with `code` was sent to a client.
     pub fn close_sent(&self, code: u16) {
         self.close_codes.get_or_create(&CloseLabel { code }).inc();
+    }
+
+    /// Access control let a request in (or not) by `method`, as `outcome`.
+    pub fn access(&self, method: &'static str, outcome: &'static str) {
+        self.access.get_or_create(&AccessLabels { method, outcome }).inc();
     }
 
     /// An upgrade request ended as `outcome`.

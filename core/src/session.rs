@@ -239,16 +239,8 @@ async fn end<S: Socket>(
         }
         End::Shutdown | End::Idle | End::TimeLimit => {
             let frame = match ended {
-                End::Idle => {
-                    let ms = config.idle.unwrap_or_default().as_millis();
-                    tracing::info!(target: "session", "No message either way for {ms} ms (--idlems): closing with 1001");
-                    close_frame(CloseCode::Away, "idle timeout")
-                }
-                End::TimeLimit => {
-                    let ms = config.time_limit.unwrap_or_default().as_millis();
-                    tracing::info!(target: "session", "Session ran {ms} ms (--maxsessionms): closing with 1001");
-                    close_frame(CloseCode::Away, "session time limit")
-                }
+                End::Idle => Expired::Idle.close(config),
+                End::TimeLimit => Expired::TimeLimit.close(config),
                 _ => {
                     tracing::debug!(target: "session", "Server shutting down: closing with 1001");
                     going_away()
@@ -296,6 +288,41 @@ async fn end<S: Socket>(
     match child.status() {
         Some(status) => Exit::Ended(status),
         None => Exit::Unknown,
+    }
+}
+
+/// Which of a session's time limits ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expired {
+    /// `--idlems`: no message either way for that long.
+    Idle,
+    /// `--maxsessionms`: the session ran that long.
+    TimeLimit,
+}
+
+impl Expired {
+    /// Says so, and gives the Close 1001 that tells the client.
+    pub(crate) fn close(self, config: &SessionConfig) -> CloseFrame {
+        match self {
+            Expired::Idle => {
+                let ms = config.idle.unwrap_or_default().as_millis();
+                tracing::info!(target: "session", "No message either way for {ms} ms (--idlems): closing with 1001");
+                close_frame(CloseCode::Away, "idle timeout")
+            }
+            Expired::TimeLimit => {
+                let ms = config.time_limit.unwrap_or_default().as_millis();
+                tracing::info!(target: "session", "Session ran {ms} ms (--maxsessionms): closing with 1001");
+                close_frame(CloseCode::Away, "session time limit")
+            }
+        }
+    }
+
+    /// Who the summary says ended the session.
+    pub(crate) fn by(self) -> &'static str {
+        match self {
+            Expired::Idle => "idle",
+            Expired::TimeLimit => "timelimit",
+        }
     }
 }
 

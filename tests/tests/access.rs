@@ -613,12 +613,81 @@ async fn a_browser_that_logged_in_with_basic_auth_opens_its_websocket() {
     )
     .unwrap();
     let who = "echo \"user=$REMOTE_USER type=$AUTH_TYPE\"; exec cat";
-    let server = Server::start(&[&format!("--htpasswd={file}"), &format!("--staticdir={site}"), "sh", "-c", who]).await;
+    let server = Server::start(&[
+        &format!("--htpasswd={file}"),
+        &format!("--staticdir={site}"),
+        "sh",
+        "-c",
+        who,
+    ])
+    .await;
     let url = format!("http://alice:s3cret@{}/index.html", server.addr);
     page.call("Page.navigate", serde_json::json!({ "url": url })).await;
     page.until("document.title !== ''").await;
     assert_eq!(page.eval("document.title").await, "user=alice type=Basic");
-    server.wait_log(|l| l.contains("/ws'") && l.contains("user:'alice'") && l.ends_with("| CONNECT")).await;
+    server
+        .wait_log(|l| l.contains("/ws'") && l.contains("user:'alice'") && l.ends_with("| CONNECT"))
+        .await;
     // The page itself was let in the same way, and nothing came in without the credentials.
-    server.wait_log(|l| l.contains("/index.html'") && l.contains("user:'alice'") && l.ends_with("| STATIC")).await;
+    server
+        .wait_log(|l| {
+            l.contains("/index.html'") && l.contains("user:'alice'") && l.ends_with("| STATIC")
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn with_broadcast_the_time_limits_apply_to_each_client_and_the_program_goes_on() {
+    let server =
+        Server::start(&["--broadcast", "--idlems=400", "sh", "-c", "cat > /dev/null; exit 0"])
+            .await;
+    let mut quiet = server.connect("/").await;
+    let mut busy = server.connect("/").await;
+    let started = std::time::Instant::now();
+    let busy_side = async {
+        // Its messages keep it, and only it, active.
+        while started.elapsed() < Duration::from_millis(900) {
+            send_text(&mut busy, "still here").await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let (closed, ()) = tokio::join!(recv_close(&mut quiet), busy_side);
+    assert_eq!((closed.0, closed.1.as_str()), (1001, "idle timeout"));
+    assert!(server.live_children().len() == 1, "the shared program goes on");
+    let (code, reason, _) = recv_close(&mut busy).await;
+    assert_eq!((code, reason.as_str()), (1001, "idle timeout"), "once it is quiet too");
+    let server = Server::start(&[
+        "--broadcast",
+        "--maxsessionms=600",
+        "sh",
+        "-c",
+        "cat > /dev/null; exit 0",
+    ])
+    .await;
+    let mut first = server.connect("/").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut second = server.connect("/").await;
+    let joined = std::time::Instant::now();
+    assert_eq!(recv_close(&mut first).await.1, "session time limit");
+    assert_eq!(recv_close(&mut second).await.1, "session time limit");
+    assert!(joined.elapsed() >= Duration::from_millis(550), "each client has its own clock");
+}
+
+#[tokio::test]
+async fn a_resumable_session_ends_at_maxsessionms_across_its_connections() {
+    let server = Server::start(&["--resumems=5000", "--maxsessionms=700", "cat"]).await;
+    let token = "limits-0123456789abcdefghij";
+    let mut ws = server.connect(&format!("/?wsd_session={token}")).await;
+    let started = std::time::Instant::now();
+    send_text(&mut ws, "one").await;
+    assert_eq!(recv_text(&mut ws).await, "one");
+    abort(ws);
+    server.wait_log(|l| l.contains("exit:'detached'")).await;
+    let mut ws = server.connect(&format!("/?wsd_session={token}&wsd_seen=1")).await;
+    send_text(&mut ws, "two").await;
+    assert_eq!(recv_text(&mut ws).await, "two");
+    let (code, reason, _) = recv_close(&mut ws).await;
+    assert_eq!((code, reason.as_str()), (1001, "session time limit"));
+    assert!(started.elapsed() >= Duration::from_millis(650), "{:?}", started.elapsed());
+    server.wait_no_children().await;
 }

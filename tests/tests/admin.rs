@@ -206,3 +206,41 @@ async fn admin_settings_are_checked_at_start() {
         assert!(text.contains(says), "{args:?}: {text}");
     }
 }
+
+#[tokio::test]
+async fn access_control_decisions_are_counted() {
+    let dir = TempDir::new();
+    let tokens = dir.path("tokens");
+    std::fs::write(&tokens, "tok_counted_0123456789 reader\n").unwrap();
+    let server =
+        Server::start(&["--adminaddress=127.0.0.1:0", &format!("--tokens={tokens}"), "cat"]).await;
+    let admin = admin_addr(&server).await;
+    let upgrade = |query: &str| {
+        format!(
+            "GET /{query} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+    };
+    assert_eq!(exchange(server.addr, upgrade("").as_bytes()).await.0.status(), 401);
+    assert_eq!(
+        exchange(server.addr, upgrade("?wsd_token=tok_wrong").as_bytes()).await.0.status(),
+        401
+    );
+    let ok = exchange(server.addr, upgrade("?wsd_token=tok_counted_0123456789").as_bytes()).await;
+    assert_eq!(ok.0.status(), 101);
+    let text = until_sample(
+        admin,
+        "websocketd_access_checks_total{method=\"bearer\",outcome=\"allowed\"}",
+        1.0,
+    )
+    .await;
+    assert_eq!(
+        sample(&text, "websocketd_access_checks_total{method=\"bearer\",outcome=\"denied\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "websocketd_access_checks_total{method=\"none\",outcome=\"denied\"}"),
+        Some(1.0)
+    );
+    assert_eq!(sample(&text, "websocketd_upgrades_total{outcome=\"401\"}"), Some(2.0));
+}

@@ -208,10 +208,12 @@ impl App {
             let trusted = self.proxies.trusts(&conn.peer);
             match access.check(presented, &req, &client, trusted).await {
                 Ok(Some(user)) => {
+                    self.metrics.access(method_label(user.auth_type), "allowed");
                     req.extensions_mut().insert(user);
                 }
                 Ok(None) => {}
                 Err(denied) => {
+                    self.metrics.access(denied.method, denied.outcome);
                     let span = if upgrade {
                         endpoint::refusal_span(&req, &client)
                     } else {
@@ -317,6 +319,17 @@ fn outcome(status: StatusCode) -> &'static str {
         431 => "431",
         503 => "503",
         _ => "other",
+    }
+}
+
+/// The metrics' name of an `AUTH_TYPE`.
+fn method_label(auth_type: &str) -> &'static str {
+    match auth_type {
+        "Basic" => "basic",
+        "Bearer" => "bearer",
+        "Forward" => "forward",
+        "Proxy" => "proxy",
+        _ => "none",
     }
 }
 

@@ -44,13 +44,13 @@ use crate::command::Command;
 use crate::env::Vars;
 use crate::framed::{Chunk, Log, Pending};
 use crate::hosted::{
-    self, Audience, Heard, INPUT_QUEUE, Pinged, Pings, Program, Registry, Slot, disconnect,
+    self, Audience, Heard, INPUT_QUEUE, Limits, Pinged, Pings, Program, Registry, Slot, disconnect,
     reserve, until,
 };
 use crate::metrics::Metrics;
 use crate::relay::{Flow, Inbound};
 use crate::request::RequestInfo;
-use crate::session::{Close, Ending, Exit, SessionConfig, Upgrade};
+use crate::session::{Close, Ending, Exit, Expired, SessionConfig, Upgrade};
 use crate::shutdown::Shutdown;
 use crate::socket::Socket;
 
@@ -157,7 +157,8 @@ impl Resumes {
                 tracing::info!(target: "session", "Resumed session {} after {cursor} messages", held.id);
                 config.metrics.resumed.inc();
             }
-            let attached = Attached {
+            let active = held.state().active;
+            let mut attached = Attached {
                 ws,
                 held: &held,
                 cursor,
@@ -166,8 +167,12 @@ impl Resumes {
                 buffer: resumes.config.buffer,
                 metrics: &config.metrics,
                 flow: &flow,
+                session: &config,
+                limits: Limits::new(&config, held.started, active),
             };
             let left = attached.serve(&shutdown).await;
+            held.state().active = attached.limits.last_active();
+            drop(attached);
             if matches!(left, Left::Dropped) {
                 config.metrics.detached.inc();
             }
@@ -283,12 +288,14 @@ impl Resumes {
                 exit: None,
                 gone: false,
                 full: false,
+                active: Instant::now(),
             }),
             changed: watch::Sender::new(()),
             presence: watch::Sender::new(()),
             room: Notify::new(),
             input,
             pid: OnceLock::new(),
+            started: Instant::now(),
         });
         sessions.insert(ticket.token.clone(), Arc::clone(&held));
         let metrics = Arc::clone(&start.config.metrics);
@@ -351,6 +358,8 @@ struct Held {
     /// The program's stdin queue.
     input: mpsc::Sender<Frame>,
     pid: OnceLock<u32>,
+    /// When it started (`--maxsessionms` counts from here).
+    started: Instant,
 }
 
 /// Everything under a session's lock.
@@ -377,6 +386,9 @@ struct State {
     gone: bool,
     /// The buffer is full: the program is not read.
     full: bool,
+    /// When a message last went either way, as of the last connection's leaving
+    /// (`--idlems`).
+    active: Instant,
 }
 
 /// How a connection's time with its session ended.
@@ -571,6 +583,9 @@ struct Attached<'a, S> {
     metrics: &'a Metrics,
     /// What the connection moved each way.
     flow: &'a Flow,
+    /// `--idlems` and `--maxsessionms`, for the session.
+    session: &'a SessionConfig,
+    limits: Limits,
 }
 
 /// What the connection takes from the log when it has nothing left to write.
@@ -585,7 +600,7 @@ enum Taken {
 
 impl<S: Socket> Attached<'_, S> {
     /// Relays until the connection, the session or the server ends.
-    async fn serve(mut self, shutdown: &Shutdown) -> Left {
+    async fn serve(&mut self, shutdown: &Shutdown) -> Left {
         let buffer = self.buffer;
         let mut changed = self.held.changed.subscribe();
         let mut pending = Pending::default();
@@ -625,11 +640,20 @@ impl<S: Socket> Attached<'_, S> {
                         }
                         return Left::Kicked;
                     }
+                    expired = self.limits.due() => {
+                        drop(slices);
+                        self.finish(&mut pending, buffer).await;
+                        return self.expired(expired).await;
+                    }
                     written = self.ws.write_raw(&slices) => {
                         drop(slices);
                         match written {
                             Ok(n) if n > 0 => {
-                                self.flow.moved_out(pending.advance(n));
+                                let moved = pending.advance(n);
+                                if moved.messages > 0 {
+                                    self.limits.active();
+                                }
+                                self.flow.moved_out(moved);
                                 pings.heard();
                                 self.held.sent(self.sent_whole(&pending), buffer);
                             }
@@ -664,6 +688,7 @@ impl<S: Socket> Attached<'_, S> {
                     match hosted::heard(msg) {
                         Heard::Message(frame) => {
                             received.add(frame.payload().len());
+                            self.limits.active();
                             inbound = hosted::offer(&self.held.input, frame);
                         }
                         Heard::Nothing => {}
@@ -681,6 +706,7 @@ impl<S: Socket> Attached<'_, S> {
                         }
                     }
                 }
+                expired = self.limits.due() => return self.expired(expired).await,
                 () = pings.due() => match pings.ping(&mut self.ws).await {
                     Pinged::Sent => {}
                     Pinged::Silent => {
@@ -694,6 +720,14 @@ impl<S: Socket> Attached<'_, S> {
                 },
             }
         }
+    }
+
+    /// A time limit ran out: the client is told 1001, and the session ends as if it closed.
+    async fn expired(&mut self, expired: Expired) -> Left {
+        let frame = expired.close(self.session);
+        self.ended(Ending::sent(expired.by(), &frame));
+        close_whole(&mut self.ws, frame).await;
+        Left::Closed
     }
 
     /// Says in the summary, and counts, how the connection's time ended.

@@ -116,6 +116,14 @@ impl Forward {
         Forward { url, user_header, timeout, under_way: tokio::sync::Semaphore::new(CONCURRENCY) }
     }
 
+    /// Where it asks, for the start-up line.
+    pub(crate) fn url(&self) -> String {
+        match &self.url.target {
+            Target::Tcp(address) => format!("http://{address}{}", self.url.path),
+            Target::Unix(path) => format!("http://unix:{}:{}", path.display(), self.url.path),
+        }
+    }
+
     /// Asks about a request of `client` with `method`, `uri` (as the program will see it)
     /// and `headers`.
     pub(crate) async fn ask(

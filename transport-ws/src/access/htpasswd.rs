@@ -106,6 +106,11 @@ impl Htpasswd {
         Ok(count)
     }
 
+    /// How many users there are.
+    pub(crate) fn count(&self) -> usize {
+        self.users.read().unwrap_or_else(PoisonError::into_inner).hashes.len()
+    }
+
     /// The file.
     pub(crate) fn path(&self) -> &Path {
         &self.path

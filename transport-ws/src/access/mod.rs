@@ -106,6 +106,10 @@ pub(crate) struct Denied {
     pub(crate) line: String,
     /// Why the auth service could not answer, for an error line.
     pub(crate) failure: Option<String>,
+    /// For the metrics: the way that was tried last (`basic`, `bearer`, `forward`, `none`),
+    /// and `denied`, `busy` or `failed`.
+    pub(crate) method: &'static str,
+    pub(crate) outcome: &'static str,
 }
 
 impl Access {
@@ -137,6 +141,25 @@ impl Access {
     /// Whether anything is checked at all (beyond naming a proxy's user).
     pub fn is_required(&self) -> bool {
         self.htpasswd.is_some() || self.tokens.is_some() || self.forward.is_some()
+    }
+
+    /// What is checked, for the start-up line: `Basic (users: 2 users), tokens (tokens: 1),
+    /// forward auth (http://127.0.0.1:9091/verify), user from a trusted proxy's X-Remote-User`.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(h) = &self.htpasswd {
+            parts.push(format!("Basic ({}: {} users)", h.path().display(), h.count()));
+        }
+        if let Some(t) = &self.tokens {
+            parts.push(format!("tokens ({}: {})", t.path().display(), t.count()));
+        }
+        if let Some(f) = &self.forward {
+            parts.push(format!("forward auth ({})", f.url()));
+        }
+        if let Some(name) = &self.remote_user_header {
+            parts.push(format!("user from a trusted proxy's {name}"));
+        }
+        parts.join(", ")
     }
 
     /// Reads the `--htpasswd` and `--tokens` files again (on SIGHUP): for each, what it holds
@@ -206,10 +229,14 @@ impl Access {
             return Ok(None);
         }
         let mut why = "no credentials".to_owned();
+        let mut method = "none";
         if let (Some(tokens), Some(token)) = (&self.tokens, &presented.token) {
             match tokens.find(token) {
                 Some(name) => return Ok(Some(User { name, auth_type: "Bearer" })),
-                None => why = "unknown token".to_owned(),
+                None => {
+                    why = "unknown token".to_owned();
+                    method = "bearer";
+                }
             }
         }
         if let (Some(htpasswd), Some(basic)) = (&self.htpasswd, presented.basic) {
@@ -218,8 +245,10 @@ impl Access {
                     StatusCode::BAD_REQUEST,
                     "400 Bad Request: malformed Basic credentials\n",
                 );
-                return Err(Denied::new(resp, "BAD REQUEST: malformed Basic credentials"));
+                let denied = Denied::new(resp, "BAD REQUEST: malformed Basic credentials");
+                return Err(denied.by("basic", "denied"));
             };
+            method = "basic";
             match htpasswd.verify(&name, &password, client.ip).await {
                 Ok(Verdict::Right) => return Ok(Some(User { name, auth_type: "Basic" })),
                 Ok(Verdict::Wrong) => why = format!("wrong password for user '{}'", shown(&name)),
@@ -227,12 +256,12 @@ impl Access {
                 Err(Busy::Client) => {
                     let resp = retry_later(StatusCode::TOO_MANY_REQUESTS, 1);
                     let line = "TOO MANY REQUESTS: this address's password checks are under way";
-                    return Err(Denied::new(resp, line));
+                    return Err(Denied::new(resp, line).by("basic", "busy"));
                 }
                 Err(Busy::Server) => {
                     let resp = retry_later(StatusCode::SERVICE_UNAVAILABLE, 1);
                     let line = "SERVICE UNAVAILABLE: too many password checks under way";
-                    return Err(Denied::new(resp, line));
+                    return Err(Denied::new(resp, line).by("basic", "busy"));
                 }
             }
         }
@@ -246,14 +275,14 @@ impl Access {
                         StatusCode::FORBIDDEN => "FORBIDDEN: the auth service said 403",
                         _ => "UNAUTHORIZED: the auth service said 401",
                     };
-                    Err(Denied::new(resp, line))
+                    Err(Denied::new(resp, line).by("forward", "denied"))
                 }
                 Answer::Failed(failure) => {
                     let resp = retry_later(StatusCode::SERVICE_UNAVAILABLE, 1);
                     let mut denied =
                         Denied::new(resp, "SERVICE UNAVAILABLE: no answer from the auth service");
                     denied.failure = Some(failure);
-                    Err(denied)
+                    Err(denied.by("forward", "failed"))
                 }
             };
         }
@@ -261,13 +290,17 @@ impl Access {
         for challenge in &self.challenges {
             resp.headers_mut().append(header::WWW_AUTHENTICATE, challenge.clone());
         }
-        Err(Denied::new(resp, &format!("UNAUTHORIZED: {why}")))
+        Err(Denied::new(resp, &format!("UNAUTHORIZED: {why}")).by(method, "denied"))
     }
 }
 
 impl Denied {
     fn new(response: Response<Body>, line: &str) -> Denied {
-        Denied { response, line: line.to_owned(), failure: None }
+        Denied { response, line: line.to_owned(), failure: None, method: "none", outcome: "denied" }
+    }
+
+    fn by(self, method: &'static str, outcome: &'static str) -> Denied {
+        Denied { method, outcome, ..self }
     }
 }
 

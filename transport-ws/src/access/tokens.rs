@@ -43,6 +43,11 @@ impl Tokens {
         Ok(count)
     }
 
+    /// How many tokens there are.
+    pub(crate) fn count(&self) -> usize {
+        self.set.read().unwrap_or_else(PoisonError::into_inner).digests.len()
+    }
+
     /// The file.
     pub(crate) fn path(&self) -> &Path {
         &self.path
