@@ -26,6 +26,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use websocketd_framing::Frame;
 
 use crate::metrics::{Metrics, Moved};
+use crate::session::SessionConfig;
 
 /// What a fill of an [`Output`] brought.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +84,7 @@ pub(crate) enum End {
     Shutdown,
     /// No message went either way for `--idlems`.
     Idle,
-    /// The session ran for `--maxsessionms` (the session's verdict).
+    /// The session ran for `--maxsessionms`.
     TimeLimit,
 }
 
@@ -101,7 +102,8 @@ pub(crate) enum Gone {
 /// Relays between the client (`tx`, `rx`) and the program (`out`, with `err` beside it for
 /// `--passstderr`, and `input`) until one of them ends; pings the client every `ping`, and
 /// gives up on it when silent for twice as long; ends when no message went either way for
-/// `idle`. Dropping `input` on the way out closes the program's input.
+/// `idle`, and at the `time_limit` (`config`'s `--pingms`, `--idlems` and `--maxsessionms`).
+/// Dropping `input` on the way out closes the program's input.
 #[expect(clippy::manual_async_fn, reason = "an async fn would store its arguments twice")]
 pub(crate) fn relay<'a, W, R, O, I>(
     tx: &'a mut W,
@@ -109,7 +111,7 @@ pub(crate) fn relay<'a, W, R, O, I>(
     mut out: O,
     mut err: Option<O>,
     mut input: I,
-    (ping, idle): (Option<Duration>, Option<Duration>),
+    config: &'a SessionConfig,
     flow: &'a Flow,
 ) -> impl Future<Output = End> + Send + 'a
 where
@@ -121,34 +123,16 @@ where
     // Not an async fn: one would store its arguments twice in its future, once as they come
     // and once as its locals; a block that moves them in stores them once.
     async move {
-        // When the client was last heard from, and when a message last went either way, in
-        // milliseconds since `start`.
-        let start = Instant::now();
-        let heard = AtomicU64::new(0);
-        let active = AtomicU64::new(0);
-        let silence = ping.map(|every| every * 2);
-        let clock = Clock { start, active: idle.map(|_| &active) };
-        let mut out = pin!(pump_out(&mut out, &mut err, tx, ping, flow, clock));
-        let mut inp = pin!(pump_in(rx, &mut input, (start, &heard), flow, clock));
-        let at = |stamp: &AtomicU64| start + Duration::from_millis(stamp.load(Ordering::Relaxed));
+        let stamps = Stamps::new(config);
+        let mut out = pin!(pump_out(&mut out, &mut err, tx, config.ping, flow, &stamps));
+        let mut inp = pin!(pump_in(rx, &mut input, &stamps, flow));
         loop {
-            let silent_at = silence.map(|s| at(&heard) + s);
-            let idle_at = idle.map(|i| at(&active) + i);
-            let deadline = match (silent_at, idle_at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
             tokio::select! {
                 end = &mut out => return end,
                 gone = &mut inp => return End::ClientLeft(gone),
-                () = until(deadline) => {
-                    if silence.is_some_and(|s| at(&heard).elapsed() >= s) {
-                        return End::ClientLeft(Gone::Silent);
-                    }
-                    if idle.is_some_and(|i| at(&active).elapsed() >= i) {
-                        return End::Idle;
-                    }
-                }
+                () = until(stamps.deadline(config)) => if let Some(end) = stamps.expired(config) {
+                    return end;
+                },
             }
         }
     }
@@ -163,7 +147,7 @@ async fn pump_out<W, O>(
     tx: &mut W,
     ping: Option<Duration>,
     flow: &Flow,
-    clock: Clock<'_>,
+    stamps: &Stamps,
 ) -> End
 where
     W: Sink<Message, Error = WsError> + Unpin,
@@ -204,7 +188,7 @@ where
             // Nothing more to read now: send what is queued, then wait.
             tx.flush().await.map_err(client_error)?;
             if batch.messages > 0 {
-                clock.tick();
+                stamps.active();
             }
             flow.moved_out(std::mem::take(&mut batch));
             tokio::select! {
@@ -273,13 +257,7 @@ async fn ready<O: Output>(source: Option<&O>) -> bool {
 
 /// Socket → input. Returns when the client leaves. If the program stops taking its input,
 /// later messages are dropped while the session goes on.
-async fn pump_in<R, I>(
-    rx: &mut R,
-    input: &mut I,
-    (start, heard): (Instant, &AtomicU64),
-    flow: &Flow,
-    clock: Clock<'_>,
-) -> Gone
+async fn pump_in<R, I>(rx: &mut R, input: &mut I, stamps: &Stamps, flow: &Flow) -> Gone
 where
     R: Stream<Item = Result<Message, WsError>> + Unpin,
     I: Input,
@@ -293,8 +271,7 @@ where
             () = input.write() => batch.flush(),
             msg = async { tokio::task::consume_budget().await; rx.next().await }, if !input.is_full() => {
                 if matches!(msg, Some(Ok(_))) {
-                    let ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-                    heard.store(ms, Ordering::Relaxed);
+                    stamps.heard();
                 }
                 let frame = match msg {
                     None => return Gone::Error(WsError::ConnectionClosed),
@@ -307,7 +284,7 @@ where
                     Some(Ok(_)) => continue,
                 };
                 batch.add(frame.payload().len());
-                clock.tick();
+                stamps.active();
                 input.push(frame);
             }
         }
@@ -402,20 +379,65 @@ impl Flow {
     }
 }
 
-/// Where the pumps note that a message went, for `--idlems` (nowhere without it).
-#[derive(Clone, Copy)]
-struct Clock<'a> {
+/// When the client was last heard from (`--pingms`), and when a message last went either
+/// way (`--idlems`), in milliseconds since the relay started; the relay's deadlines follow
+/// from them. One for both pumps, which each hold a reference: it is in every session's
+/// future, so it stays small.
+struct Stamps {
     start: Instant,
-    active: Option<&'a AtomicU64>,
+    heard: AtomicU64,
+    active: AtomicU64,
+    idle: bool,
 }
 
-impl Clock<'_> {
+impl Stamps {
+    fn new(config: &SessionConfig) -> Stamps {
+        let (heard, active) = (AtomicU64::new(0), AtomicU64::new(0));
+        Stamps { start: Instant::now(), heard, active, idle: config.idle.is_some() }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The client was heard from now.
+    fn heard(&self) {
+        self.heard.store(self.now(), Ordering::Relaxed);
+    }
+
     /// A message went now.
-    fn tick(self) {
-        if let Some(active) = self.active {
-            let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-            active.store(ms, Ordering::Relaxed);
+    fn active(&self) {
+        if self.idle {
+            self.active.store(self.now(), Ordering::Relaxed);
         }
+    }
+
+    fn at(&self, stamp: &AtomicU64) -> Instant {
+        self.start + Duration::from_millis(stamp.load(Ordering::Relaxed))
+    }
+
+    /// The next time something may have run out: silence (twice the ping interval),
+    /// idleness, or the session's time.
+    fn deadline(&self, config: &SessionConfig) -> Option<Instant> {
+        let silent = config.ping.map(|every| self.at(&self.heard) + every * 2);
+        let idle = config.idle.map(|idle| self.at(&self.active) + idle);
+        let ends = config.time_limit.map(|limit| self.start + limit);
+        [silent, idle, ends].into_iter().flatten().min()
+    }
+
+    /// How the relay ends now, if something has run out.
+    fn expired(&self, config: &SessionConfig) -> Option<End> {
+        let past = |at: Instant| Instant::now() >= at;
+        if config.ping.is_some_and(|every| past(self.at(&self.heard) + every * 2)) {
+            return Some(End::ClientLeft(Gone::Silent));
+        }
+        if config.time_limit.is_some_and(|limit| past(self.start + limit)) {
+            return Some(End::TimeLimit);
+        }
+        if config.idle.is_some_and(|idle| past(self.at(&self.active) + idle)) {
+            return Some(End::Idle);
+        }
+        None
     }
 }
 
@@ -487,6 +509,21 @@ mod tests {
 
     use super::*;
     use crate::testing::{channel_socket, next};
+
+    /// A session's settings with pings every `ping`.
+    fn config(ping: Option<Duration>) -> SessionConfig {
+        SessionConfig {
+            framing: Framing::Lines,
+            max_message: 1 << 20,
+            closems: Duration::ZERO,
+            env: crate::EnvSettings::default(),
+            pass_stderr: false,
+            ping,
+            metrics: Arc::default(),
+            idle: None,
+            time_limit: None,
+        }
+    }
 
     /// A program's output made of chunks the test hands over; `None` ends it.
     struct Scripted {
@@ -579,7 +616,7 @@ mod tests {
         let flow = Arc::new(Flow::new(Arc::default()));
         let counted = Arc::clone(&flow);
         let relay = tokio::spawn(async move {
-            relay(&mut tx, &mut rx, out, None, Collect(input), (None, None), &counted).await
+            relay(&mut tx, &mut rx, out, None, Collect(input), &config(None), &counted).await
         });
         client.send(Ok(Message::text("to the program"))).unwrap();
         let got = tokio::time::timeout(Duration::from_secs(10), received.recv()).await.unwrap();
@@ -607,7 +644,7 @@ mod tests {
         let (input, _received) = mpsc::unbounded_channel();
         client.send(Ok(Message::Close(None))).unwrap();
         let flow = Flow::new(Arc::default());
-        let end = relay(&mut tx, &mut rx, out, None, Collect(input), (None, None), &flow).await;
+        let end = relay(&mut tx, &mut rx, out, None, Collect(input), &config(None), &flow).await;
         assert!(matches!(end, End::ClientLeft(Gone::Closed(None))), "{end:?}");
 
         let (socket, (_client, mut sent)) = channel_socket();
@@ -615,7 +652,7 @@ mod tests {
         let (out, _feed) = scripted();
         let (input, _received) = mpsc::unbounded_channel();
         let ping = Some(Duration::from_millis(20));
-        let end = relay(&mut tx, &mut rx, out, None, Collect(input), (ping, None), &flow).await;
+        let end = relay(&mut tx, &mut rx, out, None, Collect(input), &config(ping), &flow).await;
         assert!(matches!(end, End::ClientLeft(Gone::Silent)), "{end:?}");
         assert_eq!(next(&mut sent).await, Message::Ping(Bytes::new()), "it was pinged first");
     }

@@ -7,12 +7,13 @@ use tokio::sync::OwnedSemaphorePermit;
 #[derive(Debug, Default)]
 pub struct Slot {
     _server: Option<OwnedSemaphorePermit>,
-    _client: Option<OwnedSemaphorePermit>,
+    /// Boxed: there is one only with `--maxforksperip`, and every session holds a slot.
+    _client: Option<Box<OwnedSemaphorePermit>>,
 }
 
 impl Slot {
     /// Holds the server's slot (`--maxforks`) and the client's (`--maxforksperip`).
     pub fn new(server: Option<OwnedSemaphorePermit>, client: Option<OwnedSemaphorePermit>) -> Slot {
-        Slot { _server: server, _client: client }
+        Slot { _server: server, _client: client.map(Box::new) }
     }
 }
