@@ -305,6 +305,30 @@ pub struct Args {
     )]
     pub maxsessionms: u64,
 
+    /// The program's stdout is a pseudo-terminal (raw mode; stdin and stderr stay pipes), so
+    /// that C stdio, Python, grep and awk flush each line as they print it. TERM is `dumb`
+    /// unless --passenv or --setenv gives one.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = parse_bool, help_heading = "Process")]
+    pub pty: bool,
+
+    /// In line mode, send a partial line (a prompt, a progress dot) once it has waited this
+    /// long without its newline; the rest of the line comes as the next message. 0: off,
+    /// lines wait for their newline [default: 0].
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 0,
+        hide_default_value = true,
+        help_heading = "Process"
+    )]
+    pub flushms: u64,
+
+    /// An extra variable for every program, NAME=VALUE, set after the CGI ones and
+    /// --passenv's (repeatable). A name the server sets for a request (REMOTE_ADDR,
+    /// HTTP_*, …) is refused.
+    #[arg(long, value_name = "NAME=VALUE", action = ArgAction::Append, help_heading = "Process")]
+    pub setenv: Vec<OsString>,
+
     /// Comma-separated names of variables passed from websocketd's environment to the process.
     #[arg(
         long,
@@ -541,6 +565,8 @@ mod tests {
             "rateburst",
             "idlems",
             "maxsessionms",
+            "setenv",
+            "flushms",
         ] {
             let got = norm(&[&format!("-{flag}"), "V", "cat"]);
             assert_eq!(got, [format!("--{flag}"), "V".into(), "--".into(), "cat".into()], "{flag}");
@@ -555,6 +581,7 @@ mod tests {
             "broadcast",
             "notreadywhenfull",
             "logsummary",
+            "pty",
         ] {
             let got = norm(&[&format!("-{boolean}"), "cat"]);
             assert_eq!(got, [format!("--{boolean}"), "--".into(), "cat".into()], "{boolean}");

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use http::HeaderName;
 use websocketd_core::broadcast::{BroadcastConfig, BroadcastInput, SlowClient};
 use websocketd_core::command::{self, Command};
-use websocketd_core::env::EnvSettings;
+use websocketd_core::env::{EnvSettings, Vars, is_cgi_name};
 use websocketd_core::log::LogLevel;
 use websocketd_core::metrics::Metrics;
 use websocketd_core::resume::ResumeConfig;
@@ -124,6 +124,14 @@ pub enum ConfigError {
         "--resumems does not work with --broadcast: a shared program has no one client to resume"
     )]
     ResumeWithBroadcast,
+    /// `--flushms` with a framing other than lines.
+    #[error(
+        "--flushms only applies to lines: a chunk is sent as it is read, and a length-prefixed message only when whole"
+    )]
+    FlushLines,
+    /// A `--setenv` value that cannot be a variable, or names one the server sets.
+    #[error("invalid --setenv '{0}': {1}")]
+    SetEnv(String, &'static str),
     /// An `--authurl` setting without `--authurl`.
     #[error("--{0} only applies with --authurl")]
     NeedsAuthUrl(&'static str),
@@ -369,6 +377,11 @@ impl Config {
         }
         let passenv =
             EnvSettings::capture_passenv(args.passenv.split(','), |k| std::env::var_os(k));
+        let mut setenv = setenv(&args.setenv)?;
+        // A terminal's programs look at TERM; `dumb` asks for no colours and no cursor moves.
+        if args.pty && !passenv.iter().chain(&setenv).any(|(name, _)| name == "TERM") {
+            setenv.push(("TERM".to_owned(), "dumb".into()));
+        }
         let framing = match (args.binary, args.framing) {
             (false, None | Some(FramingArg::Lines)) => Framing::Lines,
             (_, None | Some(FramingArg::Chunks)) => Framing::Chunks,
@@ -385,6 +398,9 @@ impl Config {
                 Framing::Chunks => return Err(ConfigError::PassStderr("framing=chunks")),
                 _ => return Err(ConfigError::PassStderr("framing=length-prefixed")),
             }
+        }
+        if args.flushms > 0 && framing != Framing::Lines {
+            return Err(ConfigError::FlushLines);
         }
         let parse_all = |raw: &[String]| {
             raw.iter()
@@ -445,7 +461,13 @@ impl Config {
             ping: (args.pingms > 0).then(|| Duration::from_millis(args.pingms)),
             idle: (args.idlems > 0).then(|| Duration::from_millis(args.idlems)),
             time_limit: (args.maxsessionms > 0).then(|| Duration::from_millis(args.maxsessionms)),
-            env: EnvSettings { server_software: format!("websocketd/{}", version()), passenv },
+            pty: args.pty,
+            flush: (args.flushms > 0).then(|| Duration::from_millis(args.flushms)),
+            env: EnvSettings {
+                server_software: format!("websocketd/{}", version()),
+                passenv,
+                setenv,
+            },
             metrics: std::sync::Arc::new(Metrics::new(
                 env!("CARGO_PKG_VERSION"),
                 env!("WEBSOCKETD_COMMIT"),
@@ -579,6 +601,37 @@ fn access_settings(args: &Args, has_proxies: bool) -> Result<Option<AccessSettin
             .transpose()?,
         realm,
     }))
+}
+
+/// `--setenv` values as variables: `NAME=VALUE`, NAME a shell variable's name and none the
+/// server sets for a request.
+fn setenv(values: &[std::ffi::OsString]) -> Result<Vars, ConfigError> {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let mut vars = Vars::new();
+    for value in values {
+        let bytes = value.as_bytes();
+        let shown = || String::from_utf8_lossy(bytes).into_owned();
+        let Some(eq) = bytes.iter().position(|&b| b == b'=') else {
+            return Err(ConfigError::SetEnv(shown(), "give NAME=VALUE"));
+        };
+        let name = std::str::from_utf8(&bytes[..eq]).unwrap_or("");
+        let valid = name.bytes().next().is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+            && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
+        if !valid {
+            return Err(ConfigError::SetEnv(
+                shown(),
+                "NAME must be letters, digits and _, not starting with a digit",
+            ));
+        }
+        if is_cgi_name(name) {
+            return Err(ConfigError::SetEnv(
+                shown(),
+                "the server sets this name for every request",
+            ));
+        }
+        vars.push((name.to_owned(), std::ffi::OsString::from_vec(bytes[eq + 1..].to_vec())));
+    }
+    Ok(vars)
 }
 
 /// `--ratelimit` (`N/s`, `N/m` or `N/h`) with `--rateburst` (the rate's N unless given).

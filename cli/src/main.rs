@@ -28,6 +28,10 @@ const BLOCKING_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(
 
 fn main() -> ExitCode {
     let argv: Vec<_> = std::env::args_os().collect();
+    // Started by the server as its guardian (see websocketd_core::guardian).
+    if argv.first().is_some_and(|a| a == websocketd_core::guardian::ARGV0) {
+        return ExitCode::from(websocketd_core::guardian::serve());
+    }
     let empty = Args::is_empty_command_line(&argv);
     let args = match Args::try_parse_from(args::normalize(argv)) {
         Ok(args) => args,
@@ -82,6 +86,9 @@ fn main() -> ExitCode {
         }
         if let Err(e) = blocking {
             return cannot_start(&e.to_string());
+        }
+        if let Err(e) = websocketd_core::guardian::start() {
+            tracing::warn!(target: "server", "Cannot start the guardian ({e}): programs may outlive a crash of the server");
         }
         let listeners = match server::bind(&config, inherited).await {
             Ok(listeners) => listeners,

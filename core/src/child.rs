@@ -60,6 +60,16 @@ pub struct Child {
     status: Option<ExitStatus>,
 }
 
+/// How to start a child, beyond its command and environment.
+#[derive(Debug, Clone, Default)]
+pub struct Spawn {
+    /// The directory it starts in (the server's, when `None`).
+    pub cwd: Option<PathBuf>,
+    /// Its stdout is a pseudo-terminal in raw mode (`--pty`), which the server reads as its
+    /// stdout pipe.
+    pub pty: bool,
+}
+
 /// The child's three pipes, as non-blocking tokio pipes.
 #[derive(Debug)]
 pub struct Pipes {
@@ -92,7 +102,7 @@ impl Child {
         args: Vec<OsString>,
         env: Vars,
     ) -> io::Result<(Child, Pipes)> {
-        Child::spawn_in(program, args, env, None).await
+        Child::spawn_with(program, args, env, Spawn::default()).await
     }
 
     /// As [`Child::spawn`], in the directory `cwd` when given.
@@ -102,26 +112,51 @@ impl Child {
         env: Vars,
         cwd: Option<PathBuf>,
     ) -> io::Result<(Child, Pipes)> {
+        Child::spawn_with(program, args, env, Spawn { cwd, pty: false }).await
+    }
+
+    /// As [`Child::spawn`], as `how` says.
+    pub async fn spawn_with(
+        program: PathBuf,
+        args: Vec<OsString>,
+        env: Vars,
+        how: Spawn,
+    ) -> io::Result<(Child, Pipes)> {
         let spawned = crate::launcher::run(move || {
             let mut cmd = std::process::Command::new(program);
-            if let Some(dir) = cwd {
+            if let Some(dir) = how.cwd {
                 cmd.current_dir(dir);
             }
+            // With a terminal, the server reads its master; the program's copy of the slave
+            // is the only one once the spawn is done (ours goes with `cmd`).
+            let (stdout, master) = match how.pty {
+                true => {
+                    let (master, slave) = crate::pty::open_raw()?;
+                    (Stdio::from(slave), Some(master))
+                }
+                false => (Stdio::piped(), None),
+            };
             cmd.args(args)
                 .env_clear()
                 .envs(env)
                 .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
+                .stdout(stdout)
                 .stderr(Stdio::piped())
                 .process_group(0);
-            let (mut std_child, exit) = crate::reaper::spawn(&mut cmd)?;
+            let spawned = crate::reaper::spawn(&mut cmd);
+            drop(cmd);
+            let (mut std_child, exit) = spawned?;
             let pid = std_child.id();
             live().insert(pid);
+            crate::guardian::watch(pid);
             // From here on, dropping `child` (also if this session is gone) kills the group.
             let child = Child { pid, exit, status: None };
             let missing = || io::Error::other("child pipe missing");
             let stdin = nonblocking(std_child.stdin.take().ok_or_else(missing)?.into())?;
-            let stdout = nonblocking(std_child.stdout.take().ok_or_else(missing)?.into())?;
+            let stdout = match master {
+                Some(master) => nonblocking_pty(master)?,
+                None => nonblocking(std_child.stdout.take().ok_or_else(missing)?.into())?,
+            };
             let stderr = nonblocking(std_child.stderr.take().ok_or_else(missing)?.into())?;
             io::Result::Ok((child, [stdin, stdout, stderr]))
         })
@@ -250,7 +285,15 @@ impl Drop for Child {
             self.kill_group(Signal::SIGKILL);
         }
         live().remove(&self.pid);
+        crate::guardian::release(self.pid);
     }
+}
+
+/// Makes a pseudo-terminal's master non-blocking, keeping its other flags (`O_RDWR`).
+fn nonblocking_pty(fd: OwnedFd) -> io::Result<OwnedFd> {
+    let flags = OFlag::from_bits_truncate(fcntl(&fd, FcntlArg::F_GETFL)?);
+    fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    Ok(fd)
 }
 
 /// Makes our end of a pipe that `Command` made non-blocking. Such an end has no other status
@@ -303,6 +346,12 @@ fn group_exists(pgid: u32) -> bool {
 
 /// The process groups that hold a live (non-zombie) process, from one pass over /proc.
 fn live_groups() -> std::collections::HashSet<u32> {
+    live_groups_of(None)
+}
+
+/// The process groups that hold a live (non-zombie) process of `session` (of any, when
+/// `None`), from one pass over /proc.
+pub(crate) fn live_groups_of(session: Option<i32>) -> std::collections::HashSet<u32> {
     let mut groups = std::collections::HashSet::new();
     let Ok(dir) = std::fs::read_dir("/proc") else { return groups };
     for entry in dir.flatten() {
@@ -314,11 +363,13 @@ fn live_groups() -> std::collections::HashSet<u32> {
         // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
         let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
         let mut fields = after.split_ascii_whitespace();
-        let (Some(state), Some(_ppid), Some(pgrp)) = (fields.next(), fields.next(), fields.next())
+        let (Some(state), Some(_ppid), Some(pgrp), Some(sid)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
         else {
             continue;
         };
-        if state != "Z" && state != "X" {
+        let in_session = session.is_none_or(|want| sid.parse() == Ok(want));
+        if state != "Z" && state != "X" && in_session {
             if let Ok(pgrp) = pgrp.parse() {
                 groups.insert(pgrp);
             }

@@ -26,6 +26,45 @@ pub struct EnvSettings {
     pub server_software: String,
     /// The `--passenv` variables as captured at start-up, already cleaned and non-empty.
     pub passenv: Vars,
+    /// `--setenv` (and `TERM` with `--pty`): set after everything else, so they override
+    /// `--passenv`; none has a name of the CGI set ([`is_cgi_name`]).
+    pub setenv: Vars,
+}
+
+/// The names the server sets for every request, which `--setenv` may not override: the
+/// CGI variables, the TLS and subprotocol ones, CGI scripts' own (`SCRIPT_FILENAME`), and
+/// every `HTTP_*`.
+pub const CGI_NAMES: &[&str] = &[
+    "SERVER_SOFTWARE",
+    "REMOTE_ADDR",
+    "REMOTE_HOST",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "SERVER_PROTOCOL",
+    "GATEWAY_INTERFACE",
+    "REQUEST_METHOD",
+    "SCRIPT_NAME",
+    "SCRIPT_FILENAME",
+    "PATH_INFO",
+    "PATH_TRANSLATED",
+    "QUERY_STRING",
+    "AUTH_TYPE",
+    "CONTENT_LENGTH",
+    "CONTENT_TYPE",
+    "REMOTE_IDENT",
+    "REMOTE_USER",
+    "UNIQUE_ID",
+    "REMOTE_PORT",
+    "REQUEST_URI",
+    "HTTPS",
+    "SSL_CLIENT_S_DN",
+    "SSL_CLIENT_VERIFY",
+    "WEBSOCKET_SUBPROTOCOL",
+];
+
+/// Whether `name` is one the server sets for a request (see [`CGI_NAMES`]).
+pub fn is_cgi_name(name: &str) -> bool {
+    CGI_NAMES.contains(&name) || name.starts_with("HTTP_")
 }
 
 impl EnvSettings {
@@ -52,7 +91,9 @@ impl EnvSettings {
     /// The whole environment of `req`'s child, in websocketd's order. When a name repeats, the last
     /// one counts (as `Command::env` applies them).
     pub fn cgi_env(&self, req: &RequestInfo) -> Vars {
-        self.env_for(req, Audience::One)
+        let mut env = self.env_for(req, Audience::One);
+        env.extend(self.setenv.iter().cloned());
+        env
     }
 
     /// The environment of a program that every client of one URL shares (`--broadcast`):
@@ -61,13 +102,15 @@ impl EnvSettings {
     /// is: no `REMOTE_*`, no `HTTP_*` (cookies, authorization), no TLS client subject, no
     /// subprotocol (each client chooses its own).
     pub fn shared_env(&self, req: &RequestInfo) -> Vars {
-        self.env_for(req, Audience::Shared)
+        let mut env = self.env_for(req, Audience::Shared);
+        env.extend(self.setenv.iter().cloned());
+        env
     }
 
     fn env_for(&self, req: &RequestInfo, audience: Audience) -> Vars {
         let settings = self;
         let private = audience == Audience::One;
-        let mut env = Vec::with_capacity(32 + req.headers.keys_len());
+        let mut env = Vec::with_capacity(32 + req.headers.keys_len() + self.setenv.len());
         let mut set = |k: &str, v: &[u8]| env.push((k.to_owned(), clean(v)));
         set("SERVER_SOFTWARE", settings.server_software.as_bytes());
         for (k, v) in &settings.passenv {

@@ -102,8 +102,7 @@ impl<A: Audience> Program<A> {
     /// Runs the program to its end, and holds its slot until its audience has settled.
     pub(crate) async fn run(self) {
         let Program { audience, command, env, config, input, shutdown, slot } = self;
-        let Some((mut child, pipes)) = crate::session::launch(&command, env, &config.metrics).await
-        else {
+        let Some((mut child, pipes)) = crate::session::launch(&command, env, &config).await else {
             audience.retire();
             audience
                 .end(close_frame(CloseCode::Error, "could not launch process"), Exit::NotStarted);
@@ -123,6 +122,8 @@ impl<A: Audience> Program<A> {
         let mut stdin = PipeInput::new(stdin, codec);
         let audience = &*audience;
         let mut scratch = Scratch::default();
+        // Since when the output has held a partial line, with `--flushms`.
+        let mut partial_since: Option<Instant> = None;
         let stop = {
             let mut input = input;
             let mut abandoned = pin!(audience.abandoned());
@@ -130,6 +131,13 @@ impl<A: Audience> Program<A> {
                 // Output is read only while there is room for it (a resumable session whose
                 // client is away blocks its program rather than drop output).
                 let room = audience.room();
+                let flush_at = match config.flush.filter(|_| out.has_partial()) {
+                    Some(after) => Some(*partial_since.get_or_insert_with(Instant::now) + after),
+                    None => {
+                        partial_since = None;
+                        None
+                    }
+                };
                 tokio::select! {
                     biased;
                     () = shutdown.begun() => break Stop::Shutdown,
@@ -137,6 +145,13 @@ impl<A: Audience> Program<A> {
                     frame = recv(&mut input), if !stdin.is_full() => stdin.push(frame),
                     () = stdin.write() => {}
                     () = audience.roomier(), if room == 0 => {}
+                    () = until(flush_at), if room > 0 => {
+                        partial_since = None;
+                        if let Some(message) = out.take_partial() {
+                            scratch.frame(&message);
+                            scratch.publish(audience, true);
+                        }
+                    }
                     ready = out.ready(), if room > 0 => {
                         match if ready { drain(&mut out, audience, room, &mut scratch) } else { Drained::Ended } {
                             Drained::Open => {}

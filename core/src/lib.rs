@@ -6,6 +6,7 @@
 //! - [`command`]: finding COMMAND the way websocketd does.
 //! - [`child`]: spawning the child in its own process group (on launcher threads that never
 //!   go away), draining its stderr, and the termination ladder that always ends it.
+//! - [`guardian`]: the process that ends the programs when the server dies however it dies.
 //! - [`session`]: one session's lifecycle, from the upgrade to the child reaped.
 //! - `hosted`: a program whose life is not one connection's, its output framed once
 //!   (`framed`) into a log that its clients take from through their cursors.
@@ -13,7 +14,7 @@
 //! - [`resume`]: resumable sessions, which a dropped connection leaves running for the
 //!   client to take back with its token and count.
 //! - [`relay`]: the two pumps between the client and the program, generic over both sides.
-//! - [`pipe`]: the child's pipes as the relay's program side.
+//! - [`pipe`]: the child's pipes as the relay's program side (`pty`: `--pty`'s terminal).
 //! - [`socket`]: the client side, any `Sink + Stream` of WebSocket messages.
 //! - [`close`]: the Close frames, and closing within a bound.
 //! - [`log`]: websocketd's log line format and levels on top of `tracing`.
@@ -30,12 +31,14 @@ pub mod command;
 pub mod env;
 pub mod error;
 mod framed;
+pub mod guardian;
 pub mod host;
 mod hosted;
 mod launcher;
 pub mod log;
 pub mod metrics;
 pub mod pipe;
+mod pty;
 mod reaper;
 pub mod relay;
 pub mod request;

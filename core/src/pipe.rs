@@ -78,6 +78,15 @@ impl relay::Output for PipeOutput<'_> {
         Ok(self.codec.decode_eof(&mut self.buf)?.map(|frame| self.message(frame)))
     }
 
+    fn has_partial(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    fn take_partial(&mut self) -> Option<Message> {
+        // Line mode only (`--flushms` is refused with the others): the rest is one line.
+        self.codec.decode_eof(&mut self.buf).ok().flatten().map(|frame| self.message(frame))
+    }
+
     async fn ready(&self) -> bool {
         match self.pipe.readable().await {
             Ok(()) => true,
@@ -158,6 +167,11 @@ pub(crate) fn try_fill(rx: &pipe::Receiver, buf: &mut BytesMut) -> io::Result<Op
                 return Ok(None);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // A pseudo-terminal's master (`--pty`) says so when no one holds the slave any
+            // more: the end of the output. A pipe never does.
+            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EIO as i32) => {
+                return Ok(Some(0));
+            }
             Err(e) => return Err(e),
         }
     }

@@ -55,6 +55,18 @@ pub trait Output: Send + Sync {
     /// Waits until a fill may bring something. False when the output broke (logged): it is
     /// then at its end.
     fn ready(&self) -> impl Future<Output = bool> + Send;
+
+    /// Whether what has been read holds the start of a message not yet whole (a line
+    /// without its newline).
+    fn has_partial(&self) -> bool {
+        false
+    }
+
+    /// Takes the start of a message not yet whole as a message of its own (`--flushms`);
+    /// what follows it is the start of the next one.
+    fn take_partial(&mut self) -> Option<Message> {
+        None
+    }
 }
 
 /// The program side the client's messages go to: the program's input.
@@ -124,7 +136,7 @@ where
     // and once as its locals; a block that moves them in stores them once.
     async move {
         let stamps = Stamps::new(config);
-        let mut out = pin!(pump_out(&mut out, &mut err, tx, config.ping, flow, &stamps));
+        let mut out = pin!(pump_out(&mut out, &mut err, tx, config, flow, &stamps));
         let mut inp = pin!(pump_in(rx, &mut input, &stamps, flow));
         loop {
             tokio::select! {
@@ -140,12 +152,13 @@ where
 
 /// Output → socket. Returns when the output ends (everything sent and flushed), breaks its
 /// framing, or the client cannot be written to. With `err`, its messages go out beside the
-/// output's, and what it has when the output ends goes out too.
+/// output's, and what it has when the output ends goes out too. With `--flushms`, a partial
+/// message of the output that has waited that long goes out as it is.
 async fn pump_out<W, O>(
     out: &mut O,
     err: &mut Option<O>,
     tx: &mut W,
-    ping: Option<Duration>,
+    config: &SessionConfig,
     flow: &Flow,
     stamps: &Stamps,
 ) -> End
@@ -153,7 +166,9 @@ where
     W: Sink<Message, Error = WsError> + Unpin,
     O: Output,
 {
-    let mut next_ping = ping.map(|every| Instant::now() + every);
+    let mut next_ping = config.ping.map(|every| Instant::now() + every);
+    // Since when the output has held a partial message, with `--flushms`.
+    let mut partial_since: Option<Instant> = None;
     // Counted per message here, and added to the session's and the server's counts once
     // flushed.
     let mut batch = Moved::default();
@@ -163,7 +178,7 @@ where
             if let Some(err) = err.as_mut() {
                 send_ready(err, tx, &mut batch).await?;
             }
-            if let (Some(at), Some(every)) = (next_ping, ping) {
+            if let (Some(at), Some(every)) = (next_ping, config.ping) {
                 if Instant::now() >= at {
                     tx.feed(Message::Ping(Bytes::new())).await.map_err(client_error)?;
                     next_ping = Some(Instant::now() + every);
@@ -191,6 +206,13 @@ where
                 stamps.active();
             }
             flow.moved_out(std::mem::take(&mut batch));
+            let flush_at = match config.flush.filter(|_| out.has_partial()) {
+                Some(after) => Some(*partial_since.get_or_insert_with(Instant::now) + after),
+                None => {
+                    partial_since = None;
+                    None
+                }
+            };
             tokio::select! {
                 ready = out.ready() => if !ready {
                     break;
@@ -199,6 +221,13 @@ where
                     *err = None;
                 },
                 () = until(next_ping) => {}
+                () = until(flush_at) => {
+                    partial_since = None;
+                    if let Some(message) = out.take_partial() {
+                        batch.add(message.len());
+                        tx.feed(message).await.map_err(client_error)?;
+                    }
+                }
             }
         }
         send_rest(out, tx, &mut batch).await?;
@@ -522,6 +551,8 @@ mod tests {
             metrics: Arc::default(),
             idle: None,
             time_limit: None,
+            pty: false,
+            flush: None,
         }
     }
 

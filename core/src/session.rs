@@ -28,7 +28,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::Instrument;
 use websocketd_framing::Framing;
 
-use crate::child::{self, Child, Ladder, Pipes};
+use crate::child::{self, Child, Ladder, Pipes, Spawn};
 use crate::close::{
     close_after, close_for_error, close_for_status, close_frame, close_now, going_away,
 };
@@ -68,6 +68,10 @@ pub struct SessionConfig {
     pub idle: Option<Duration>,
     /// Close a session this long after it started (`--maxsessionms`).
     pub time_limit: Option<Duration>,
+    /// The program's stdout is a pseudo-terminal (`--pty`).
+    pub pty: bool,
+    /// In line mode, a partial line that has waited this long is sent (`--flushms`).
+    pub flush: Option<Duration>,
 }
 
 /// The socket of a session, still to come: the WebSocket upgrade, resolving to `None` if it
@@ -164,7 +168,7 @@ fn start<'a, S: Socket + 'a>(
     flow: &'a Flow,
 ) -> impl Future<Output = Exit> + Send + 'a {
     async move {
-        let Some((mut child, pipes)) = launch(command, env, &config.metrics).await else {
+        let Some((mut child, pipes)) = launch(command, env, config).await else {
             let frame = close_frame(CloseCode::Error, "could not launch process");
             close_after(&mut tx, &mut rx, Some(frame)).await;
             return Exit::NotStarted;
@@ -391,9 +395,11 @@ impl Ending {
 pub(crate) async fn launch(
     command: &Command,
     env: Vars,
-    metrics: &Metrics,
+    config: &SessionConfig,
 ) -> Option<(Child, Pipes)> {
-    match Child::spawn(command.program.clone(), command.args.clone(), env).await {
+    let metrics = &config.metrics;
+    let how = Spawn { cwd: None, pty: config.pty };
+    match Child::spawn_with(command.program.clone(), command.args.clone(), env, how).await {
         Ok(spawned) => {
             metrics.spawned();
             Some(spawned)
@@ -527,6 +533,8 @@ mod tests {
             metrics: Arc::default(),
             idle: None,
             time_limit: None,
+            pty: false,
+            flush: None,
         }
     }
 

@@ -113,6 +113,12 @@ impl Drop for TempDir {
     }
 }
 
+/// Whether `pid` is a server's guardian (its `argv[0]` says so).
+pub fn is_guardian(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|cmdline| cmdline.starts_with(b"websocketd-guardian\0"))
+}
+
 /// A running websocketd.
 #[derive(Debug)]
 pub struct Server {
@@ -234,9 +240,17 @@ impl Server {
     pub fn live_children(&self) -> Vec<u32> {
         processes()
             .into_iter()
-            .filter(|p| p.ppid == self.pid() && p.state != 'Z')
+            .filter(|p| p.ppid == self.pid() && p.state != 'Z' && !is_guardian(p.pid))
             .map(|p| p.pid)
             .collect()
+    }
+
+    /// The server's guardian process, which ends its programs should it die.
+    pub fn guardian(&self) -> Option<u32> {
+        processes()
+            .into_iter()
+            .find(|p| p.ppid == self.pid() && p.state != 'Z' && is_guardian(p.pid))
+            .map(|p| p.pid)
     }
 
     /// Waits (bounded) until the server has no live child left.

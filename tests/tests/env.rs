@@ -301,3 +301,38 @@ async fn bracketed_ipv6_host_gives_the_bare_address_and_its_port() {
     assert_eq!(vars.get("SERVER_NAME").map(String::as_str), Some("::1"));
     assert_eq!(vars.get("SERVER_PORT").map(String::as_str), Some("99"));
 }
+
+#[tokio::test]
+async fn setenv_adds_variables_after_the_others_and_refuses_cgi_names() {
+    let env_sh = fixture("env.sh");
+    let server = Server::start_with(
+        &["--address=127.0.0.1", "--port=0"],
+        &[
+            "--passenv=PATH,FOO",
+            "--setenv=APP_MODE=live",
+            "--setenv=FOO=from setenv",
+            "--setenv=EMPTY=",
+            &env_sh,
+        ],
+        &[("FOO", "from passenv")],
+    )
+    .await;
+    let mut ws = server.connect("/").await;
+    let vars = dump(&mut ws).await.vars();
+    assert_eq!(vars.get("APP_MODE").map(String::as_str), Some("live"));
+    assert_eq!(vars.get("FOO").map(String::as_str), Some("from setenv"), "it overrides --passenv");
+    assert_eq!(vars.get("EMPTY").map(String::as_str), Some(""));
+    assert_eq!(vars.get("REMOTE_ADDR").map(String::as_str), Some("127.0.0.1"));
+    for (bad, why) in [
+        ("--setenv=REMOTE_ADDR=1.2.3.4", "the server sets this name"),
+        ("--setenv=HTTP_COOKIE=x", "the server sets this name"),
+        ("--setenv=QUERY_STRING=", "the server sets this name"),
+        ("--setenv=NOEQUALS", "give NAME=VALUE"),
+        ("--setenv=1ABC=x", "NAME must be"),
+    ] {
+        let out = std::process::Command::new(binary()).args([bad, "cat"]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{bad}: {text}");
+        assert!(text.contains(why), "{bad}: {text}");
+    }
+}

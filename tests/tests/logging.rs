@@ -399,7 +399,8 @@ impl Manual {
     async fn wait_no_children(&self) {
         let pid = self.child.id().expect("running");
         within(STEP, async {
-            while processes().iter().any(|p| p.ppid == pid && p.state != 'Z') {
+            while processes().iter().any(|p| p.ppid == pid && p.state != 'Z' && !is_guardian(p.pid))
+            {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
