@@ -4,7 +4,8 @@
 //! bcrypt is slow on purpose, so a flood of guesses must not become a flood of bcrypt runs:
 //! - every verdict (right or wrong) is remembered for [`REMEMBER`], keyed by an HMAC of the
 //!   name and password under a key made at start-up (no password is kept in memory);
-//! - at most [`WORKERS`] verifications run at once, on the blocking pool;
+//! - at most [`workers`] verifications run at once (half the cores, at least one), on the
+//!   blocking pool: guessing never has the whole machine;
 //! - at most [`PER_CLIENT`] of one client address wait or run at once (more get 429), and at
 //!   most [`WAITING`] in all (more get 503): a flood from one address cannot keep a client
 //!   from another waiting behind it for long.
@@ -26,8 +27,10 @@ use crate::limits::ClientKey;
 
 /// How long a verdict is remembered.
 pub const REMEMBER: Duration = Duration::from_secs(60);
-/// Most bcrypt verifications running at once.
-pub const WORKERS: usize = 2;
+/// Most bcrypt verifications running at once: half the cores, at least one.
+pub fn workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
 /// Most verifications of one client address waiting or running at once.
 pub const PER_CLIENT: usize = 2;
 /// Most verifications waiting or running at once, in all.
@@ -90,7 +93,7 @@ impl Htpasswd {
             users: RwLock::new(Arc::new(users)),
             key,
             verdicts: Mutex::new(HashMap::new()),
-            workers: Arc::new(Semaphore::new(WORKERS)),
+            workers: Arc::new(Semaphore::new(workers())),
             waiting: Arc::new(Semaphore::new(WAITING)),
             per_client: Mutex::new(HashMap::new()),
         })

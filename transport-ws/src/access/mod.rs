@@ -36,7 +36,7 @@ use websocketd_core::request::User;
 use self::forward::{Answer, Forward};
 pub use self::forward::{AuthUrl, CONCURRENCY as AUTH_CONCURRENCY};
 use self::htpasswd::{Busy, Htpasswd, Verdict};
-pub use self::htpasswd::{PER_CLIENT, REMEMBER, WAITING, WORKERS};
+pub use self::htpasswd::{PER_CLIENT, REMEMBER, WAITING, workers};
 pub use self::tokens::TOKEN_MIN;
 use self::tokens::Tokens;
 use crate::conn::Client;
