@@ -222,6 +222,13 @@ pub struct Args {
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = parse_bool, help_heading = "Admin")]
     pub notreadywhenfull: bool,
 
+    /// Speak HTTP/2 too: with --ssl, ALPN offers h2 (browsers then open WebSockets as
+    /// streams of one connection, RFC 8441); without, a client may start with HTTP/2's
+    /// preface (prior knowledge, as proxies speak to backends). HTTP/1.1 keeps working.
+    /// Off by default: programs would see SERVER_PROTOCOL=HTTP/2.0.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = parse_bool, help_heading = "Network")]
+    pub http2: bool,
+
     /// Basic auth: users and passwords from this htpasswd file, bcrypt entries only (as
     /// `htpasswd -B` writes them). Reloaded on SIGHUP. Off by default.
     #[arg(long, value_name = "FILE", help_heading = "Access")]
@@ -582,6 +589,7 @@ mod tests {
             "notreadywhenfull",
             "logsummary",
             "pty",
+            "http2",
         ] {
             let got = norm(&[&format!("-{boolean}"), "cat"]);
             assert_eq!(got, [format!("--{boolean}"), "--".into(), "cat".into()], "{boolean}");

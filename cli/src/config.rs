@@ -328,6 +328,7 @@ impl Config {
                 cert: cert.into(),
                 key: key.into(),
                 ca: args.sslca.map(PathBuf::from),
+                http2: args.http2,
             }),
             (true, _, _) => return Err(ConfigError::SslFiles),
             (false, None, None) if args.sslca.is_none() => None,
@@ -507,6 +508,7 @@ impl Config {
                 access,
                 maxforks_per_ip: usize::try_from(args.maxforksperip).unwrap_or(usize::MAX),
                 rate_limit,
+                http2: args.http2,
             },
             admin,
         })

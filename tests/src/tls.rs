@@ -25,6 +25,20 @@ pub enum Trust<'a> {
 /// A wss client for `wss://localhost:<port><path>` over `tcp`, accepting what `trust` says;
 /// an error when the TLS or WebSocket handshake fails.
 pub async fn wss_over(tcp: TcpStream, trust: Trust<'_>, port: u16, path: &str) -> io::Result<Wss> {
+    let tls = tls_over(tcp, trust, &[]).await?;
+    let url = format!("wss://localhost:{port}{path}");
+    let (ws, _) =
+        within(STEP, tokio_tungstenite::client_async(url, tls)).await.map_err(io::Error::other)?;
+    Ok(ws)
+}
+
+/// A TLS client connection to `localhost` over `tcp`, accepting what `trust` says, offering
+/// the ALPN protocols `alpn` (none when empty).
+pub async fn tls_over(
+    tcp: TcpStream,
+    trust: Trust<'_>,
+    alpn: &[&[u8]],
+) -> io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     use tokio_rustls::rustls::{ClientConfig, RootCertStore};
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
@@ -49,13 +63,11 @@ pub async fn wss_over(tcp: TcpStream, trust: Trust<'_>, port: u16, path: &str) -
                 .with_no_client_auth()
         }
     };
+    let mut config = config;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let name = rustls_pki_types::ServerName::try_from("localhost").map_err(io::Error::other)?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tls = within(STEP, connector.connect(name, tcp)).await?;
-    let url = format!("wss://localhost:{port}{path}");
-    let (ws, _) =
-        within(STEP, tokio_tungstenite::client_async(url, tls)).await.map_err(io::Error::other)?;
-    Ok(ws)
+    within(STEP, connector.connect(name, tcp)).await
 }
 
 /// The certificates in a PEM text.

@@ -27,6 +27,8 @@ pub struct TlsSettings {
     pub key: PathBuf,
     /// With `--sslca`: PEM file with the CA(s) that client certificates must be signed by.
     pub ca: Option<PathBuf>,
+    /// With `--http2`: ALPN offers `h2` before `http/1.1`.
+    pub http2: bool,
 }
 
 /// Installs ring as the process's crypto provider (once; later calls do nothing).
@@ -63,7 +65,10 @@ pub fn load(settings: &TlsSettings) -> Result<Arc<ServerConfig>, Error> {
         }
     };
     let mut config = builder.with_single_cert(certs, key).map_err(mismatch)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = match settings.http2 {
+        true => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+        false => vec![b"http/1.1".to_vec()],
+    };
     // One TLS 1.3 ticket per handshake, as Go sends (rustls's default is two): a browser
     // resumes with one, and each resumed handshake brings the next. The second cost about
     // 5% of the full handshake's rate (the bench's wss scenarios, both role orders).
@@ -132,11 +137,19 @@ mod tests {
         let key = write(&dir, "a.key", &a.signing_key.serialize_pem());
         let other_key = write(&dir, "b.key", &b.signing_key.serialize_pem());
         let empty = write(&dir, "empty.pem", "");
-        assert!(load(&TlsSettings { cert: cert.clone(), key: key.clone(), ca: None }).is_ok());
+        assert!(
+            load(&TlsSettings { cert: cert.clone(), key: key.clone(), ca: None, http2: false })
+                .is_ok()
+        );
         let err = |cert: &Path, key: &Path| {
-            load(&TlsSettings { cert: cert.to_owned(), key: key.to_owned(), ca: None })
-                .unwrap_err()
-                .to_string()
+            load(&TlsSettings {
+                cert: cert.to_owned(),
+                key: key.to_owned(),
+                ca: None,
+                http2: false,
+            })
+            .unwrap_err()
+            .to_string()
         };
         assert!(err(&dir.join("missing.crt"), &key).contains("missing.crt"));
         assert!(err(&empty, &key).contains("no certificate in"));

@@ -66,7 +66,13 @@ impl Conn {
             remote_addr: client.ip,
             remote_port: client.port,
             remote_host: None,
-            method: req.method().clone(),
+            // An HTTP/2 extended CONNECT is the WebSocket handshake's GET (RFC 8441): programs
+            // written for websocketd see GET, and SERVER_PROTOCOL says HTTP/2.0.
+            method: if crate::endpoint::is_extended_connect(req) {
+                http::Method::GET
+            } else {
+                req.method().clone()
+            },
             uri: req.uri().clone(),
             version: req.version(),
             headers: req.headers().clone(),

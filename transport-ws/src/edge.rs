@@ -99,6 +99,10 @@ pub fn check<B>(req: &Request<B>) -> Result<(), BadRequest> {
 
 /// Checks that an upgrade request has no body.
 pub fn check_upgrade<B: hyper::body::Body>(req: &Request<B>) -> Result<(), BadRequest> {
+    // An HTTP/2 extended CONNECT's stream is the WebSocket itself (RFC 8441).
+    if crate::endpoint::is_extended_connect(req) {
+        return Ok(());
+    }
     if req.headers().contains_key(header::TRANSFER_ENCODING) || !req.body().is_end_stream() {
         return Err(BadRequest::UpgradeBody);
     }

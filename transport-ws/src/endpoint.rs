@@ -158,7 +158,7 @@ impl WebSockets {
                 None => return plain(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n"),
             },
         }
-        switching_protocols(&accept, subprotocol)
+        switching_protocols(accept.as_deref(), subprotocol)
     }
 
     /// Takes a `--maxforks` slot, finds what to run and checks the handshake and the origin,
@@ -220,7 +220,8 @@ impl WebSockets {
         }
         let key = key.map(|(_, key)| key);
         let accept = match check(req) {
-            Ok(key) => derive_accept_key(key),
+            Ok(Some(key)) => Some(derive_accept_key(key)),
+            Ok(None) => None,
             Err(refusal) => {
                 refusal_span(req, client).in_scope(|| {
                     websocketd_core::access!(target: "session", "Unable to Upgrade: {}", refusal.reason());
@@ -354,8 +355,8 @@ struct Admitted<'a> {
     key: Option<String>,
     command: Arc<Command>,
     script_name: String,
-    /// `Sec-WebSocket-Accept`.
-    accept: String,
+    /// `Sec-WebSocket-Accept` (none over HTTP/2, RFC 8441).
+    accept: Option<String>,
     subprotocol: Option<&'a str>,
 }
 
@@ -402,15 +403,21 @@ pub(crate) fn too_many(full: Full) -> Response<Body> {
 }
 
 /// The 101 that completes the handshake.
-fn switching_protocols(accept: &str, subprotocol: Option<&str>) -> Response<Body> {
+fn switching_protocols(accept: Option<&str>, subprotocol: Option<&str>) -> Response<Body> {
     let mut resp = Response::new(full(Bytes::new()));
-    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = resp.headers_mut();
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(v) = HeaderValue::from_str(accept) {
-        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    // An extended CONNECT (RFC 8441) is answered 200, with nothing to upgrade or accept.
+    if let Some(accept) = accept {
+        {
+            *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+            let h = resp.headers_mut();
+            h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+            if let Ok(v) = HeaderValue::from_str(accept) {
+                h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+            }
+        }
     }
+    let h = resp.headers_mut();
     if let Some(v) = subprotocol.and_then(|p| HeaderValue::from_str(p).ok()) {
         h.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
     }
@@ -445,9 +452,13 @@ fn not_found<B>(req: &Request<B>, client: &Client, why: Option<&str>) {
 }
 
 /// Whether a request asks to become a WebSocket, by websocketd's rule: the first `Upgrade`
-/// value is `websocket` and the first `Connection` value has the token `upgrade`. Anything
-/// else is a plain HTTP request.
+/// value is `websocket` and the first `Connection` value has the token `upgrade`; or over
+/// HTTP/2, an extended CONNECT with `:protocol` `websocket` (RFC 8441). Anything else is a
+/// plain HTTP request.
 pub fn is_upgrade<B>(req: &Request<B>) -> bool {
+    if req.version() == Version::HTTP_2 {
+        return is_extended_connect(req);
+    }
     let first = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
     let upgrade =
         first(header::UPGRADE).is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"));
@@ -456,6 +467,15 @@ pub fn is_upgrade<B>(req: &Request<B>) -> bool {
             .any(|token| token.eq_ignore_ascii_case("upgrade"))
     });
     upgrade && connection
+}
+
+/// Whether `req` is an HTTP/2 extended CONNECT for a WebSocket (RFC 8441 §4).
+pub fn is_extended_connect<B>(req: &Request<B>) -> bool {
+    req.method() == Method::CONNECT
+        && req
+            .extensions()
+            .get::<hyper::ext::Protocol>()
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"))
 }
 
 /// Why an upgrade request is refused.
@@ -494,9 +514,11 @@ impl Refusal {
     }
 }
 
-/// Checks method, version and handshake headers; returns the key to answer.
-pub fn check<B>(req: &Request<B>) -> Result<&[u8], Refusal> {
-    if req.method() != Method::GET {
+/// Checks method, version and handshake headers; returns the key to answer (`None` for an
+/// HTTP/2 extended CONNECT, which has none: RFC 8441 §5).
+pub fn check<B>(req: &Request<B>) -> Result<Option<&[u8]>, Refusal> {
+    let h2 = req.version() == Version::HTTP_2 && is_extended_connect(req);
+    if !h2 && req.method() != Method::GET {
         return Err(Refusal::Method);
     }
     if req.version() < Version::HTTP_11 {
@@ -510,11 +532,14 @@ pub fn check<B>(req: &Request<B>) -> Result<&[u8], Refusal> {
     if !version_ok {
         return Err(Refusal::WebSocketVersion);
     }
+    if h2 {
+        return Ok(None);
+    }
     let key = headers.get(header::SEC_WEBSOCKET_KEY).map(|k| k.as_bytes()).unwrap_or_default();
     if !is_nonce(key) {
         return Err(Refusal::Key);
     }
-    Ok(key)
+    Ok(Some(key))
 }
 
 /// The subprotocol to answer with: the first of `ours` (in our order of preference) that the
@@ -592,7 +617,7 @@ mod tests {
             ("Sec-WebSocket-Version", "8"),
             ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
         ]);
-        assert_eq!(check(&r), Err(Refusal::WebSocketVersion));
+        assert_eq!(check(&r).map(|_| ()), Err(Refusal::WebSocketVersion));
         assert_eq!(Refusal::WebSocketVersion.status(), StatusCode::UPGRADE_REQUIRED);
     }
 }

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio_util::either::Either;
@@ -209,11 +210,32 @@ impl Listener {
                     }
                 };
                 let info = Conn { tls: secure, client_subject, peer };
+                let http2 = app.http2();
                 let service = hyper::service::service_fn(move |req| {
                     let app = Arc::clone(&app);
                     let info = info.clone();
                     async move { Ok::<_, std::convert::Infallible>(app.handle(req, &info).await) }
                 });
+                if http2 {
+                    // HTTP/2 (chosen by ALPN, or with prior knowledge) or HTTP/1.1, as the
+                    // client's first bytes say.
+                    let builder = auto(HEADER_READ_TIMEOUT);
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(conn), service);
+                    let mut conn = pin!(conn);
+                    let ended = tokio::select! {
+                        ended = conn.as_mut() => ended,
+                        () = watch.begun() => {
+                            // HTTP/2: GOAWAY, and the streams under way go on (each session
+                            // sees the shutdown too, and closes with 1001).
+                            conn.as_mut().graceful_shutdown();
+                            conn.await
+                        }
+                    };
+                    if let Err(e) = ended {
+                        tracing::debug!(target: "http", "Connection from {peer} ended: {e}");
+                    }
+                    return;
+                }
                 let conn = http1(HEADER_READ_TIMEOUT)
                     .serve_connection(TokioIo::new(conn), service)
                     .with_upgrades();
@@ -247,6 +269,44 @@ pub(crate) fn http1(timeout: Duration) -> http1::Builder {
         .max_header_size(crate::edge::MAX_HEAD_BYTES)
         // The read buffer must hold a whole head; it grows only as far as a request needs.
         .max_buf_size(crate::edge::MAX_HEAD_BYTES + 8192);
+    builder
+}
+
+/// Most streams (sessions and requests) at once on one HTTP/2 connection, as SETTINGS says.
+pub const MAX_STREAMS: u32 = 256;
+
+/// The HTTP/2 flow-control window of each stream the server receives on (HTTP/2's default).
+pub const STREAM_WINDOW: u32 = 65_535;
+
+/// Most bytes of one HTTP/2 request's header list (as SETTINGS_MAX_HEADER_LIST_SIZE says).
+pub const MAX_HEADER_LIST: u32 = 64 * 1024;
+
+/// How a connection speaks with `--http2`: HTTP/1.1 as [`http1`] has it, or HTTP/2 with the
+/// extended CONNECT of RFC 8441 announced, its streams and header lists bounded, and streams
+/// reset before the server has answered them bounded too (the rapid-reset attack,
+/// CVE-2023-44487: the connection is closed past that).
+pub(crate) fn auto(timeout: Duration) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .title_case_headers(true)
+        .header_read_timeout(timeout)
+        .max_headers(crate::edge::MAX_HEADERS)
+        .max_buf_size(crate::edge::MAX_HEAD_BYTES + 8192);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .enable_connect_protocol()
+        .max_concurrent_streams(MAX_STREAMS)
+        // What a stream's client sends waits in its window until its session reads it: with
+        // room for every stream's whole window, one whose program does not read never stalls
+        // the others.
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(STREAM_WINDOW * MAX_STREAMS)
+        .max_header_list_size(MAX_HEADER_LIST)
+        .max_pending_accept_reset_streams(Some(64))
+        .max_local_error_reset_streams(Some(256));
     builder
 }
 

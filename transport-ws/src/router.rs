@@ -69,6 +69,8 @@ pub struct Settings {
     pub maxforks_per_ip: usize,
     /// `--ratelimit`: how often one client address may ask for a WebSocket.
     pub rate_limit: Option<RateLimit>,
+    /// `--http2`: HTTP/2 as well, chosen by ALPN with `--ssl` or with prior knowledge.
+    pub http2: bool,
 }
 
 /// Everything a request handler needs; shared by all listeners.
@@ -90,6 +92,7 @@ pub struct App {
     ready_forks: Option<Forks>,
     access: Option<Access>,
     rate_limit: Option<RateLimit>,
+    http2: bool,
 }
 
 impl App {
@@ -129,7 +132,13 @@ impl App {
             ready_forks,
             access: settings.access,
             rate_limit: settings.rate_limit,
+            http2: settings.http2,
         }
+    }
+
+    /// Whether connections may speak HTTP/2 (`--http2`).
+    pub fn http2(&self) -> bool {
+        self.http2
     }
 
     /// Access control, when any is set up (its files are reloaded on SIGHUP).
