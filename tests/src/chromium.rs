@@ -25,6 +25,11 @@ pub struct Chromium {
 impl Chromium {
     /// Starts one (`None` when there is none, except on CI).
     pub fn start() -> Option<Chromium> {
+        Chromium::start_with(&[])
+    }
+
+    /// Starts one with `extra` flags as well.
+    pub fn start_with(extra: &[&str]) -> Option<Chromium> {
         let binary = ["chromium", "chromium-browser"].into_iter().find(|b| {
             std::process::Command::new(b)
                 .arg("--version")
@@ -53,6 +58,7 @@ impl Chromium {
                 "--disable-sync",
             ])
             .arg(format!("--user-data-dir={}", profile.0.display()))
+            .args(extra)
             .args(["--remote-debugging-port=0", "about:blank"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -140,7 +146,12 @@ impl Page {
 
 /// A page in a fresh headless Chromium (`None` when there is none, except on CI).
 pub async fn browser() -> Option<(Chromium, Page)> {
-    let mut chromium = Chromium::start()?;
+    browser_with(&[]).await
+}
+
+/// As [`browser`], Chromium started with `extra` flags as well.
+pub async fn browser_with(extra: &[&str]) -> Option<(Chromium, Page)> {
+    let mut chromium = Chromium::start_with(extra)?;
     let port = chromium.port().await;
     let devtools = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let list =

@@ -67,6 +67,11 @@ impl H2 {
         }
     }
 
+    /// How many streams at once the server's SETTINGS allow.
+    pub fn max_streams(&self) -> usize {
+        self.send.current_max_send_streams()
+    }
+
     /// The request side, once it may send (`None` when the connection is gone).
     pub async fn ready_sender(self) -> Option<h2::client::SendRequest<Bytes>> {
         self.send.ready().await.ok()

@@ -41,6 +41,7 @@ async fn a_hundred_websockets_share_one_tls_connection() {
     let server = Server::start(&["--ssl", &tls[0], &tls[1], "--http2", "sh", "-c", WHO]).await;
     let mut h2 = h2_over_tls(&server, &pem).await;
     assert!(h2.connect_protocol_enabled().await, "SETTINGS_ENABLE_CONNECT_PROTOCOL");
+    assert_eq!(h2.max_streams(), 256, "SETTINGS_MAX_CONCURRENT_STREAMS");
     let authority = format!("localhost:{}", server.addr.port());
     let mut sockets = Vec::new();
     for i in 0..100 {
@@ -172,4 +173,100 @@ async fn cleartext_http2_with_prior_knowledge_and_http1_on_the_same_listener() {
     let plain = Server::start(&["cat"]).await;
     let answer = raw_http(plain.addr, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
     assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 4"), "{answer}");
+}
+
+/// Chromium loads a page over HTTP/2 and opens its WebSockets on the same connection: the
+/// programs' SERVER_PROTOCOL, which the page shows, says so.
+#[tokio::test]
+async fn a_browser_opens_its_websockets_over_http2() {
+    let dir = TempDir::new();
+    let (_, cert, key) = certificate(&dir);
+    let Some((_chromium, mut page)) = browser_with(&["--ignore-certificate-errors"]).await else {
+        return;
+    };
+    let site = dir.path("site");
+    std::fs::create_dir(&site).unwrap();
+    std::fs::write(
+        format!("{site}/index.html"),
+        "<!doctype html><title></title><script>
+         const seen = [];
+         for (const n of [1, 2, 3]) {
+           const ws = new WebSocket('wss://' + location.host + '/ws?n=' + n);
+           ws.onmessage = e => { seen.push(e.data); if (seen.length === 3) document.title = seen.sort().join('|'); };
+           ws.onclose = e => { if (!document.title) document.title = 'closed ' + e.code; };
+         }
+         </script>",
+    )
+    .unwrap();
+    let tls = [format!("--sslcert={cert}"), format!("--sslkey={key}")];
+    let server = Server::start(&[
+        "--ssl",
+        &tls[0],
+        &tls[1],
+        "--http2",
+        &format!("--staticdir={site}"),
+        "sh",
+        "-c",
+        WHO,
+    ])
+    .await;
+    let url = format!("https://127.0.0.1:{}/index.html", server.addr.port());
+    page.call("Page.navigate", serde_json::json!({ "url": url })).await;
+    page.until("document.title !== ''").await;
+    assert_eq!(
+        page.eval("document.title").await,
+        "HTTP/2.0 GET n=1|HTTP/2.0 GET n=2|HTTP/2.0 GET n=3"
+    );
+    server.wait_log_count(3, |l| l.ends_with("| CONNECT")).await;
+}
+
+#[tokio::test]
+async fn a_graceful_shutdown_closes_every_stream_with_1001() {
+    let dir = TempDir::new();
+    let (pem, cert, key) = certificate(&dir);
+    let tls = [format!("--sslcert={cert}"), format!("--sslkey={key}")];
+    let mut server = Server::start(&["--ssl", &tls[0], &tls[1], "--http2", "cat"]).await;
+    let mut h2 = h2_over_tls(&server, &pem).await;
+    let authority = format!("localhost:{}", server.addr.port());
+    let mut sockets = Vec::new();
+    for _ in 0..3 {
+        sockets.push(h2.websocket(&authority, "/", &[]).await.1.unwrap());
+    }
+    for ws in &mut sockets {
+        echo(ws, "before").await;
+    }
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    for ws in &mut sockets {
+        let (code, _, _) = recv_close(ws).await;
+        assert_eq!(code, 1001);
+    }
+    assert!(server.wait().await.success());
+}
+
+#[tokio::test]
+async fn an_http2_websocket_goes_through_the_same_checks() {
+    let dir = TempDir::new();
+    let tokens = dir.path("tokens");
+    std::fs::write(&tokens, "tok_h2_0123456789abcdef\n").unwrap();
+    let server = Server::start(&[
+        "--http2",
+        "--maxforks=1",
+        &format!("--tokens={tokens}"),
+        "--origin=app.example",
+        "--subprotocol=chat",
+        "cat",
+    ])
+    .await;
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut h2 = H2::handshake(tcp).await;
+    let authority = server.addr.to_string();
+    let good = [("origin", "http://app.example"), ("sec-websocket-protocol", "chat")];
+    assert_eq!(h2.websocket(&authority, "/", &good).await.0, 401);
+    let path = "/?wsd_token=tok_h2_0123456789abcdef";
+    assert_eq!(h2.websocket(&authority, path, &[("origin", "http://evil.example")]).await.0, 403);
+    let (status, ws) = h2.websocket(&authority, path, &good).await;
+    assert_eq!(status, 200);
+    let mut ws = ws.unwrap();
+    echo(&mut ws, "checked").await;
+    assert_eq!(h2.websocket(&authority, path, &good).await.0, 429, "--maxforks=1");
 }
