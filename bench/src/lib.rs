@@ -7,11 +7,13 @@
 //! - [`ceiling`]: a trivial in-process server, to show the load generator's own limits.
 //! - [`bounds`]: what bounds the connection targets, from the measured figures.
 //! - [`stats`]: medians and percentiles.
+//! - [`http2`]: WebSocket sessions over HTTP/2 (`--http2`), many on one connection.
 //! - [`tls`]: the wss scenarios' certificate and clients, and what their handshakes negotiated.
 
 pub mod bounds;
 pub mod ceiling;
 pub mod fanout;
+pub mod http2;
 pub mod load;
 pub mod proxy;
 pub mod scenario;

@@ -40,6 +40,11 @@ impl Dial {
     pub fn tls(addr: SocketAddr, config: Arc<ClientConfig>) -> Dial {
         Dial { addr, tls: Some(config) }
     }
+
+    /// The TLS client configuration, for `wss://`.
+    pub fn tls_config(&self) -> Option<Arc<ClientConfig>> {
+        self.tls.clone()
+    }
 }
 
 /// Opens a WebSocket to `path`.

@@ -106,6 +106,8 @@ pub enum Kind {
     RoundTripModerate(usize),
     /// Thousands of messages in flight at once.
     DeepPipeline,
+    /// WebSocket sessions over HTTP/2 (`--http2`), this many at once on each connection.
+    Http2Sessions(usize),
 }
 
 /// Names that other parts of the report look figures up by.
@@ -211,6 +213,8 @@ impl Scenario {
             ("wss: connections, 32 clients, resumed", Connections(32), Some(Handshakes::Resumed)),
             ("wss: echo 64 B lines, pipelined", Echo64, full),
             ("wss: binary download 64 KiB", Download(65536), full),
+            ("wss: connections, 100 clients", Connections(100), full),
+            ("wss over HTTP/2: 100 sessions per connection", Http2Sessions(100), full),
         ]
         .map(|(name, kind, tls)| (name, kind, tls, None));
         let (unix, tcp) = (Some(Via::NginxUnix), Some(Via::NginxTcp));
@@ -258,7 +262,7 @@ impl Scenario {
     /// programs (it would start one per client, which is not the same thing).
     pub fn skips(&self, target: &str) -> bool {
         (matches!(self.kind, Kind::Broadcast { .. }) && target == "websocketd")
-            || (self.resume && target != "ours")
+            || ((self.resume || matches!(self.kind, Kind::Http2Sessions(_))) && target != "ours")
     }
 
     /// Where the server listens in this scenario.
@@ -302,6 +306,9 @@ impl Scenario {
         if self.resume {
             args.push("--resumems=30000".to_owned());
         }
+        if let Kind::Http2Sessions(_) = self.kind {
+            args.push("--http2".to_owned());
+        }
         args.extend(self.command_args());
         Ok(args)
     }
@@ -311,6 +318,7 @@ impl Scenario {
         let s = |v: &[&str]| v.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
         match self.kind {
             Kind::Connections(_)
+            | Kind::Http2Sessions(_)
             | Kind::Echo64
             | Kind::DeepPipeline
             | Kind::RoundTripModerate(_) => s(&["cat"]),
@@ -410,6 +418,23 @@ impl Scenario {
                     metric(names::SERVER_KERNEL, "ms", kernel_ms, Lower, None),
                     metric(names::CHILDREN, "ms", children_ms, Lower, None),
                     metric(names::CLIENT, "ms", client_ms, Lower, None),
+                ]
+            }
+            Kind::Http2Sessions(per_connection) => {
+                let cpu = || {
+                    let ours = server.cpu();
+                    [ours.total(), ours.children]
+                };
+                let before = cpu();
+                let (rate, firsts) = crate::http2::session_rate(&to, per_connection, time).await?;
+                let after = cpu();
+                let per = |i: usize| (after[i] - before[i]) * 1000.0 / firsts.len().max(1) as f64;
+                let ms = millis(&firsts);
+                vec![
+                    metric("sessions", "sessions/s", rate, Higher, None),
+                    metric(names::FIRST_P50, "ms", percentile(&ms, 50.0), Lower, None),
+                    metric(names::SERVER, "ms", per(0), Lower, None),
+                    metric(names::CHILDREN, "ms", per(1), Lower, None),
                 ]
             }
             Kind::Echo64 => {

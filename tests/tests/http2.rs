@@ -270,3 +270,24 @@ async fn an_http2_websocket_goes_through_the_same_checks() {
     echo(&mut ws, "checked").await;
     assert_eq!(h2.websocket(&authority, path, &good).await.0, 429, "--maxforks=1");
 }
+
+#[tokio::test]
+async fn the_console_and_cgi_scripts_answer_over_http2() {
+    let server = Server::start(&["--http2", "--devconsole", "cat"]).await;
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut h2 = H2::handshake(tcp).await;
+    let (status, body) = h2.get(&server.addr.to_string(), "/").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("websocketd console"), "{body}");
+    let dir = TempDir::new();
+    let cgi = dir.path("cgi");
+    std::fs::create_dir(&cgi).unwrap();
+    let script = format!("{cgi}/proto");
+    std::fs::write(&script, "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s %s\\n' \"$SERVER_PROTOCOL\" \"$REQUEST_METHOD\"\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let server = Server::start(&["--http2", &format!("--cgidir={cgi}")]).await;
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut h2 = H2::handshake(tcp).await;
+    let (status, body) = h2.get(&server.addr.to_string(), "/proto").await;
+    assert_eq!((status, body.as_str()), (200, "HTTP/2.0 GET\n"));
+}
