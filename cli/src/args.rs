@@ -360,6 +360,11 @@ pub struct Args {
     #[arg(long, value_name = "LEVEL", default_value = "access", help_heading = "Logging")]
     pub loglevel: String,
 
+    /// Print a man page (`man`) or shell completions (`complete-bash`, `complete-zsh`,
+    /// `complete-fish`) made from these definitions, and exit.
+    #[arg(long, value_name = "WHAT", value_enum)]
+    pub generate: Option<GenerateArg>,
+
     /// Print the version and exit.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = parse_bool)]
     pub version: bool,
@@ -386,6 +391,19 @@ pub enum FramingArg {
     Chunks,
     /// Length-prefixed records.
     LengthPrefixed,
+}
+
+/// The values of `--generate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GenerateArg {
+    /// The man page, in roff.
+    Man,
+    /// Completions for bash.
+    CompleteBash,
+    /// Completions for zsh.
+    CompleteZsh,
+    /// Completions for fish.
+    CompleteFish,
 }
 
 /// The values of `--logformat`.
@@ -573,6 +591,7 @@ mod tests {
             "idlems",
             "maxsessionms",
             "setenv",
+            "generate",
             "flushms",
         ] {
             let got = norm(&[&format!("-{flag}"), "V", "cat"]);

@@ -24,7 +24,7 @@ use websocketd_transport_ws::proxy::TrustedProxies;
 use websocketd_transport_ws::response::ExtraHeaders;
 use websocketd_transport_ws::scripts::ScriptDir;
 
-use crate::args::{Args, BroadcastInputArg, FramingArg, LogFormatArg, SlowClientArg};
+use crate::args::{Args, BroadcastInputArg, FramingArg, GenerateArg, LogFormatArg, SlowClientArg};
 use crate::log::LogFormat;
 
 /// A validated configuration.
@@ -290,6 +290,8 @@ pub enum Invocation {
         /// `--license`.
         license: bool,
     },
+    /// Print a man page or completions (`--generate`).
+    Generate(GenerateArg),
     /// Serve.
     Serve(Box<Config>),
 }
@@ -303,6 +305,9 @@ impl TryFrom<Args> for Invocation {
         let loglevel = log_level(&args)?;
         if args.version || args.license {
             return Ok(Invocation::Version { license: args.license });
+        }
+        if let Some(what) = args.generate {
+            return Ok(Invocation::Generate(what));
         }
         Config::build(args, loglevel).map(|config| Invocation::Serve(Box::new(config)))
     }

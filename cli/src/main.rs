@@ -49,6 +49,10 @@ fn main() -> ExitCode {
     }
     let config = match Invocation::try_from(args) {
         Ok(Invocation::Serve(config)) => config,
+        Ok(Invocation::Generate(what)) => {
+            print!("{}", websocketd::generate::generate(what));
+            return ExitCode::SUCCESS;
+        }
         Ok(Invocation::Version { license }) => {
             println!("websocketd {}", config::version());
             if license {

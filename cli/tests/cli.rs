@@ -495,3 +495,33 @@ fn a_cgi_dir_that_is_not_a_directory_exits_1_and_devconsole_with_it_exits_4() {
         "{r:?}"
     );
 }
+
+#[test]
+fn the_binary_prints_its_man_page_and_completions() {
+    let run = |what: &str| {
+        let out = websocketd().arg(format!("--generate={what}")).output().unwrap();
+        assert!(out.status.success(), "{what}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let man = run("man");
+    assert!(man.starts_with(".ie \\n(.g .ds Aq"), "a roff page: {}", &man[..80]);
+    assert!(man.contains(".TH websocketd 1"), "{man}");
+    for section in [
+        "NAME",
+        "SYNOPSIS",
+        "DESCRIPTION",
+        "OPTIONS",
+        "ENVIRONMENT",
+        "TERMINATION",
+        "SIGNALS",
+        "EXIT STATUS",
+        "EXAMPLES",
+    ] {
+        assert!(man.contains(&format!(".SH {section}")), "no {section} section");
+    }
+    assert!(man.contains("\\-\\-htpasswd"), "every flag is in it");
+    assert!(man.is_ascii(), "roff escapes for what is not ASCII");
+    assert!(run("complete-bash").contains("complete -F _websocketd"));
+    assert!(run("complete-zsh").starts_with("#compdef websocketd"));
+    assert!(run("complete-fish").contains("complete -c websocketd -l pty"));
+}
