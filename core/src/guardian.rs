@@ -111,7 +111,7 @@ pub fn serve() -> u8 {
     }
     let Ok(session) = nix::unistd::getsid(None) else { return 1 };
     let ours = |groups: &HashSet<u32>| {
-        let live = crate::child::live_groups_of(Some(session.as_raw()));
+        let live = crate::groups::live_groups_of(Some(session.as_raw()));
         groups.iter().copied().filter(|g| live.contains(g)).collect::<Vec<u32>>()
     };
     let kill = |listed: &[u32], signal: Signal| {

@@ -7,6 +7,7 @@
 //! - [`child`]: spawning the child in its own process group (on launcher threads that never
 //!   go away), draining its stderr, and the termination ladder that always ends it.
 //! - [`guardian`]: the process that ends the programs when the server dies however it dies.
+//! - [`config`]: what every session of one endpoint shares (`SessionConfig`).
 //! - [`session`]: one session's lifecycle, from the upgrade to the child reaped.
 //! - `hosted`: a program whose life is not one connection's, its output framed once
 //!   (`framed`) into a log that its clients take from through their cursors.
@@ -28,9 +29,11 @@ pub mod broadcast;
 pub mod child;
 pub mod close;
 pub mod command;
+pub mod config;
 pub mod env;
 pub mod error;
 mod framed;
+mod groups;
 pub mod guardian;
 pub mod host;
 mod hosted;

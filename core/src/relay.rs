@@ -25,8 +25,8 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use websocketd_framing::Frame;
 
+use crate::config::SessionConfig;
 use crate::metrics::{Metrics, Moved};
-use crate::session::SessionConfig;
 
 /// What a fill of an [`Output`] brought.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,14 +26,13 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::Instrument;
-use websocketd_framing::Framing;
 
 use crate::child::{self, Child, Ladder, Pipes, Spawn};
 use crate::close::{
     close_after, close_for_error, close_for_status, close_frame, close_now, going_away,
 };
 use crate::command::Command;
-use crate::env::{EnvSettings, Vars};
+use crate::env::Vars;
 use crate::metrics::Metrics;
 use crate::pipe::{PipeInput, PipeOutput};
 use crate::relay::{self, End, Flow, Gone};
@@ -47,39 +46,14 @@ use crate::socket::Socket;
 /// DISCONNECT, comes after them.
 const STDERR_GRACE: Duration = Duration::from_millis(500);
 
-/// What every session of one endpoint shares.
-#[derive(Debug, Clone)]
-pub struct SessionConfig {
-    /// How its stdio is cut into messages.
-    pub framing: Framing,
-    /// The largest message in either direction; longer output is sent in pieces.
-    pub max_message: usize,
-    /// Added to every wait of the termination ladder (`--closems`).
-    pub closems: Duration,
-    /// Server-wide environment inputs.
-    pub env: EnvSettings,
-    /// Send stderr lines to the client too, every line as JSON (`--passstderr`).
-    pub pass_stderr: bool,
-    /// Ping the client this often, and drop it when silent for twice as long (`--pingms`).
-    pub ping: Option<Duration>,
-    /// The server's metrics, which sessions count in.
-    pub metrics: Arc<Metrics>,
-    /// Close a session after this long with no message either way (`--idlems`).
-    pub idle: Option<Duration>,
-    /// Close a session this long after it started (`--maxsessionms`).
-    pub time_limit: Option<Duration>,
-    /// The program's stdout is a pseudo-terminal (`--pty`).
-    pub pty: bool,
-    /// In line mode, a partial line that has waited this long is sent (`--flushms`).
-    pub flush: Option<Duration>,
-}
+pub use crate::config::SessionConfig;
 
 /// The socket of a session, still to come: the WebSocket upgrade, resolving to `None` if it
 /// fails. Boxed, so that a session's future keeps a pointer to it, not the whole upgrade.
 pub type Upgrade<S> = Pin<Box<dyn Future<Output = Option<S>> + Send>>;
 
 /// Runs one session to its end: waits for the upgrade to finish, spawns the child with the
-/// environment `env` (made from `req` by [`EnvSettings::cgi_env`], and checked), relays,
+/// environment `env` (made from `req` by [`EnvSettings::cgi_env`](crate::env::EnvSettings::cgi_env), and checked), relays,
 /// and sees the child dead and reaped. `slot` (a `--maxforks` permit) is released only after
 /// that. When `shutdown` begins, the client gets Close 1001 and the child the termination
 /// ladder.
@@ -494,8 +468,10 @@ mod tests {
     use std::ffi::OsString;
 
     use tokio_tungstenite::WebSocketStream;
+    use websocketd_framing::Framing;
 
     use super::*;
+    use crate::env::EnvSettings;
     use crate::testing::{Client, channel_socket, next};
 
     fn start(program: &str, args: &[&str]) -> (Client, tokio::task::JoinHandle<()>) {

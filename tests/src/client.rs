@@ -129,6 +129,25 @@ pub async fn recv_close<S: AsyncRead + AsyncWrite + Unpin>(
     .await
 }
 
+/// The environment a child printed (`env.sh`: one `NAME=value` a message) up to its Close,
+/// which must be 1000.
+pub async fn child_env<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+) -> Vec<(String, String)> {
+    let (code, _, data) = recv_close(ws).await;
+    assert_eq!(code, 1000);
+    data.iter()
+        .filter_map(|m| m.to_text().ok())
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// The value of `name` in an environment [`child_env`] read.
+pub fn var<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
 /// Sends a text message.
 pub async fn send_text<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, text: &str) {
     within(STEP, ws.send(Message::text(text))).await.expect("send");

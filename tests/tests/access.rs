@@ -62,18 +62,7 @@ async fn session_env(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Vec<(String, String)> {
-    let mut ws = connect_from(from, addr, path, headers).await;
-    let (code, _, data) = recv_close(&mut ws).await;
-    assert_eq!(code, 1000);
-    data.iter()
-        .filter_map(|m| m.to_text().ok())
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
-fn var<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    child_env(&mut connect_from(from, addr, path, headers).await).await
 }
 
 /// Apache's `htpasswd`: `None` when it is not installed, which fails the test on CI.

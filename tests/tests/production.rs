@@ -6,24 +6,6 @@ use std::os::unix::fs::PermissionsExt;
 use nix::sys::signal::Signal;
 use websocketd_tests::*;
 
-/// The environment a child printed (`env.sh`), until the Close.
-async fn child_env<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Vec<(String, String)>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let (code, _, data) = recv_close(ws).await;
-    assert_eq!(code, 1000);
-    data.iter()
-        .filter_map(|m| m.to_text().ok())
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
-fn var<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
-
 /// Runs the binary to its exit with `args`; returns the code and what it printed.
 async fn run_to_exit(args: &[&str]) -> (i32, String) {
     let out = within(

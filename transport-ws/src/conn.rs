@@ -68,7 +68,7 @@ impl Conn {
             remote_host: None,
             // An HTTP/2 extended CONNECT is the WebSocket handshake's GET (RFC 8441): programs
             // written for websocketd see GET, and SERVER_PROTOCOL says HTTP/2.0.
-            method: if crate::endpoint::is_extended_connect(req) {
+            method: if crate::edge::is_extended_connect(req) {
                 http::Method::GET
             } else {
                 req.method().clone()

@@ -18,7 +18,7 @@
 //! A request that gets this far has its header count and size bounded by the listener:
 //! [`MAX_HEADERS`] lines and [`MAX_HEAD_BYTES`] in all, each over is 431.
 
-use http::{HeaderValue, Request, Response, StatusCode, Version, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
 use websocketd_core::env::Unrunnable;
 use websocketd_core::host;
 
@@ -100,13 +100,22 @@ pub fn check<B>(req: &Request<B>) -> Result<(), BadRequest> {
 /// Checks that an upgrade request has no body.
 pub fn check_upgrade<B: hyper::body::Body>(req: &Request<B>) -> Result<(), BadRequest> {
     // An HTTP/2 extended CONNECT's stream is the WebSocket itself (RFC 8441).
-    if crate::endpoint::is_extended_connect(req) {
+    if is_extended_connect(req) {
         return Ok(());
     }
     if req.headers().contains_key(header::TRANSFER_ENCODING) || !req.body().is_end_stream() {
         return Err(BadRequest::UpgradeBody);
     }
     Ok(())
+}
+
+/// Whether `req` is an HTTP/2 extended CONNECT for a WebSocket (RFC 8441 §4).
+pub fn is_extended_connect<B>(req: &Request<B>) -> bool {
+    req.method() == Method::CONNECT
+        && req
+            .extensions()
+            .get::<hyper::ext::Protocol>()
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"))
 }
 
 /// The answer to a request whose program could not be given its environment: 400 for a NUL

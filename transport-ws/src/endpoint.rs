@@ -457,7 +457,7 @@ fn not_found<B>(req: &Request<B>, client: &Client, why: Option<&str>) {
 /// plain HTTP request.
 pub fn is_upgrade<B>(req: &Request<B>) -> bool {
     if req.version() == Version::HTTP_2 {
-        return is_extended_connect(req);
+        return edge::is_extended_connect(req);
     }
     let first = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
     let upgrade =
@@ -467,15 +467,6 @@ pub fn is_upgrade<B>(req: &Request<B>) -> bool {
             .any(|token| token.eq_ignore_ascii_case("upgrade"))
     });
     upgrade && connection
-}
-
-/// Whether `req` is an HTTP/2 extended CONNECT for a WebSocket (RFC 8441 §4).
-pub fn is_extended_connect<B>(req: &Request<B>) -> bool {
-    req.method() == Method::CONNECT
-        && req
-            .extensions()
-            .get::<hyper::ext::Protocol>()
-            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"))
 }
 
 /// Why an upgrade request is refused.
@@ -517,7 +508,7 @@ impl Refusal {
 /// Checks method, version and handshake headers; returns the key to answer (`None` for an
 /// HTTP/2 extended CONNECT, which has none: RFC 8441 §5).
 pub fn check<B>(req: &Request<B>) -> Result<Option<&[u8]>, Refusal> {
-    let h2 = req.version() == Version::HTTP_2 && is_extended_connect(req);
+    let h2 = req.version() == Version::HTTP_2 && edge::is_extended_connect(req);
     if !h2 && req.method() != Method::GET {
         return Err(Refusal::Method);
     }

@@ -218,41 +218,45 @@ impl Listener {
                 });
                 if http2 {
                     // HTTP/2 (chosen by ALPN, or with prior knowledge) or HTTP/1.1, as the
-                    // client's first bytes say.
+                    // client's first bytes say. On shutdown, HTTP/2 sends GOAWAY and the
+                    // streams under way go on (each session sees the shutdown too, and
+                    // closes with 1001).
                     let builder = auto(HEADER_READ_TIMEOUT);
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(conn), service);
-                    let mut conn = pin!(conn);
-                    let ended = tokio::select! {
-                        ended = conn.as_mut() => ended,
-                        () = watch.begun() => {
-                            // HTTP/2: GOAWAY, and the streams under way go on (each session
-                            // sees the shutdown too, and closes with 1001).
-                            conn.as_mut().graceful_shutdown();
-                            conn.await
-                        }
-                    };
-                    if let Err(e) = ended {
-                        tracing::debug!(target: "http", "Connection from {peer} ended: {e}");
-                    }
+                    let conn = pin!(conn);
+                    drive(conn, |c| c.graceful_shutdown(), &watch, peer).await;
                     return;
                 }
                 let conn = http1(HEADER_READ_TIMEOUT)
                     .serve_connection(TokioIo::new(conn), service)
                     .with_upgrades();
-                let mut conn = pin!(conn);
-                let ended = tokio::select! {
-                    ended = conn.as_mut() => ended,
-                    () = watch.begun() => {
-                        // Finish the response under way, then close.
-                        conn.as_mut().graceful_shutdown();
-                        conn.await
-                    }
-                };
-                if let Err(e) = ended {
-                    tracing::debug!(target: "http", "Connection from {peer} ended: {e}");
-                }
+                // On shutdown: finish the response under way, then close.
+                drive(pin!(conn), |c| c.graceful_shutdown(), &watch, peer).await;
             });
         }
+    }
+}
+
+/// Serves `conn` to its end; once the shutdown begins, asks it to end gracefully (`graceful`)
+/// and waits for that. How it ended is logged at debug.
+async fn drive<C, E>(
+    mut conn: std::pin::Pin<&mut C>,
+    graceful: impl FnOnce(std::pin::Pin<&mut C>),
+    watch: &Shutdown,
+    peer: Peer,
+) where
+    C: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let ended = tokio::select! {
+        ended = conn.as_mut() => ended,
+        () = watch.begun() => {
+            graceful(conn.as_mut());
+            conn.await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::debug!(target: "http", "Connection from {peer} ended: {e}");
     }
 }
 
