@@ -165,7 +165,7 @@ impl App {
     /// [edge](crate::edge) refuses gets its 400 and nothing else, as from Go's server.
     pub async fn handle(&self, req: Request<Incoming>, conn: &Conn) -> Response<Body> {
         let upgrade = endpoint::is_upgrade(&req);
-        let (mut resp, kind) = self.answer(req, conn).await;
+        let (mut resp, kind) = self.answer(req, conn, upgrade).await;
         match kind {
             Kind::WebSocket => self.metrics.upgrade(outcome(resp.status())),
             Kind::Http(kind) if upgrade && kind == "bad_request" => {
@@ -188,8 +188,14 @@ impl App {
         resp
     }
 
-    /// The answer to `req` before the extra headers, and what kind of request it was.
-    async fn answer(&self, mut req: Request<Incoming>, conn: &Conn) -> (Response<Body>, Kind) {
+    /// The answer to `req` (an upgrade request if `upgrade`: what is taken out of it before
+    /// does not change that) before the extra headers, and what kind of request it was.
+    async fn answer(
+        &self,
+        mut req: Request<Incoming>,
+        conn: &Conn,
+        upgrade: bool,
+    ) -> (Response<Body>, Kind) {
         // Credentials first: no log line or later step may see them.
         let presented = self.access.as_ref().map(|access| access.take(&mut req));
         let ticket = if self.resumable { take_ticket(&mut req) } else { Ok(()) };
@@ -203,7 +209,7 @@ impl App {
             return (bad.response(), Kind::Http("bad_request"));
         }
         let client = self.proxies.client(&conn.peer, conn.tls, req.headers());
-        let upgrade = self.websockets.is_some() && endpoint::is_upgrade(&req);
+        let upgrade = upgrade && self.websockets.is_some();
         let kind = if upgrade { Kind::WebSocket } else { Kind::Http("denied") };
         if let Some(limit) = self.rate_limit.as_ref().filter(|_| upgrade) {
             if let Err(seconds) = limit.check(client.ip) {
@@ -243,25 +249,24 @@ impl App {
                 }
             }
         }
-        self.route(req, client, conn).await
+        self.route(req, client, conn, upgrade).await
     }
 
-    /// websocketd's dispatch: with a command or `--dir`, an upgrade goes to a session; any
-    /// other request gets the console, a CGI script, a static file, or 404.
+    /// websocketd's dispatch: with a command or `--dir`, an upgrade (`upgrade`) goes to a
+    /// session; any other request gets the console, a CGI script, a static file, or 404.
     async fn route(
         &self,
         req: Request<Incoming>,
         client: Client,
         conn: &Conn,
+        upgrade: bool,
     ) -> (Response<Body>, Kind) {
         let decoded = path::decode(req.uri().path());
         if let Some(location) = path::redirect(&decoded, req.uri().query()) {
             return (moved(&location), Kind::Http("redirect"));
         }
-        if let Some(websockets) = &self.websockets {
-            if endpoint::is_upgrade(&req) {
-                return (websockets.upgrade(req, client, conn, &decoded), Kind::WebSocket);
-            }
+        if let Some(websockets) = self.websockets.as_ref().filter(|_| upgrade) {
+            return (websockets.upgrade(req, client, conn, &decoded), Kind::WebSocket);
         }
         let url = log_url(client.https, req.headers(), req.uri());
         let user =
