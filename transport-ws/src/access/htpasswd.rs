@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use ring::hmac;
 use tokio::sync::Semaphore;
 
+use super::AccessFile;
 use crate::error::Error;
 use crate::limits::ClientKey;
 
@@ -221,25 +222,11 @@ impl Drop for ClientTurn<'_> {
 
 impl Users {
     fn read(path: &Path) -> Result<Users, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::AccessFile {
-            flag: "--htpasswd",
-            path: path.to_owned(),
-            source,
-        })?;
-        let bad = |line: usize, reason: String| Error::AccessLine {
-            flag: "--htpasswd",
-            path: path.to_owned(),
-            line,
-            reason,
-        };
+        let file = AccessFile::read("--htpasswd", path)?;
+        let bad = |line: usize, reason: String| file.bad(line, reason);
         let mut hashes = HashMap::new();
         let mut cost = None;
-        for (i, line) in text.lines().enumerate() {
-            let number = i + 1;
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
+        for (number, line) in file.entries() {
             let Some((name, hash)) = line.split_once(':') else {
                 return Err(bad(number, "not NAME:HASH".to_owned()));
             };
@@ -306,30 +293,10 @@ fn bcrypt_cost(hash: &str) -> Result<u32, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::TempFile;
 
-    fn file(text: &str) -> tempfile_lite::File {
-        tempfile_lite::File::new(text)
-    }
-
-    /// A temporary file, removed when dropped (no crate needed for this).
-    mod tempfile_lite {
-        pub(super) struct File(pub(super) std::path::PathBuf);
-        impl File {
-            pub(super) fn new(text: &str) -> File {
-                use std::sync::atomic::{AtomicUsize, Ordering};
-                static N: AtomicUsize = AtomicUsize::new(0);
-                let n = N.fetch_add(1, Ordering::Relaxed);
-                let path =
-                    std::env::temp_dir().join(format!("wsd-htpasswd-{}-{n}", std::process::id()));
-                std::fs::write(&path, text).unwrap();
-                File(path)
-            }
-        }
-        impl Drop for File {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_file(&self.0);
-            }
-        }
+    fn file(text: &str) -> TempFile {
+        TempFile::new(text)
     }
 
     fn entry(name: &str, password: &str) -> String {

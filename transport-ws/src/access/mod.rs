@@ -294,6 +294,40 @@ impl Access {
     }
 }
 
+/// A `--htpasswd` or `--tokens` file as read: its entries, and how to name a bad one.
+struct AccessFile<'a> {
+    flag: &'static str,
+    path: &'a std::path::Path,
+    text: String,
+}
+
+impl<'a> AccessFile<'a> {
+    /// Reads the `flag` file at `path`.
+    fn read(flag: &'static str, path: &'a std::path::Path) -> Result<AccessFile<'a>, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::AccessFile {
+            flag,
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(AccessFile { flag, path, text })
+    }
+
+    /// The lines that hold an entry, trimmed and numbered from 1: blank lines and `#`
+    /// comments left out.
+    fn entries(&self) -> impl Iterator<Item = (usize, &str)> {
+        self.text
+            .lines()
+            .enumerate()
+            .map(|(i, line)| (i + 1, line.trim()))
+            .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+    }
+
+    /// The error for line `line`, which cannot be used for `reason`.
+    fn bad(&self, line: usize, reason: String) -> Error {
+        Error::AccessLine { flag: self.flag, path: self.path.to_owned(), line, reason }
+    }
+}
+
 impl Denied {
     fn new(response: Response<Body>, line: &str) -> Denied {
         Denied { response, line: line.to_owned(), failure: None, method: "none", outcome: "denied" }
@@ -392,6 +426,29 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
+/// A temporary file for the access files' unit tests, unique to each, removed when dropped.
+#[cfg(test)]
+pub(super) struct TempFile(pub(super) std::path::PathBuf);
+
+#[cfg(test)]
+impl TempFile {
+    pub(super) fn new(text: &str) -> TempFile {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("wsd-access-{}-{n}", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        TempFile(path)
+    }
+}
+
+#[cfg(test)]
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,16 +473,11 @@ mod tests {
         })
         .unwrap();
         if tokens {
-            let path = std::env::temp_dir().join(format!("wsd-access-{}", std::process::id()));
-            std::fs::write(&path, "AAAAAAAAAAAAAAAAAAAA alice\n").unwrap();
-            a.tokens = Some(Tokens::load(&path).unwrap());
-            let _ = std::fs::remove_file(&path);
+            let file = TempFile::new("AAAAAAAAAAAAAAAAAAAA alice\n");
+            a.tokens = Some(Tokens::load(&file.0).unwrap());
         }
         if basic {
-            let path = std::env::temp_dir().join(format!("wsd-access-h-{}", std::process::id()));
-            std::fs::write(&path, "").unwrap();
-            a.htpasswd = Some(Htpasswd::load(&path).unwrap());
-            let _ = std::fs::remove_file(&path);
+            a.htpasswd = Some(Htpasswd::load(&TempFile::new("").0).unwrap());
         }
         a
     }

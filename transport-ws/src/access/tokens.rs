@@ -10,6 +10,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use ring::digest;
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
+use super::AccessFile;
 use crate::error::Error;
 
 /// Fewest characters of a token: shorter ones can be guessed.
@@ -70,17 +71,9 @@ impl Tokens {
 
 impl Set {
     fn read(path: &Path) -> Result<Set, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::AccessFile {
-            flag: "--tokens",
-            path: path.to_owned(),
-            source,
-        })?;
+        let file = AccessFile::read("--tokens", path)?;
         let mut set = Set::default();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
+        for (number, line) in file.entries() {
             let (token, name) = match line.split_once(|c: char| c.is_ascii_whitespace()) {
                 Some((token, name)) => (token, name.trim()),
                 None => (line, ""),
@@ -96,12 +89,7 @@ impl Set {
                 None
             };
             if let Some(reason) = reason {
-                return Err(Error::AccessLine {
-                    flag: "--tokens",
-                    path: path.to_owned(),
-                    line: i + 1,
-                    reason,
-                });
+                return Err(file.bad(number, reason));
             }
             let mut known = [0; 32];
             known.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
@@ -117,12 +105,7 @@ mod tests {
     use super::*;
 
     fn load(text: &str) -> Result<Tokens, Error> {
-        let path =
-            std::env::temp_dir().join(format!("wsd-tokens-{}-{}", std::process::id(), text.len()));
-        std::fs::write(&path, text).unwrap();
-        let tokens = Tokens::load(&path);
-        let _ = std::fs::remove_file(&path);
-        tokens
+        Tokens::load(&crate::access::TempFile::new(text).0)
     }
 
     #[test]
