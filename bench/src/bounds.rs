@@ -193,6 +193,39 @@ fn beyond(label: &str, goal: f64, floor: f64, unit: &str, what: &str, higher: bo
     }
 }
 
+/// What bounds the plain downloads: the bare relay's figure for the same program and
+/// client (`bare`: scenario and MB/s), each server's share of it, and whether 1.3x
+/// websocat's figure is beyond it.
+pub fn downloads(median: &Lookup<'_>, bare: &[(&str, f64)], websocat_goal: f64) -> Vec<String> {
+    let mut lines = Vec::new();
+    for &(scenario, ceiling) in bare {
+        let fig = |who: &str| median(scenario, names::DOWNLOAD, who);
+        let Some(ours) = fig("ours") else { continue };
+        let share = |v: f64| format!("{:.0}%", 100.0 * v / ceiling);
+        let mut parts = vec![format!("ours {:.0} MB/s ({})", ours, share(ours))];
+        for who in ["websocketd", "websocat"] {
+            if let Some(v) = fig(who) {
+                parts.push(format!("{who} {v:.0} ({})", share(v)));
+            }
+        }
+        lines.push(format!(
+            "{scenario}: the bare relay moves {ceiling:.0} MB/s; {}",
+            parts.join(", ")
+        ));
+        if let Some(wc) = fig("websocat") {
+            lines.push(beyond(
+                "  vs websocat",
+                websocat_goal * wc,
+                ceiling,
+                "MB/s",
+                "the bare relay",
+                true,
+            ));
+        }
+    }
+    lines
+}
+
 /// The shared-session target (1.5M deliveries/s, none lost), and what bounds the figure:
 /// the CPU the server and the load generator spend per delivery on the same two cores.
 pub fn broadcast(median: &Lookup<'_>) -> Vec<String> {

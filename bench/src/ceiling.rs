@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::net::TcpListener;
@@ -78,4 +78,81 @@ pub async fn start() -> Result<SocketAddr> {
         }
     });
     Ok(addr)
+}
+
+/// The most a download relay can move here: a bare relay on a thread of its own that starts
+/// `dd if=/dev/zero bs=CHUNK` per connection, reads its pipe with blocking reads (grown to
+/// the 256 KiB our server grows a full one to) and sends what each read brought as one
+/// binary message with one `writev`, as `--binary` does, with nothing else in the way: no
+/// event loop, no HTTP, no logging, no protocol layer. Its figure bounds what any server
+/// that sends a message per read reaches with the same program and client. One connection
+/// at a time; it runs until the process ends.
+pub fn bare_relay(chunk: usize) -> Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let _ = relay_one(stream, chunk);
+        }
+    });
+    Ok(addr)
+}
+
+fn relay_one(stream: std::net::TcpStream, chunk: usize) -> Result<()> {
+    use std::io::{IoSlice, Read, Write};
+    use std::process::{Command, Stdio};
+    stream.set_nodelay(true)?;
+    let mut ws = tokio_tungstenite::tungstenite::accept(stream)?;
+    let mut child = Command::new("dd")
+        .args(["if=/dev/zero", &format!("bs={chunk}"), "status=none"])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut out = child.stdout.take().context("dd's stdout")?;
+    let _ = nix::fcntl::fcntl(&out, nix::fcntl::FcntlArg::F_SETPIPE_SZ(256 * 1024));
+    let socket = ws.get_mut();
+    let mut buf = vec![0u8; 64 * 1024];
+    let result = (|| -> std::io::Result<()> {
+        loop {
+            let n = out.read(&mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            // A server's binary frame: FIN and opcode 2, then the length as RFC 6455 writes it.
+            let mut header = vec![0x82];
+            match u16::try_from(n) {
+                Ok(short) if short < 126 => header.push(short as u8),
+                Ok(short) => {
+                    header.push(126);
+                    header.extend_from_slice(&short.to_be_bytes());
+                }
+                Err(_) => {
+                    header.push(127);
+                    header.extend_from_slice(&(n as u64).to_be_bytes());
+                }
+            }
+            let (mut head, mut body) = (&header[..], &buf[..n]);
+            while !head.is_empty() || !body.is_empty() {
+                let w = socket.write_vectored(&[IoSlice::new(head), IoSlice::new(body)])?;
+                if w == 0 {
+                    return Ok(());
+                }
+                let from_head = w.min(head.len());
+                head = &head[from_head..];
+                body = &body[w - from_head..];
+            }
+        }
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    // The client leaving is how every run ends.
+    match result {
+        Err(e)
+            if e.kind() != std::io::ErrorKind::BrokenPipe
+                && e.kind() != std::io::ErrorKind::ConnectionReset =>
+        {
+            Err(e.into())
+        }
+        _ => Ok(()),
+    }
 }

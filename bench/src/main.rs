@@ -387,6 +387,13 @@ const SPAWN_CHURN: &str = "no network: spawn cat, echo, wait; 32 at once";
 /// The ceiling's figure for starting a child and echoing through it, with no network.
 const SPAWN_FLOOR: &str = "no network: spawn cat to its echo, p50, 1 at a time";
 
+/// The ceiling's figures for the two plain downloads through a bare relay (`dd`'s pipe to
+/// the socket, a message per read, nothing else), in the order of `names::DOWNLOADS`.
+const BARE_RELAY: [&str; 2] = [
+    "bare relay (no server): binary download 4 KiB",
+    "bare relay (no server): binary download 64 KiB",
+];
+
 /// The load generator against the trivial in-process server.
 async fn measure_ceiling(time: Duration) -> Result<Vec<(&'static str, &'static str, f64)>> {
     use load::Unit::{Bytes, Messages};
@@ -420,6 +427,11 @@ async fn measure_ceiling(time: Duration) -> Result<Vec<(&'static str, &'static s
         let (_, down) = load::download(load::connect(&front, "/download64k").await?, time).await?;
         out.push((names::NGINX_TCP_DOWNLOAD, "MB/s", down / 1e6));
         nginx.stop().await;
+    }
+    for (chunk, name) in [(4096, BARE_RELAY[0]), (65536, BARE_RELAY[1])] {
+        let bare = load::Dial::plain(ceiling::bare_relay(chunk)?);
+        let (_, down) = load::download(load::connect(&bare, "/").await?, time).await?;
+        out.push((name, "MB/s", down / 1e6));
     }
     let (spawns, _) = load::process_churn(32, time).await?;
     out.push((SPAWN_CHURN, "proc/s", spawns));
@@ -536,6 +548,12 @@ fn print_bounds(
         let floors = bounds::Floors { churn, spawn_first };
         lines.extend(bounds::targets(&lookup, floors, WEBSOCAT_RATIO));
     }
+    let bare: Vec<(&str, f64)> = names::DOWNLOADS
+        .iter()
+        .zip(BARE_RELAY)
+        .filter_map(|(&scenario, name)| figure(name).map(|v| (scenario, v)))
+        .collect();
+    lines.extend(bounds::downloads(&lookup, &bare, WEBSOCAT_RATIO));
     if !lines.is_empty() {
         println!("\nwhat bounds the targets:");
         for line in lines {

@@ -142,6 +142,10 @@ pub mod names {
     pub const BROADCAST: &str = "broadcast: 1000 clients, one program";
     /// Download through nginx to TCP.
     pub const NGINX_TCP_DOWNLOAD: &str = "nginx -> TCP: binary download 64 KiB";
+    /// The plain download scenarios.
+    pub const DOWNLOADS: [&str; 2] = ["binary download 4 KiB", "binary download 64 KiB"];
+    /// Their figure.
+    pub const DOWNLOAD: &str = "download";
     /// Pipelined echo in a resumable session.
     pub const RESUME_ECHO: &str = "resume: echo 64 B lines, pipelined";
     /// Server push in a resumable session.
