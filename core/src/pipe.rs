@@ -4,6 +4,7 @@
 //! stdin through a bounded backlog).
 
 use std::io;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::{Buf, BytesMut};
@@ -23,20 +24,43 @@ pub(crate) const READ_CHUNK: usize = 64 * 1024;
 const STDIN_BACKLOG: usize = 1024 * 1024;
 /// A backlog buffer bigger than this is let go once it is empty.
 const BACKLOG_KEEP: usize = 64 * 1024;
-/// Linux's default pipe size: a read of this much found the pipe full.
+/// Linux's default pipe size (16 pages of 4 KiB): a read of this much found the pipe full.
 const DEFAULT_PIPE: usize = 64 * 1024;
 /// What a program's output pipe grows to once it is seen full: the program writes faster
 /// than one read a wake-up takes, and with Linux's default 64 KiB it would stop at every
 /// read for the server to catch up. Measured on the 64 KiB download (A/B in both orders):
 /// 256 KiB moved about 30% more than 64 KiB, and 12-14% more than 1 MiB.
-pub(crate) const GROWN_PIPE: usize = 256 * 1024;
-/// Most output pipes grown at once in the whole server: the kernel counts a pipe's size
-/// against its user's `fs.pipe-user-pages-soft` (64 MiB by default), past which every new
-/// pipe of that user gets two pages, so growth stays well under it (at most 48 MiB more
-/// than the default sizes, and only while those pipes are full).
+const GROWN_PIPE: usize = 256 * 1024;
+/// Most output pipes grown at once in the whole server, however much the kernel allows.
 const GROWN_MOST: usize = 256;
 /// How many output pipes are grown now.
 static GROWN: AtomicUsize = AtomicUsize::new(0);
+
+/// How many output pipes may be grown at once. The kernel counts every pipe's size against
+/// its user's `fs.pipe-user-pages-soft` (16384 pages, 64 MiB, by default); past it, every
+/// new pipe of an unprivileged user gets two pages. Growth takes at most a quarter of that
+/// (85 pipes by default), at most [`GROWN_MOST`], and as many when there is no limit.
+fn most_grown() -> usize {
+    static MOST: OnceLock<usize> = OnceLock::new();
+    *MOST.get_or_init(|| {
+        let soft = std::fs::read_to_string("/proc/sys/fs/pipe-user-pages-soft")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok());
+        share_of(soft)
+    })
+}
+
+/// [`most_grown`] for a soft limit of `pages` (0: none; `None`: not known).
+fn share_of(pages: Option<usize>) -> usize {
+    match pages {
+        None | Some(0) => GROWN_MOST,
+        // Pages of 4 KiB: with larger pages the default pipe is already this big, and
+        // nothing grows.
+        Some(pages) => {
+            (pages.saturating_mul(4096) / 4 / (GROWN_PIPE - DEFAULT_PIPE)).clamp(1, GROWN_MOST)
+        }
+    }
+}
 
 /// One of the child's output pipes as a relay's output: its codec, and what has been read
 /// but not sent.
@@ -59,17 +83,22 @@ enum Growth {
     Not,
     /// It has, and holds one of the [`GROWN_MOST`] places until the output is dropped.
     Grown,
-    /// It could not (the server's places were taken, the kernel refused, or it is a
-    /// terminal); not tried again.
+    /// It could not or need not (it is that big already, the server's places were taken,
+    /// the kernel refused, or it is a terminal); not tried again.
     Refused,
 }
 
 impl Growth {
-    /// Grows `pipe` if a place is free and the kernel allows it.
+    /// Grows `pipe` if it is smaller, a place is free and the kernel allows it.
     fn grow(pipe: &pipe::Receiver) -> Growth {
-        let taken = GROWN.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-            (n < GROWN_MOST).then_some(n + 1)
-        });
+        // A pipe of larger pages (or one a program grew itself) may be this big already.
+        match fcntl(pipe, FcntlArg::F_GETPIPE_SZ) {
+            Ok(size) if usize::try_from(size).is_ok_and(|size| size < GROWN_PIPE) => {}
+            _ => return Growth::Refused,
+        }
+        let most = most_grown();
+        let taken = GROWN
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < most).then_some(n + 1));
         if taken.is_err() {
             return Growth::Refused;
         }
@@ -305,6 +334,24 @@ mod tests {
         drop(out);
         // Its place is given back (other tests may hold some meanwhile).
         assert!(GROWN.load(Ordering::Relaxed) < GROWN_MOST);
+    }
+
+    #[tokio::test]
+    async fn a_pipe_already_that_big_is_left_as_it_is() {
+        let (_tx, rx) = pipe::pipe().unwrap();
+        fcntl(&rx, FcntlArg::F_SETPIPE_SZ(1 << 20)).unwrap();
+        assert!(matches!(Growth::grow(&rx), Growth::Refused));
+        assert_eq!(size(&rx), 1 << 20);
+    }
+
+    #[test]
+    fn growth_takes_a_quarter_of_the_kernels_pipe_pages() {
+        // The default 16384 pages (64 MiB): 16 MiB of growth, 192 KiB a pipe.
+        assert_eq!(share_of(Some(16384)), 85);
+        assert_eq!(share_of(Some(1)), 1);
+        assert_eq!(share_of(Some(usize::MAX)), GROWN_MOST);
+        assert_eq!(share_of(Some(0)), GROWN_MOST);
+        assert_eq!(share_of(None), GROWN_MOST);
     }
 
     #[tokio::test]
