@@ -203,6 +203,12 @@ impl Running {
             let _ = self.child.wait().await;
         }
         let _ = killpg(group, Signal::SIGKILL);
+        // A child on its way out (our guardian, in a group of its own, leaves once the
+        // server's end of its pipe closes) is given a moment before it counts as left over.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while children.iter().any(|&pid| is_live(pid)) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let mut survivors = 0;
         for pid in children {
             if is_live(pid) {
