@@ -10,6 +10,8 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
 // tungstenite's handshake callback type fixes the closure's large error type.
 #[allow(clippy::result_large_err)]
@@ -118,19 +120,11 @@ fn relay_one(stream: std::net::TcpStream, chunk: usize) -> Result<()> {
             if n == 0 {
                 return Ok(());
             }
-            // A server's binary frame: FIN and opcode 2, then the length as RFC 6455 writes it.
-            let mut header = vec![0x82];
-            match u16::try_from(n) {
-                Ok(short) if short < 126 => header.push(short as u8),
-                Ok(short) => {
-                    header.push(126);
-                    header.extend_from_slice(&short.to_be_bytes());
-                }
-                Err(_) => {
-                    header.push(127);
-                    header.extend_from_slice(&(n as u64).to_be_bytes());
-                }
-            }
+            // A server's frame: final, not masked (tungstenite's own header, as the
+            // server's shared sessions frame theirs). Writing into a Vec cannot fail.
+            let mut header = Vec::with_capacity(10);
+            let _ = FrameHeader { opcode: OpCode::Data(Data::Binary), ..FrameHeader::default() }
+                .format(n as u64, &mut header);
             let (mut head, mut body) = (&header[..], &buf[..n]);
             while !head.is_empty() || !body.is_empty() {
                 let w = socket.write_vectored(&[IoSlice::new(head), IoSlice::new(body)])?;

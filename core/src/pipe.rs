@@ -81,7 +81,7 @@ pub(crate) struct PipeOutput<'a> {
 enum Growth {
     /// Not yet: it has not been seen full.
     Not,
-    /// It has, and holds one of the [`GROWN_MOST`] places until the output is dropped.
+    /// It has, and holds one of the [`most_grown`] places until the output is dropped.
     Grown,
     /// It could not or need not (it is that big already, the server's places were taken,
     /// the kernel refused, or it is a terminal); not tried again.
