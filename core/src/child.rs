@@ -122,7 +122,15 @@ impl Child {
         env: Vars,
         how: Spawn,
     ) -> io::Result<(Child, Pipes)> {
-        let spawned = crate::launcher::run(move || {
+        Child::begin(program, args, env, how).finish().await
+    }
+
+    /// As [`Child::spawn_with`], but the spawn is under way when this returns, before any
+    /// await: a caller can go on with other work (answering the handshake) meanwhile, and
+    /// collect the child with [`Spawning::finish`]. A `Spawning` dropped unfinished takes
+    /// its child along, as a dropped [`Child`] does.
+    pub fn begin(program: PathBuf, args: Vec<OsString>, env: Vars, how: Spawn) -> Spawning {
+        let submitted = crate::launcher::submit(move || {
             let mut cmd = std::process::Command::new(program);
             if let Some(dir) = how.cwd {
                 cmd.current_dir(dir);
@@ -159,9 +167,27 @@ impl Child {
             };
             let stderr = nonblocking(std_child.stderr.take().ok_or_else(missing)?.into())?;
             io::Result::Ok((child, [stdin, stdout, stderr]))
-        })
-        .await??;
-        let (child, [stdin, stdout, stderr]) = spawned;
+        });
+        Spawning { submitted }
+    }
+}
+
+/// A spawn under way ([`Child::begin`]).
+#[derive(Debug)]
+#[must_use = "a spawn not finished is undone"]
+pub struct Spawning {
+    submitted: io::Result<oneshot::Receiver<io::Result<Spawned>>>,
+}
+
+/// What a launcher thread hands back: the child, and our ends of its stdin, stdout and
+/// stderr, not yet registered with a runtime.
+type Spawned = (Child, [OwnedFd; 3]);
+
+impl Spawning {
+    /// Waits for the spawn to be done: the child and its pipes, registered with the runtime
+    /// of the caller.
+    pub async fn finish(self) -> io::Result<(Child, Pipes)> {
+        let (child, [stdin, stdout, stderr]) = crate::launcher::answer(self.submitted?).await??;
         // The three are the pipes `Command` just made, so tokio's own check of each (an
         // fstat, and reading the flags before setting them) would only repeat what is known.
         let pipes = Pipes {
@@ -171,7 +197,9 @@ impl Child {
         };
         Ok((child, pipes))
     }
+}
 
+impl Child {
     /// The child's pid, which is also its process group id.
     pub fn pid(&self) -> u32 {
         self.pid

@@ -68,13 +68,19 @@ pub(crate) fn start() -> io::Result<()> {
     pool().start()
 }
 
-/// Runs `work` on a launcher thread and returns what it returns: on an idle thread, else on
-/// a new one, else (none can be made) on the next to finish. Fails only if there is no
-/// launcher thread and none can be made.
-pub(crate) async fn run<T: Send + 'static>(
+/// Hands `work` to a launcher thread at once, before any await: on an idle thread, else on
+/// a new one, else (none can be made) on the next to finish. The receiver gets what it
+/// returns ([`answer`]); a receiver dropped unawaited drops that on the launcher thread.
+/// Fails only if there is no launcher thread and none can be made.
+pub(crate) fn submit<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
-) -> io::Result<T> {
-    pool().run(work).await
+) -> io::Result<oneshot::Receiver<T>> {
+    pool().submit(work)
+}
+
+/// What a [`submit`]ted job returned.
+pub(crate) async fn answer<T>(rx: oneshot::Receiver<T>) -> io::Result<T> {
+    rx.await.map_err(|_| io::Error::other("the launcher dropped a spawn"))
 }
 
 impl Pool {
@@ -95,10 +101,18 @@ impl Pool {
         Ok(())
     }
 
+    #[cfg(test)]
     async fn run<T: Send + 'static>(
         &'static self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> io::Result<T> {
+        answer(self.submit(work)?).await
+    }
+
+    fn submit<T: Send + 'static>(
+        &'static self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> io::Result<oneshot::Receiver<T>> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move || {
             let result = work();
@@ -121,7 +135,7 @@ impl Pool {
                 }
             }
         }
-        rx.await.map_err(|_| io::Error::other("the launcher dropped a spawn"))
+        Ok(rx)
     }
 
     /// Adds a thread, which takes the queue's jobs until it has been idle for [`KEEP_ALIVE`]

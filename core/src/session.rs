@@ -27,7 +27,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::Instrument;
 
-use crate::child::{self, Child, Ladder, Pipes, Spawn};
+use crate::child::{self, Child, Ladder, Pipes, Spawn, Spawning};
 use crate::close::{
     close_after, close_for_error, close_for_status, close_frame, close_now, going_away,
 };
@@ -67,8 +67,13 @@ pub fn run<S: Socket + 'static>(
     slot: Slot,
 ) -> impl Future<Output = ()> + Send + use<S> {
     let span = span(req, &command);
+    // The program starts now, on a launcher thread, while the 101 is written and read and
+    // the client's first message is on its way: a program's start-up is most of a new
+    // session's wait. (The request was admitted: this is the last step before the 101.)
+    // A server that has begun to stop starts none.
+    let spawning = (!shutdown.is_begun()).then(|| begin(&command, env, &config));
     // The request is needed only for the span: it stays out of every session's future.
-    connect(socket, env, command, config, shutdown, slot).instrument(span)
+    connect(socket, spawning, command, config, shutdown, slot).instrument(span)
 }
 
 /// The span a session's lines are logged in (their association): the request, the command,
@@ -95,7 +100,8 @@ pub(crate) fn span(req: &RequestInfo, command: &Command) -> tracing::Span {
     )
 }
 
-/// Waits for the upgrade, says CONNECT, runs the session and says DISCONNECT.
+/// Waits for the upgrade, says CONNECT, runs the session and says DISCONNECT. An upgrade
+/// that fails drops `spawning`, and with it the program.
 ///
 /// The phases that every idle session is suspended in are functions that return a block, not
 /// async fns: an async fn stores its arguments twice in its future (as they come, and as its
@@ -103,7 +109,7 @@ pub(crate) fn span(req: &RequestInfo, command: &Command) -> tracing::Span {
 #[expect(clippy::manual_async_fn, reason = "an async fn would store its arguments twice")]
 fn connect<S: Socket + 'static>(
     socket: Upgrade<S>,
-    env: Vars,
+    spawning: Option<Spawning>,
     command: Arc<Command>,
     config: Arc<SessionConfig>,
     shutdown: Shutdown,
@@ -115,13 +121,15 @@ fn connect<S: Socket + 'static>(
         crate::access!(target: "session", "CONNECT");
         let connected = config.metrics.session();
         let flow = Flow::new(Arc::clone(&config.metrics));
-        let exit = if shutdown.is_begun() {
-            // Upgraded just as the server began to stop: no child is started any more.
+        let exit = match spawning {
+            // Admitted just as the server began to stop: no child is started any more.
             // (Boxed: it is rare, and would otherwise take room in every session's future.)
-            Box::pin(close_after(&mut tx, &mut rx, Some(going_away()))).await;
-            Exit::NotStarted
-        } else {
-            start(tx, rx, env, &command, &config, &shutdown, &flow).await
+            None => {
+                Box::pin(close_after(&mut tx, &mut rx, Some(going_away()))).await;
+                Exit::NotStarted
+            }
+            // One that began to stop since sees it in the relay, and ends as every session.
+            Some(spawning) => start(tx, rx, spawning, &command, &config, &shutdown, &flow).await,
         };
         flow.record(connected.elapsed());
         drop(connected);
@@ -129,20 +137,20 @@ fn connect<S: Socket + 'static>(
     }
 }
 
-/// Spawns the child and relays until the child's output ends, the client leaves, or the
-/// server shuts down; then ends the session as that decides.
+/// Takes the child when its spawn is done and relays until the child's output ends, the
+/// client leaves, or the server shuts down; then ends the session as that decides.
 #[expect(clippy::manual_async_fn, reason = "an async fn would store its arguments twice")]
 fn start<'a, S: Socket + 'a>(
     mut tx: SplitSink<S, Message>,
     mut rx: SplitStream<S>,
-    env: Vars,
+    spawning: Spawning,
     command: &'a Command,
     config: &'a SessionConfig,
     shutdown: &'a Shutdown,
     flow: &'a Flow,
 ) -> impl Future<Output = Exit> + Send + 'a {
     async move {
-        let Some((mut child, pipes)) = launch(command, env, config).await else {
+        let Some((mut child, pipes)) = launched(spawning, command, config).await else {
             let frame = close_frame(CloseCode::Error, "could not launch process");
             close_after(&mut tx, &mut rx, Some(frame)).await;
             return Exit::NotStarted;
@@ -371,9 +379,24 @@ pub(crate) async fn launch(
     env: Vars,
     config: &SessionConfig,
 ) -> Option<(Child, Pipes)> {
-    let metrics = &config.metrics;
+    launched(begin(command, env, config), command, config).await
+}
+
+/// Starts spawning `command` with `env` (see [`Child::begin`]).
+fn begin(command: &Command, env: Vars, config: &SessionConfig) -> Spawning {
     let how = Spawn { cwd: None, pty: config.pty };
-    match Child::spawn_with(command.program.clone(), command.args.clone(), env, how).await {
+    Child::begin(command.program.clone(), command.args.clone(), env, how)
+}
+
+/// The child of `spawning`, counted in `metrics`; a failure is logged and counted, and
+/// gives `None`.
+async fn launched(
+    spawning: Spawning,
+    command: &Command,
+    config: &SessionConfig,
+) -> Option<(Child, Pipes)> {
+    let metrics = &config.metrics;
+    match spawning.finish().await {
         Ok(spawned) => {
             metrics.spawned();
             Some(spawned)
@@ -472,7 +495,7 @@ mod tests {
 
     use super::*;
     use crate::env::EnvSettings;
-    use crate::testing::{Client, channel_socket, next};
+    use crate::testing::{ChannelSocket, Client, channel_socket, next};
 
     fn start(program: &str, args: &[&str]) -> (Client, tokio::task::JoinHandle<()>) {
         start_with(Shutdown::new(), program, args)
@@ -577,6 +600,47 @@ mod tests {
         let Message::Close(Some(frame)) = next(&mut rx).await else { panic!("expected a Close") };
         assert_eq!(frame.code, CloseCode::Size);
         tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_upgrade_that_fails_takes_the_program_started_meanwhile_along() {
+        // The program starts before the upgrade is done; here it is running (it has written
+        // its pid) when the upgrade fails.
+        let file = std::env::temp_dir().join(format!("wsd-upgrade-{}", std::process::id()));
+        let _ = std::fs::remove_file(&file);
+        let script = r#"echo $$ > "$0.new" && mv "$0.new" "$0" && exec sleep 30"#;
+        let command = Command {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into(), file.clone().into()],
+        };
+        let config = Arc::new(config());
+        let env = config.env.cgi_env(&request());
+        let seen = file.clone();
+        let upgrade: Upgrade<ChannelSocket> = Box::pin(async move {
+            while !seen.exists() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            None
+        });
+        let session = run(
+            upgrade,
+            &request(),
+            env,
+            Arc::new(command),
+            config,
+            Shutdown::new(),
+            Slot::default(),
+        );
+        tokio::time::timeout(Duration::from_secs(10), session).await.expect("the session ended");
+        let pid: i32 = std::fs::read_to_string(&file).unwrap().trim().parse().unwrap();
+        std::fs::remove_file(&file).unwrap();
+        // Killed, and reaped by the reaper (a zombie would still answer signal 0).
+        let gone = async {
+            while nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), gone).await.expect("the program is gone");
     }
 
     #[tokio::test]
