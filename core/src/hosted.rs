@@ -124,6 +124,8 @@ impl<A: Audience> Program<A> {
         let mut scratch = Scratch::default();
         // Since when the output has held a partial line, with `--flushms`.
         let mut partial_since: Option<Instant> = None;
+        // Whether the program's output has been readable yet (its stdin may grow until then).
+        let mut heard = false;
         let stop = {
             let mut input = input;
             let mut abandoned = pin!(audience.abandoned());
@@ -143,7 +145,7 @@ impl<A: Audience> Program<A> {
                     () = shutdown.begun() => break Stop::Shutdown,
                     () = &mut abandoned => break Stop::Abandoned,
                     frame = recv(&mut input), if !stdin.is_full() => stdin.push(frame),
-                    () = stdin.write() => {}
+                    () = stdin.write(!heard) => {}
                     () = audience.roomier(), if room == 0 => {}
                     () = until(flush_at), if room > 0 => {
                         partial_since = None;
@@ -153,6 +155,7 @@ impl<A: Audience> Program<A> {
                         }
                     }
                     ready = out.ready(), if room > 0 => {
+                        heard = true;
                         match if ready { drain(&mut out, audience, room, &mut scratch) } else { Drained::Ended } {
                             Drained::Open => {}
                             Drained::Ended => break Stop::OutputEnded,

@@ -79,8 +79,9 @@ pub trait Input: Send {
     fn push(&mut self, frame: Frame);
 
     /// Writes some of what it holds; never resolves while it holds nothing (or can no longer
-    /// write, in which case what it is given is dropped).
-    fn write(&mut self) -> impl Future<Output = ()> + Send;
+    /// write, in which case what it is given is dropped). `nothing_back`: the program has
+    /// sent the client nothing so far.
+    fn write(&mut self, nothing_back: bool) -> impl Future<Output = ()> + Send;
 }
 
 /// How a relay ended.
@@ -297,7 +298,7 @@ where
     let mut batch = Inbound::new(flow);
     loop {
         tokio::select! {
-            () = input.write() => batch.flush(),
+            () = input.write(flow.nothing_out()) => batch.flush(),
             msg = async { tokio::task::consume_budget().await; rx.next().await }, if !input.is_full() => {
                 if matches!(msg, Some(Ok(_))) {
                     stamps.heard();
@@ -378,6 +379,11 @@ impl Flow {
     pub(crate) fn moved_out(&self, batch: Moved) {
         self.add(1, batch);
         self.metrics.moved_out(batch);
+    }
+
+    /// Whether nothing has gone from the program to the client yet.
+    pub(crate) fn nothing_out(&self) -> bool {
+        self.counts[1][1].load(Ordering::Relaxed) == 0
     }
 
     fn add(&self, way: usize, batch: Moved) {
@@ -633,7 +639,7 @@ mod tests {
             let _ = self.0.send(frame);
         }
 
-        async fn write(&mut self) {
+        async fn write(&mut self, _: bool) {
             std::future::pending::<()>().await;
         }
     }
