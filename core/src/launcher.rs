@@ -83,6 +83,22 @@ pub(crate) async fn answer<T>(rx: oneshot::Receiver<T>) -> io::Result<T> {
     rx.await.map_err(|_| io::Error::other("the launcher dropped a spawn"))
 }
 
+/// A job that does `work` and answers `tx` with what it returns; or, when nobody waits for
+/// the answer any more by the time a thread takes it up, does nothing: a spawn queued in a
+/// burst for a connection that has gone since starts no program only to kill it.
+fn job<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+    tx: oneshot::Sender<T>,
+) -> Job {
+    Box::new(move || -> Reply {
+        if tx.is_closed() {
+            return Box::new(|| ());
+        }
+        let result = work();
+        Box::new(move || drop(tx.send(result)))
+    })
+}
+
 impl Pool {
     fn new(keep_alive: Duration) -> Pool {
         Pool { state: Mutex::new(State::default()), wake: Condvar::new(), keep_alive }
@@ -114,10 +130,7 @@ impl Pool {
         work: impl FnOnce() -> T + Send + 'static,
     ) -> io::Result<oneshot::Receiver<T>> {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move || {
-            let result = work();
-            Box::new(move || drop(tx.send(result)))
-        });
+        let job = job(work, tx);
         {
             let mut state = self.state();
             state.jobs.push_back(job);
@@ -221,6 +234,30 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_job_whose_answer_nobody_awaits_does_not_do_its_work() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let done = Arc::new(AtomicUsize::new(0));
+        let work = |done: &Arc<AtomicUsize>| {
+            let done = Arc::clone(done);
+            move || done.fetch_add(1, Ordering::SeqCst) + 1
+        };
+        // Awaited: the work is done and its result answered.
+        let (tx, mut rx) = oneshot::channel();
+        let reply = job(work(&done), tx)();
+        assert_eq!(done.load(Ordering::SeqCst), 1);
+        assert!(rx.try_recv().is_err(), "answered only by the reply, after the work");
+        reply();
+        assert_eq!(rx.try_recv().unwrap(), 1);
+        // Given up before a thread took the job: nothing is done, nothing answered.
+        let (tx, rx) = oneshot::channel::<usize>();
+        drop(rx);
+        let reply = job(work(&done), tx)();
+        reply();
+        assert_eq!(done.load(Ordering::SeqCst), 1, "the abandoned job's work did not run");
+    }
 
     #[tokio::test]
     async fn work_runs_on_a_launcher_thread_and_its_result_comes_back() {
