@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use websocketd_framing::Frame;
@@ -77,6 +77,13 @@ pub trait Input: Send {
 
     /// Takes one client message.
     fn push(&mut self, frame: Frame);
+
+    /// Whether it holds less than one write's worth: client messages that have already
+    /// arrived are taken before it writes, so that many share a write (and the program one
+    /// wake-up). False by default: each message is written as it comes.
+    fn wants_more(&self) -> bool {
+        false
+    }
 
     /// Writes some of what it holds; never resolves while it holds nothing (or can no longer
     /// write, in which case what it is given is dropped). `nothing_back`: the program has
@@ -297,28 +304,55 @@ where
     // program's side).
     let mut batch = Inbound::new(flow);
     loop {
+        // What has already arrived is taken before the write, without waiting: a client that
+        // sends many small messages at once has them written together.
+        while input.wants_more() {
+            tokio::task::consume_budget().await;
+            // Polled with a waker that does nothing: when nothing is there, the select below
+            // polls again with the task's own before the task sleeps.
+            let Some(msg) = rx.next().now_or_never() else { break };
+            if let Err(gone) = take(msg, input, &mut batch, stamps) {
+                return gone;
+            }
+        }
         tokio::select! {
+            // Written first: what was taken above goes to the program before more is read.
+            biased;
             () = input.write(flow.nothing_out()) => batch.flush(),
             msg = async { tokio::task::consume_budget().await; rx.next().await }, if !input.is_full() => {
-                if matches!(msg, Some(Ok(_))) {
-                    stamps.heard();
+                if let Err(gone) = take(msg, input, &mut batch, stamps) {
+                    return gone;
                 }
-                let frame = match msg {
-                    None => return Gone::Error(WsError::ConnectionClosed),
-                    Some(Err(e)) => return Gone::Error(e),
-                    Some(Ok(Message::Close(frame))) => {
-                        return Gone::Closed(frame.map(|f| u16::from(f.code)));
-                    }
-                    Some(Ok(Message::Text(text))) => Frame::Text(text.into()),
-                    Some(Ok(Message::Binary(data))) => Frame::Binary(data),
-                    Some(Ok(_)) => continue,
-                };
-                batch.add(frame.payload().len());
-                stamps.active();
-                input.push(frame);
             }
         }
     }
+}
+
+/// Gives one item of the client's stream to `input`, counting it in `batch`; how the client
+/// left when it is not a message.
+fn take<I: Input>(
+    msg: Option<Result<Message, WsError>>,
+    input: &mut I,
+    batch: &mut Inbound<'_>,
+    stamps: &Stamps,
+) -> Result<(), Gone> {
+    if matches!(msg, Some(Ok(_))) {
+        stamps.heard();
+    }
+    let frame = match msg {
+        None => return Err(Gone::Error(WsError::ConnectionClosed)),
+        Some(Err(e)) => return Err(Gone::Error(e)),
+        Some(Ok(Message::Close(frame))) => {
+            return Err(Gone::Closed(frame.map(|f| u16::from(f.code))));
+        }
+        Some(Ok(Message::Text(text))) => Frame::Text(text.into()),
+        Some(Ok(Message::Binary(data))) => Frame::Binary(data),
+        Some(Ok(_)) => return Ok(()),
+    };
+    batch.add(frame.payload().len());
+    stamps.active();
+    input.push(frame);
+    Ok(())
 }
 
 /// Client messages counted but not yet added to the session's and the server's counts: added
@@ -642,6 +676,62 @@ mod tests {
         async fn write(&mut self, _: bool) {
             std::future::pending::<()>().await;
         }
+    }
+
+    /// A program's input that gathers up to `batch` messages and tells the test how many
+    /// each write carried.
+    struct Gather {
+        held: usize,
+        batch: usize,
+        writes: mpsc::UnboundedSender<usize>,
+    }
+
+    impl Input for Gather {
+        fn is_full(&self) -> bool {
+            false
+        }
+
+        fn wants_more(&self) -> bool {
+            self.held < self.batch
+        }
+
+        fn push(&mut self, _: Frame) {
+            self.held += 1;
+        }
+
+        async fn write(&mut self, _: bool) {
+            if self.held == 0 {
+                return std::future::pending().await;
+            }
+            let _ = self.writes.send(std::mem::take(&mut self.held));
+        }
+    }
+
+    #[tokio::test]
+    async fn messages_that_have_arrived_share_a_write_and_a_lone_one_is_not_held() {
+        let (socket, (client, _sent)) = channel_socket();
+        let (mut tx, mut rx) = socket.split();
+        let (out, _feed) = scripted();
+        let (writes, mut written) = mpsc::unbounded_channel();
+        // Five messages are there before the relay starts; it gathers at most three.
+        for n in 0..5 {
+            client.send(Ok(Message::text(format!("m{n}")))).unwrap();
+        }
+        let input = Gather { held: 0, batch: 3, writes };
+        let flow = Arc::new(Flow::new(Arc::default()));
+        let counted = Arc::clone(&flow);
+        let _relay = tokio::spawn(async move {
+            relay(&mut tx, &mut rx, out, None, input, &config(None), &counted).await
+        });
+        let wait = Duration::from_secs(10);
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            got.push(tokio::time::timeout(wait, written.recv()).await.unwrap().unwrap());
+        }
+        assert_eq!(got, [3, 2]);
+        // One that comes alone is written at once.
+        client.send(Ok(Message::text("alone"))).unwrap();
+        assert_eq!(tokio::time::timeout(wait, written.recv()).await.unwrap(), Some(1));
     }
 
     #[tokio::test]
