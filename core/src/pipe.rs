@@ -25,9 +25,9 @@ pub(crate) const READ_CHUNK: usize = 64 * 1024;
 const STDIN_BACKLOG: usize = 1024 * 1024;
 /// A backlog buffer bigger than this is let go once it is empty.
 const BACKLOG_KEEP: usize = 64 * 1024;
-/// Client messages that have already arrived are gathered up to this much (a pipe's size)
-/// before a write to the program's stdin.
-const WRITE_BATCH: usize = 64 * 1024;
+/// Client messages that have already arrived are gathered up to this much (what a pipe of
+/// the default size holds) before a write to the program's stdin.
+const WRITE_BATCH: usize = DEFAULT_PIPE;
 /// Linux's default pipe size (16 pages of 4 KiB): a read of this much found the pipe full.
 const DEFAULT_PIPE: usize = 64 * 1024;
 /// What a program's output pipe grows to once it is seen full: the program writes faster
